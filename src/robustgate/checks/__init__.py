@@ -1,0 +1,7 @@
+"""Contract kinds (one registered class per file); they compute outcomes and know nothing of pytest."""
+
+from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
+from robustgate.checks.outcome import Gate, Outcome
+from robustgate.checks import accuracy as _accuracy  # noqa: F401  (registers `accuracy`)
+
+__all__ = ["ContractKind", "Evaluation", "Gate", "Outcome", "contract_kinds"]

@@ -1,0 +1,42 @@
+"""What a contract kind is: its keys, its label in item ids, and the check it runs."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol
+
+import torch
+
+from robustgate.checks.outcome import Outcome
+from robustgate.registry import Registry
+from robustgate.spec.fields import Params
+
+
+class Evaluation(Protocol):
+    """What checks may ask of a run; :class:`robustgate.workspace.Workspace` provides it."""
+
+    @property
+    def confidence(self) -> float | str: ...
+
+    def logits(self, variant: str, dataset: str) -> torch.Tensor: ...
+
+    def labels(self, dataset: str) -> torch.Tensor: ...
+
+
+class ContractKind:
+    """One registered kind of contract; subclasses declare ``Params`` and implement :meth:`check`."""
+
+    Params: ClassVar[type[Params]]
+
+    def label(self, params: Any) -> str:
+        """What goes in brackets in the item id, e.g. the dataset of ``accuracy[printed]``."""
+        return ""
+
+    def applies_to_baseline(self, params: Any) -> bool:
+        """Whether the uncompressed model gets an item too (not for gates relative to the baseline)."""
+        return True
+
+    def check(self, evaluation: Evaluation, variant: str, params: Any) -> Outcome:
+        raise NotImplementedError
+
+
+contract_kinds: Registry[ContractKind] = Registry("contract kind")

@@ -1,0 +1,53 @@
+"""What a check returns: its metrics and the gates it read, free of any pytest type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Number = float | int
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One threshold of a contract and how it was read.
+
+    ``read`` says which value met the threshold: the point estimate, or the
+    end of the confidence interval that makes the gate conservative (a
+    minimum is read at the lower bound, a maximum at the upper bound).
+    """
+
+    metric: str
+    op: Literal[">=", "<="]
+    threshold: float
+    estimate: float
+    value: float  # what the gate compared: the estimate or the bound
+    read: str  # "point" or e.g. "lower 95% bound"
+
+    @property
+    def passed(self) -> bool:
+        return self.value >= self.threshold if self.op == ">=" else self.value <= self.threshold
+
+    def describe(self) -> str:
+        shown = f"{self.estimate:.4f}" if self.read == "point" else f"{self.estimate:.4f} ({self.read} {self.value:.4f})"
+        return f"{self.metric} {shown} {self.op} {self.threshold:g}"
+
+
+@dataclass
+class Outcome:
+    """The result of one contract on one variant."""
+
+    contract: str  # e.g. "accuracy[printed]"
+    variant: str
+    metrics: dict[str, Number] = field(default_factory=dict)
+    gates: list[Gate] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(gate.passed for gate in self.gates)
+
+    def headline(self) -> str:
+        """One line for summaries: the first failing gate, else every gate."""
+        failing = [g for g in self.gates if not g.passed]
+        return "; ".join(g.describe() for g in (failing or self.gates))

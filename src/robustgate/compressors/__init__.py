@@ -1,0 +1,6 @@
+"""Compression steps (one registered class per file) and the pipeline that chains and caches them."""
+
+from robustgate.compressors.base import CompressionStep, StepContext, compression_steps
+from robustgate.compressors import ptq as _ptq  # noqa: F401  (registers `ptq`)
+
+__all__ = ["CompressionStep", "StepContext", "compression_steps"]

@@ -1,0 +1,75 @@
+"""Chaining a variant's steps in the order written, each cached on its own.
+
+Two variants that share a prefix of steps (``prune`` then ``ptq`` vs ``prune``)
+share that prefix's work: each step's key is its parent's key plus the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from robustgate.cache import ArtifactCache, content_key
+from robustgate.compressors.base import StepContext, compression_steps
+from robustgate.compressors.size import ModelSize, count_macs, count_params, serialized_bytes
+from robustgate.models.classifier import Classifier
+from robustgate.spec.fields import dataset_refs
+from robustgate.spec.model import Step
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    """A model with the key that identifies it in the cache and its size."""
+
+    model: Classifier
+    key: str
+    size: ModelSize
+    differentiable: bool
+
+
+def measure(model: Classifier, example, macs: int | None = None) -> ModelSize:
+    return ModelSize(
+        params=count_params(model.net),
+        macs=macs if macs is not None else count_macs(model, example),
+        bytes=serialized_bytes(model.net),
+    )
+
+
+def compress(
+    parent: BuiltModel,
+    steps: tuple[Step, ...],
+    ctx: StepContext,
+    cache: ArtifactCache,
+    memo: dict[str, BuiltModel],
+    fingerprint: Callable[[str], str],
+) -> BuiltModel:
+    """Apply ``steps`` to ``parent`` in order; ``memo`` holds this session's built prefixes by key."""
+    current = parent
+    for step in steps:
+        step_impl = compression_steps.get(step.kind)
+        data = sorted({ref for _, ref in dataset_refs(step.params)} | ({ctx.default_data} if ctx.default_data else set()))
+        key = content_key("step", current.key, step.kind, step.params, {d: fingerprint(d) for d in data}, ctx.seed)
+        if key not in memo:
+            memo[key] = _run_step(current, step, step_impl, key, ctx, cache)
+        current = memo[key]
+    return current
+
+
+def _run_step(parent: BuiltModel, step: Step, step_impl, key: str, ctx: StepContext, cache: ArtifactCache) -> BuiltModel:
+    fresh: list[Classifier] = []
+
+    def create() -> dict:
+        ctx.progress(f"compressing: {step.kind}")
+        model = step_impl.apply(parent.model, step.params, ctx)
+        fresh.append(model)
+        return step_impl.state(model)
+
+    state = cache.get_or_create("steps", key, create)
+    model = fresh[0] if fresh else step_impl.restore(parent.model, step.params, state, ctx)
+    macs = parent.size.macs if step_impl.preserves_macs else None
+    return BuiltModel(
+        model=model.eval(),
+        key=key,
+        size=measure(model, ctx.example, macs),
+        differentiable=parent.differentiable and step_impl.differentiable,
+    )

@@ -1,0 +1,44 @@
+"""Size of a model: parameters, multiply-accumulates per image, and bytes of its serialized state."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    params: int
+    macs: int
+    bytes: int
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def count_params(model: nn.Module) -> int:
+    """Stored weights and biases, counted through the state_dict so int8 packed weights count too."""
+    total = 0
+    for name, value in model.state_dict().items():
+        if isinstance(value, torch.Tensor) and (name.endswith("weight") or name.endswith("bias")):
+            total += value.numel()
+        elif isinstance(value, tuple):  # quantized Linear packs (weight, bias)
+            total += sum(v.numel() for v in value if isinstance(v, torch.Tensor))
+    return total
+
+
+def count_macs(model: nn.Module, example: torch.Tensor) -> int:
+    """MACs of one forward pass per image, from torch's own FLOP counter (FLOPs / 2)."""
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(example[:1])
+    return counter.get_total_flops() // 2
+
+
+def serialized_bytes(model: nn.Module) -> int:
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.tell()

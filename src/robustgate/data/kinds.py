@@ -1,0 +1,141 @@
+"""The dataset kinds a spec can declare, one registered class each.
+
+A kind turns its validated parameters into an :class:`ImageSet` at the model's
+input geometry. The generic keys every kind takes (``part``, ``split``,
+``samples``) are applied afterwards by :func:`robustgate.data.resolve.build_dataset`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from robustgate.data.imageset import ImageSet
+from robustgate.data.resize import to_model_geometry
+from robustgate.errors import RegistryError
+from robustgate.registry import Registry
+from robustgate.spec.fields import DatasetRef, Params
+from robustgate.spec.paths import resolve_path
+
+
+class DatasetParams(Params):
+    """Keys every dataset takes: a stratified part of it and a stratified subsample."""
+
+    part: Literal["train", "test"] | None = None
+    split: float = Field(0.8, gt=0.0, lt=1.0)  # the train share when `part` is given
+    samples: int | None = Field(None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_needs_part(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "split" in data and "part" not in data:
+            raise ValueError("`split:` sets the train share of `part: train|test`; add `part:` or remove `split:`")
+        return data
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    """What a kind needs besides its own keys."""
+
+    size: tuple[int, int]
+    channels: int
+    spec_dir: Path
+    seed: int
+    dataset: Callable[[str], ImageSet]  # another dataset of the spec, by name (for `from:`)
+
+
+class DatasetKind:
+    """A source of images; subclasses declare ``Params`` and implement ``load``."""
+
+    Params: ClassVar[type[DatasetParams]]
+
+    def load(self, params: Any, ctx: LoadContext) -> ImageSet:
+        raise NotImplementedError
+
+
+dataset_kinds: Registry[DatasetKind] = Registry("dataset kind")
+
+
+class BuiltinParams(DatasetParams):
+    builtin: Literal["digits"]
+    domain: Literal["handwritten", "printed"]
+
+
+@dataclass(frozen=True)
+class _Builtin(DatasetKind):
+    Params = BuiltinParams
+
+    def load(self, params: BuiltinParams, ctx: LoadContext) -> ImageSet:
+        from robustgate.data.digits import load_digits_domain
+
+        images, labels, classes = load_digits_domain(params.domain)
+        return ImageSet(to_model_geometry(images, ctx.size, ctx.channels), labels, classes)
+
+
+class ImageFolderParams(DatasetParams):
+    imagefolder: str = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class _ImageFolder(DatasetKind):
+    Params = ImageFolderParams
+
+    def load(self, params: ImageFolderParams, ctx: LoadContext) -> ImageSet:
+        from robustgate.data.imagefolder import load_imagefolder
+
+        return load_imagefolder(resolve_path(params.imagefolder, ctx.spec_dir), ctx.size, ctx.channels)
+
+
+class Office31Params(DatasetParams):
+    office31: str = Field(min_length=1)
+    domain: Literal["amazon", "dslr", "webcam"]
+
+
+@dataclass(frozen=True)
+class _Office31(DatasetKind):
+    Params = Office31Params
+
+    def load(self, params: Office31Params, ctx: LoadContext) -> ImageSet:
+        from robustgate.data.office31 import load_office31
+
+        return load_office31(resolve_path(params.office31, ctx.spec_dir), params.domain, ctx.size, ctx.channels)
+
+
+class DerivedParams(DatasetParams):
+    from_: DatasetRef = Field(alias="from")
+    corruption: str | None = None
+    severity: int = Field(3, ge=1, le=5)
+
+    @model_validator(mode="after")
+    def _known_corruption(self) -> "DerivedParams":
+        from robustgate.data.corruptions import corruptions
+
+        if self.corruption is not None and self.corruption not in corruptions:
+            try:
+                corruptions.get(self.corruption)
+            except RegistryError as err:
+                raise ValueError(err.message) from None
+        return self
+
+
+@dataclass(frozen=True)
+class _Derived(DatasetKind):
+    Params = DerivedParams
+
+    def load(self, params: DerivedParams, ctx: LoadContext) -> ImageSet:
+        from robustgate.data.corruptions import corrupt
+
+        parent = ctx.dataset(params.from_)
+        if params.corruption is None:
+            return parent
+        return corrupt(parent, params.corruption, params.severity, seed=ctx.seed)
+
+
+dataset_kinds.register("builtin")(_Builtin())
+dataset_kinds.register("imagefolder")(_ImageFolder())
+dataset_kinds.register("office31")(_Office31())
+dataset_kinds.register("from")(_Derived())

@@ -1,0 +1,19 @@
+"""Batched clean inference: the one place models meet images for evaluation."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from robustgate.data.imageset import ImageSet
+
+
+def predict_logits(model: nn.Module, data: ImageSet, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+    """Logits for every image of ``data`` (float32, on the CPU), in order."""
+    outputs = []
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(data), batch_size):
+            batch = data.images[start : start + batch_size].to(device, non_blocking=True).float().div_(255.0)
+            outputs.append(model(batch).float().cpu())
+    return torch.cat(outputs)

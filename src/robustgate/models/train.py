@@ -1,0 +1,72 @@
+"""Training the baseline for ``weights: train``: a plain, seeded supervised loop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from robustgate.data.imageset import ImageSet
+from robustgate.spec.model import TrainParams
+
+Progress = Callable[[str], None]
+
+
+def train_classifier(
+    model: nn.Module, data: ImageSet, params: TrainParams, *, seed: int, device: torch.device, progress: Progress
+) -> dict[str, torch.Tensor]:
+    """Train ``model`` (a Classifier taking [0, 1] images) on ``data``; return its state_dict on the CPU.
+
+    Everything random (init is done by the caller under the same seed, shuffling,
+    augmentation) draws from generators seeded by ``seed``, so a rerun gives the same weights.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    model.to(device).train()
+    optimizer = _optimizer(model, params)
+    steps_per_epoch = -(-len(data) // params.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=params.lr, total_steps=params.epochs * steps_per_epoch
+    )
+    images, labels = data.floats(), data.labels
+    for epoch in range(params.epochs):
+        started = time.perf_counter()
+        order = torch.randperm(len(data), generator=generator)
+        total_loss, correct = 0.0, 0
+        for start in range(0, len(data), params.batch_size):
+            batch = order[start : start + params.batch_size]
+            x, y = images[batch], labels[batch]
+            if params.augment:
+                x = _random_shift(x, generator)
+            x, y = x.to(device), y.to(device)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total_loss += loss.item() * len(batch)
+            correct += int((logits.argmax(1) == y).sum())
+        progress(
+            f"epoch {epoch + 1}/{params.epochs}: loss {total_loss / len(data):.3f}, "
+            f"train accuracy {correct / len(data):.3f} ({time.perf_counter() - started:.1f}s)"
+        )
+    model.eval()
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimizer:
+    if params.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=params.lr, momentum=0.9, weight_decay=params.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+
+
+def _random_shift(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Shift each image by up to 1/8 of its side, padding with zeros (a standard light augmentation)."""
+    n, _, h, w = images.shape
+    pad = max(1, min(h, w) // 8)
+    padded = F.pad(images, (pad, pad, pad, pad))
+    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
+    return torch.stack([padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets.tolist())])

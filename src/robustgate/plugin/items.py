@@ -1,0 +1,114 @@
+"""Spec files become collectors: one node per model (baseline and variants), one item per contract.
+
+Items are ``pytest.Function`` objects, so fixtures (and later pytest-benchmark's
+``benchmark``) work on them, and ids read
+``robustness_specs/quickstart.yaml::int8::accuracy[printed]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from robustgate.checks import contract_kinds
+from robustgate.errors import RobustgateError
+from robustgate.plugin.verdict import ContractViolation, format_violation
+from robustgate.spec import Contract, Spec, load_spec
+from robustgate.spec.model import BASELINE
+
+
+class SpecFile(pytest.File):
+    """A YAML file carrying ``robustgate:``; a malformed one fails collection with one clear message."""
+
+    def collect(self) -> Iterator[pytest.Collector]:
+        spec = load_spec(self.path)
+        for variant in (BASELINE, *spec.variants):
+            if any(_applies(contract, variant) for contract in spec.contracts):
+                yield ModelNode.from_parent(self, name=variant, spec=spec)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, RobustgateError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class ModelNode(pytest.Collector):
+    """The contracts that apply to one model of a spec; ``-k int8`` selects them."""
+
+    def __init__(self, *, spec: Spec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+
+    def collect(self) -> Iterator[pytest.Item]:
+        taken: set[str] = set()
+        for contract in self.spec.contracts:
+            if not _applies(contract, self.name):
+                continue
+            name = _item_name(contract, taken)
+            taken.add(name)
+            yield ContractItem.from_parent(self, name=name, callobj=robustgate_contract, spec=self.spec, contract=contract)
+
+
+def _applies(contract: Contract, variant: str) -> bool:
+    if contract.variants is not None:
+        return variant in contract.variants
+    return variant != BASELINE or contract_kinds.get(contract.kind).applies_to_baseline(contract.params)
+
+
+def _item_name(contract: Contract, taken: set[str]) -> str:
+    label = contract_kinds.get(contract.kind).label(contract.params)
+    name = f"{contract.kind}[{label}]" if label else contract.kind
+    occurrence = 1
+    unique = name
+    while unique in taken:  # two contracts of one kind on one dataset: number the later ones
+        occurrence += 1
+        unique = f"{contract.kind}[{label}#{occurrence}]" if label else f"{contract.kind}[#{occurrence}]"
+    return unique
+
+
+def robustgate_contract(request: pytest.FixtureRequest) -> None:
+    """Evaluate this item's contract (the item is a robustgate ContractItem)."""
+    request.node.run_contract()
+
+
+class ContractItem(pytest.Function):
+    """One (model, contract) pair."""
+
+    def __init__(self, *, spec: Spec, contract: Contract, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.contract = contract
+        self.variant = self.parent.name
+
+    def run_contract(self) -> None:
+        from robustgate.plugin.hooks import session_of
+
+        self.user_properties += [("robustgate.model", self.variant), ("robustgate.contract", self.name)]
+        workspace = session_of(self.config).workspace(self.spec)
+        outcome = contract_kinds.get(self.contract.kind).check(workspace, self.variant, self.contract.params)
+        built, base = workspace.model(self.variant), workspace.baseline()
+        for metric, value in {**outcome.metrics, **built.size.as_dict()}.items():
+            self.user_properties.append((f"robustgate.{metric}", value))
+        self.user_properties.append(("robustgate.size_ratio", built.size.bytes / base.size.bytes))
+        self.user_properties.append(("robustgate.verdict", "pass" if outcome.passed else "fail"))
+        self.user_properties.append(("robustgate.headline", outcome.headline()))
+        if not outcome.passed:
+            raise ContractViolation(outcome, self.spec.where(self.contract.line), self._source_line())
+
+    def _source_line(self) -> str:
+        try:
+            return self.spec.path.read_text(encoding="utf-8").splitlines()[self.contract.line - 1]
+        except (OSError, IndexError):
+            return ""
+
+    def reportinfo(self) -> tuple[Any, int, str]:
+        return self.path, self.contract.line - 1, f"{self.variant}::{self.name}"
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, ContractViolation):
+            return format_violation(excinfo.value)
+        if isinstance(excinfo.value, RobustgateError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)

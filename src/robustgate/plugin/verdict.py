@@ -1,0 +1,49 @@
+"""How a broken contract reads in pytest's failure section: a small table, not a traceback."""
+
+from __future__ import annotations
+
+from robustgate.checks.outcome import Outcome
+
+
+class ContractViolation(Exception):
+    """Raised by an item whose outcome has a failing gate; carries the outcome for the report."""
+
+    def __init__(self, outcome: Outcome, where: str, source_line: str) -> None:
+        self.outcome = outcome
+        self.where = where
+        self.source_line = source_line
+        super().__init__(outcome.headline())
+
+
+def format_violation(err: ContractViolation) -> str:
+    outcome, metrics = err.outcome, err.outcome.metrics
+    rows = [("gate", "measured", "read as", "threshold", "result")]
+    for gate in outcome.gates:
+        read = "point estimate" if gate.read == "point" else f"{gate.read} {gate.value:.4f}"
+        rows.append((gate.metric, f"{gate.estimate:.4f}", read, f"{gate.op} {gate.threshold:g}", "ok" if gate.passed else "FAIL"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    table = ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = [f"robustgate contract broken: {outcome.variant} :: {outcome.contract}   ({err.where})", *table]
+    lines.append("  " + " · ".join(_context(metrics)))
+    lines += [f"  note: {note}" for note in outcome.notes]
+    if err.source_line:
+        lines.append(f"  spec: {err.source_line.strip()}")
+    return "\n".join(lines)
+
+
+def _context(metrics: dict) -> list[str]:
+    parts = []
+    if "accuracy" in metrics:
+        level = metrics.get("interval_level", 0.95)
+        parts.append(
+            f"accuracy {metrics['accuracy']:.4f}, {level:.0%} interval [{metrics['accuracy_low']:.4f}, {metrics['accuracy_high']:.4f}]"
+        )
+    if "baseline_accuracy" in metrics:
+        parts.append(f"baseline {metrics['baseline_accuracy']:.4f}")
+        parts.append(
+            f"drop {metrics['drop']:+.4f} [{metrics['drop_low']:+.4f}, {metrics['drop_high']:+.4f}], "
+            f"McNemar p = {metrics['mcnemar_p']:.3g} (lost {metrics['lost']}, gained {metrics['gained']})"
+        )
+    if "n" in metrics:
+        parts.append(f"n = {metrics['n']}")
+    return parts

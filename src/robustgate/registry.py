@@ -1,0 +1,62 @@
+"""One registry shape for every pluggable thing: dataset kinds, corruptions,
+compressors, contract kinds, architectures.
+
+A new kind is one decorated function or class in one file::
+
+    corruptions = Registry("corruption")
+
+    @corruptions.register("gaussian_noise")
+    def gaussian_noise(images, severity, generator): ...
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from robustgate.errors import RegistryError
+
+T = TypeVar("T")
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """A ``did you mean 'x'?`` suffix for the closest choice, or the list of choices."""
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return "expected one of: " + ", ".join(sorted(choices))
+
+
+class Registry(Generic[T]):
+    """Named entries of one kind, with duplicate checks and "did you mean" on misses."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def add(entry: T) -> T:
+            if name in self._entries:
+                raise RegistryError(f"{self.kind} '{name}' is registered twice")
+            self._entries[name] = entry
+            return entry
+
+        return add
+
+    def get(self, name: str) -> T:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise RegistryError(
+                f"unknown {self.kind} '{name}': {did_you_mean(name, self.names())}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())

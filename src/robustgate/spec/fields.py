@@ -1,0 +1,51 @@
+"""Building blocks for the parameter models of every registered kind.
+
+Each dataset kind, compression step and contract kind declares its keys as a
+:class:`Params` model in its own module; the spec validator looks the model up
+in the kind's registry. Fields typed :data:`DatasetRef` name another dataset of
+the spec and are checked to exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Params(BaseModel):
+    """Frozen, strict parameters: unknown keys are errors, values never change after parsing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class _DatasetRefMarker:
+    def __repr__(self) -> str:
+        return "DatasetRef"
+
+
+DATASET_REF = _DatasetRefMarker()
+DatasetRef = Annotated[str, DATASET_REF, Field(min_length=1)]
+"""The name of a dataset declared under ``datasets:``."""
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def _is_dataset_ref(annotation: Any, metadata: list[Any]) -> bool:
+    if any(m is DATASET_REF for m in metadata):
+        return True
+    return get_origin(annotation) is Annotated and any(m is DATASET_REF for m in get_args(annotation)[1:])
+
+
+def dataset_refs(params: BaseModel, loc: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every (location, dataset name) a parameter model refers to, nested models included."""
+    for name, field in type(params).model_fields.items():
+        value = getattr(params, name)
+        key = field.alias or name
+        if value is None:
+            continue
+        if _is_dataset_ref(field.annotation, field.metadata):
+            yield loc + (key,), value
+        elif isinstance(value, BaseModel):
+            yield from dataset_refs(value, loc + (key,))

@@ -1,0 +1,161 @@
+"""The validated spec: plain, frozen data that the runners read.
+
+Entries of registered kinds (datasets, compression steps, contracts) keep their
+kind name and their validated :class:`~robustgate.spec.fields.Params`; the
+layers that run them look the kind up in its registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from robustgate.spec.fields import DatasetRef, Params
+from robustgate.spec.yamlmarks import LineMap
+
+BASELINE = "baseline"
+
+
+class TrainParams(Params):
+    """How ``weights: train`` trains the baseline (once; the result is cached)."""
+
+    on: DatasetRef
+    epochs: int = Field(6, ge=1, le=10_000)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    weight_decay: float = Field(5e-4, ge=0)
+    augment: bool = True  # small random translations, which help the model generalise beyond its domain
+
+
+class InputParams(Params):
+    """The model's input geometry and normalisation; data arrive in [0, 1] and are normalised inside the model."""
+
+    size: tuple[int, int]
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+
+    @field_validator("size")
+    @classmethod
+    def _positive_size(cls, size: tuple[int, int]) -> tuple[int, int]:
+        if min(size) < 8:
+            raise ValueError(f"input size {list(size)} is too small: both sides must be at least 8 pixels")
+        return size
+
+    @model_validator(mode="after")
+    def _channels_agree(self) -> "InputParams":
+        if len(self.mean) != len(self.std) or len(self.mean) not in (1, 3):
+            raise ValueError(
+                f"mean has {len(self.mean)} values and std {len(self.std)}: give one value per channel (1 or 3) to both"
+            )
+        if min(self.std) <= 0:
+            raise ValueError("every std value must be positive")
+        return self
+
+    @property
+    def channels(self) -> int:
+        return len(self.mean)
+
+
+class ModelParams(Params):
+    """The fp32 reference model every variant is compared with."""
+
+    arch: str = Field(min_length=1)
+    kwargs: dict[str, Any] = {}
+    weights: str = Field(min_length=1)
+    train: TrainParams | None = None
+    input: InputParams
+    trusted: bool = False  # allow torch.load to unpickle arbitrary objects from the weights file
+
+    @model_validator(mode="after")
+    def _train_when_training(self) -> "ModelParams":
+        if self.weights == "train" and self.train is None:
+            raise ValueError("weights: train needs a `train:` section, e.g. train: {on: my-train-set, epochs: 6}")
+        if self.weights != "train" and self.train is not None:
+            raise ValueError(f"`train:` is only used with weights: train, but weights is {self.weights!r}")
+        return self
+
+
+class SpecHeader(BaseModel):
+    """The top-level keys; datasets, variants and contracts are validated per registered kind."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    robustgate: Literal[1]
+    name: str | None = None
+    seed: int = 0
+    device: str = "cpu"
+    confidence: float | Literal["point"] = 0.95
+    model: ModelParams
+    datasets: dict[str, dict[str, Any]]
+    variants: dict[str, dict[str, Any] | None] = {}
+    contracts: list[dict[str, Any]]
+
+    @field_validator("confidence")
+    @classmethod
+    def _confidence_level(cls, value: float | str) -> float | str:
+        if value != "point" and not 0.5 <= float(value) < 1.0:
+            raise ValueError("confidence must be a level in [0.5, 1) such as 0.95, or `point` to gate on estimates")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if value != "cpu" and not (value == "cuda" or value.startswith("cuda:")):
+            raise ValueError("device must be `cpu`, `cuda` or `cuda:N`")
+        return value
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    kind: str
+    params: Params
+    line: int
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str
+    params: Params
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    steps: tuple[Step, ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class Contract:
+    kind: str
+    params: Params
+    variants: tuple[str, ...] | None  # None: every variant (and the baseline where it applies)
+    line: int
+    index: int  # position under `contracts:`, for stable ids
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: Path
+    name: str
+    seed: int
+    device: str
+    confidence: float | Literal["point"]
+    model: ModelParams
+    datasets: dict[str, DatasetEntry]
+    variants: dict[str, Variant]
+    contracts: tuple[Contract, ...]
+    lines: LineMap
+    raw: dict[str, Any]
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    def where(self, line: int) -> str:
+        return f"{self.lines.path}:{line}"

@@ -1,0 +1,300 @@
+"""Reading a spec file: YAML → validated :class:`~robustgate.spec.model.Spec`, or one error listing every problem.
+
+Every problem names ``file:line``, the key, what was expected and, for unknown
+keys and names, the closest valid one.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from robustgate.errors import RegistryError, SpecError
+from robustgate.registry import Registry, did_you_mean
+from robustgate.spec.fields import dataset_refs
+from robustgate.spec.model import BASELINE, Contract, DatasetEntry, SpecHeader, Spec, Step, Variant
+from robustgate.spec.yamlmarks import LineMap, Loc, load_yaml_with_lines
+
+VERSION_KEY = "robustgate"
+SUPPORTED_VERSIONS = (1,)
+# Variant names appear in pytest ids (`spec.yaml::int8::accuracy[printed]`), so they must stay id-safe.
+VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def is_spec_file(path: Path) -> bool:
+    """Whether ``path`` is a YAML file whose top level carries the ``robustgate:`` version key."""
+    if path.suffix not in (".yaml", ".yml"):
+        return False
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return re.search(rf"^{VERSION_KEY}\s*:", text, flags=re.MULTILINE) is not None
+
+
+def load_spec(path: Path | str) -> Spec:
+    """Parse and validate one spec file; raise a single :class:`SpecError` naming every problem."""
+    path = Path(path)
+    shown = _display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise SpecError(f"cannot read spec file: {err.strerror}", where=shown) from None
+    data, lines = load_yaml_with_lines(text, shown)
+    if not isinstance(data, dict) or VERSION_KEY not in data:
+        raise SpecError(
+            "not a robustgate spec: the top level must be a mapping with a `robustgate: 1` key",
+            where=f"{shown}:1",
+            hint="add `robustgate: 1` as the first line",
+        )
+    return _SpecBuilder(path, data, lines).build()
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+class _SpecBuilder:
+    """Validates one parsed document, collecting every problem before raising."""
+
+    def __init__(self, path: Path, data: dict[str, Any], lines: LineMap) -> None:
+        self.path = path
+        self.data = data
+        self.lines = lines
+        self.problems: list[tuple[int, str]] = []
+
+    def problem(self, loc: Loc, message: str) -> None:
+        self.problems.append((self.lines.line(loc), f"{_dotted(loc)}: {message}" if loc else message))
+
+    def build(self) -> Spec:
+        # Registries fill on import of the modules that define the kinds.
+        from robustgate.checks import contract_kinds
+        from robustgate.compressors import compression_steps
+        from robustgate.data.kinds import dataset_kinds
+
+        if self.data.get(VERSION_KEY) not in SUPPORTED_VERSIONS:
+            self.problem(
+                (VERSION_KEY,),
+                f"unsupported spec version {self.data.get(VERSION_KEY)!r}; this robustgate reads version "
+                + ", ".join(map(str, SUPPORTED_VERSIONS)),
+            )
+            self.raise_if_any()
+        header = self.validate(SpecHeader, self.data, ())
+        if header is None:
+            self.raise_if_any()
+        assert header is not None
+        datasets = self.build_datasets(header.datasets, dataset_kinds)
+        variants = self.build_variants(header.variants, compression_steps)
+        contracts = self.build_contracts(header.contracts, contract_kinds, variants)
+        self.check_references(header, datasets, variants, contracts)
+        self.raise_if_any()
+        return Spec(
+            path=self.path.resolve(),
+            name=header.name or self.path.stem,
+            seed=header.seed,
+            device=header.device,
+            confidence=header.confidence,
+            model=header.model,
+            datasets=datasets,
+            variants=variants,
+            contracts=tuple(contracts),
+            lines=self.lines,
+            raw=self.data,
+        )
+
+    def raise_if_any(self) -> None:
+        if not self.problems:
+            return
+        self.problems.sort(key=lambda p: p[0])
+        if len(self.problems) == 1:
+            line, message = self.problems[0]
+            raise SpecError(message, where=f"{self.lines.path}:{line}")
+        listing = "\n".join(f"  {self.lines.path}:{line}: {message}" for line, message in self.problems)
+        raise SpecError(f"{len(self.problems)} problems in {self.lines.path}:\n{listing}")
+
+    def validate(self, model: type[BaseModel], value: Any, loc: Loc) -> Any:
+        try:
+            return model.model_validate(value if value is not None else {})
+        except ValidationError as err:
+            for error in err.errors(include_url=False):
+                self.report_pydantic(model, loc, error)
+            return None
+
+    def report_pydantic(self, model: type[BaseModel], loc: Loc, error: Any) -> None:
+        inner = tuple(error["loc"])
+        full = loc + inner
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            key = str(inner[-1])
+            allowed = _allowed_keys(model, inner[:-1])
+            self.problem(full, f"unknown key '{key}'; {did_you_mean(key, allowed)}" if allowed else f"unknown key '{key}'")
+        elif kind == "missing":
+            self.problem(full[:-1], f"missing required key '{inner[-1]}'")
+        else:
+            message = error["msg"]
+            message = message[0].lower() + message[1:]
+            message = message.removeprefix("value error, ")
+            if kind != "value_error" or not isinstance(error.get("input"), dict):
+                message += f" (got {error.get('input')!r})"
+            self.problem(full, message)
+
+    def build_datasets(self, raw: dict[str, dict[str, Any]], kinds: Registry[Any]) -> dict[str, DatasetEntry]:
+        entries = {}
+        for name, body in raw.items():
+            loc = ("datasets", name)
+            present = [key for key in body if key in kinds]
+            if len(present) != 1:
+                what = "none" if not present else " and ".join(present)
+                self.problem(loc, f"a dataset needs exactly one source key of {', '.join(kinds.names())} (found {what})")
+                continue
+            kind = present[0]
+            params = self.validate(kinds.get(kind).Params, body, loc)
+            if params is not None:
+                entries[name] = DatasetEntry(name, kind, params, self.lines.line(loc))
+        return entries
+
+    def build_variants(self, raw: dict[str, dict[str, Any] | None], steps: Registry[Any]) -> dict[str, Variant]:
+        variants = {}
+        for name, body in raw.items():
+            loc = ("variants", name)
+            if name == BASELINE:
+                self.problem(loc, "`baseline` is the uncompressed model and is always there; name your variant differently")
+                continue
+            if not VARIANT_NAME.match(name):
+                self.problem(loc, f"variant name {name!r} may only use letters, digits and _ . + - (it becomes part of test ids)")
+                continue
+            if not body:
+                self.problem(loc, "a variant needs at least one compression step, e.g. `ptq: {backend: x86}`")
+                continue
+            parsed = []
+            for kind, params in body.items():
+                try:
+                    step = steps.get(kind)
+                except RegistryError as err:
+                    self.problem(loc + (kind,), err.message)
+                    continue
+                value = self.validate(step.Params, params, loc + (kind,))
+                if value is not None:
+                    parsed.append(Step(kind, value))
+            if len(parsed) == len(body):
+                variants[name] = Variant(name, tuple(parsed), self.lines.line(loc))
+        return variants
+
+    def build_contracts(
+        self, raw: list[dict[str, Any]], kinds: Registry[Any], variants: dict[str, Variant]
+    ) -> list[Contract]:
+        contracts = []
+        for index, body in enumerate(raw):
+            loc: Loc = ("contracts", index)
+            restrict = body.get("variants")
+            present = [key for key in body if key != "variants"]
+            if len(present) != 1:
+                self.problem(loc, f"each contract is one `kind: {{...}}` mapping (kinds: {', '.join(kinds.names())})")
+                continue
+            kind = present[0]
+            try:
+                contract_kind = kinds.get(kind)
+            except RegistryError as err:
+                self.problem(loc + (kind,), err.message)
+                continue
+            params_raw = dict(body[kind] or {})
+            if "variants" in params_raw:
+                if restrict is not None:
+                    self.problem(loc, "`variants:` is given twice, beside the contract and inside it; keep one")
+                    continue
+                restrict = params_raw.pop("variants")
+            params = self.validate(contract_kind.Params, params_raw, loc + (kind,))
+            names = self.restriction(restrict, loc, variants)
+            if params is not None and names is not False:
+                contracts.append(Contract(kind, params, names, self.lines.line(loc), index))
+        return contracts
+
+    def restriction(self, restrict: Any, loc: Loc, variants: dict[str, Variant]) -> tuple[str, ...] | None | bool:
+        if restrict is None:
+            return None
+        if isinstance(restrict, str):
+            restrict = [restrict]
+        if not isinstance(restrict, list) or not all(isinstance(n, str) for n in restrict):
+            self.problem(loc + ("variants",), "expected a list of variant names, e.g. variants: [int8]")
+            return False
+        known = [BASELINE, *(self.data.get("variants") or {})]
+        ok = True
+        for name in restrict:
+            if name not in known:
+                self.problem(loc + ("variants",), f"unknown variant '{name}'; {did_you_mean(name, known)}")
+                ok = False
+        return tuple(restrict) if ok else False
+
+    def check_references(
+        self, header: SpecHeader, datasets: dict[str, DatasetEntry], variants: dict[str, Variant], contracts: list[Contract]
+    ) -> None:
+        names = list(header.datasets)
+        refs: list[tuple[Loc, str]] = [(("model",) + loc, ref) for loc, ref in dataset_refs(header.model)]
+        for entry in datasets.values():
+            refs += [(("datasets", entry.name) + loc, ref) for loc, ref in dataset_refs(entry.params)]
+        for variant in variants.values():
+            for step in variant.steps:
+                refs += [(("variants", variant.name, step.kind) + loc, ref) for loc, ref in dataset_refs(step.params)]
+        for contract in contracts:
+            refs += [(("contracts", contract.index, contract.kind) + loc, ref) for loc, ref in dataset_refs(contract.params)]
+        for loc, ref in refs:
+            if ref not in names:
+                self.problem(loc, f"unknown dataset '{ref}'; {did_you_mean(ref, names)}")
+        self.check_derivation_cycles(datasets)
+
+    def check_derivation_cycles(self, datasets: dict[str, DatasetEntry]) -> None:
+        parents = {name: getattr(e.params, "from_", None) for name, e in datasets.items()}
+        for start in parents:
+            chain, name = [start], parents[start]
+            while name is not None and name in parents:
+                if name in chain:
+                    members = chain[chain.index(name):]
+                    if start == min(members):  # report each cycle once, at its first member by name
+                        cycle = " → ".join(members + [name])
+                        self.problem(("datasets", start, "from"), f"datasets derive from each other in a cycle: {cycle}")
+                    break
+                chain.append(name)
+                name = parents[name]
+
+
+def _dotted(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _allowed_keys(model: type[BaseModel], loc: Loc) -> list[str]:
+    """The keys the model accepts at ``loc`` (for "did you mean"); empty when it can't tell."""
+    target: Any = model
+    for part in loc:
+        target = _unwrap(target)
+        if isinstance(target, type) and issubclass(target, BaseModel):
+            fields = {f.alias or n: f for n, f in target.model_fields.items()}
+            if part not in fields:
+                return []
+            target = fields[part].annotation
+        elif get_origin(target) in (dict, list, tuple):
+            target = get_args(target)[-1 if get_origin(target) is dict else 0]
+        else:
+            return []
+    target = _unwrap(target)
+    if isinstance(target, type) and issubclass(target, BaseModel):
+        return [f.alias or n for n, f in target.model_fields.items()]
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X | None`` → ``X`` (the first model type in a union)."""
+    args = get_args(annotation)
+    if args and get_origin(annotation) not in (dict, list, tuple):
+        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        if models:
+            return models[0]
+    return annotation

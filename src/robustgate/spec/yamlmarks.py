@@ -1,0 +1,101 @@
+"""YAML as plain data plus the line every key came from.
+
+Specs are data: only ``yaml.SafeLoader`` is used, so Python tags are rejected.
+PyYAML silently keeps the last of two equal keys; we refuse them instead,
+because a duplicated contract key is almost always a copy-paste mistake.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import re
+
+import yaml
+
+from robustgate.errors import SpecError
+
+Loc = tuple[str | int, ...]
+
+
+class SpecLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false are booleans.
+
+    YAML 1.1 reads ``on``, ``off``, ``yes`` and ``no`` as booleans, which would
+    turn the contract key ``on:`` into ``True:``.
+    """
+
+
+SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+class LineMap:
+    """Maps a location in the parsed data (a tuple of keys and indices) to its 1-based line."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lines: dict[Loc, int] = {}
+
+    def record(self, loc: Loc, line: int) -> None:
+        self._lines[loc] = line
+
+    def line(self, loc: Loc) -> int:
+        """Line of ``loc``, or of its nearest recorded ancestor (a missing key reports its parent)."""
+        loc = tuple(loc)
+        while loc:
+            if loc in self._lines:
+                return self._lines[loc]
+            loc = loc[:-1]
+        return self._lines.get((), 1)
+
+    def where(self, loc: Loc) -> str:
+        return f"{self.path}:{self.line(loc)}"
+
+
+def load_yaml_with_lines(text: str, path: str) -> tuple[Any, LineMap]:
+    """Parse ``text`` safely; return the data and a :class:`LineMap` of every key and item."""
+    lines = LineMap(path)
+    try:
+        node = yaml.compose(text, Loader=SpecLoader)
+        data = yaml.load(text, Loader=SpecLoader)  # SpecLoader is a SafeLoader: no Python tags
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else 1
+        problem = " ".join(filter(None, [err.context, err.problem]))
+        raise SpecError(
+            f"not valid YAML: {problem}",
+            where=f"{path}:{line}",
+            hint="check indentation and quoting on that line (tabs are not allowed in YAML)",
+        ) from None
+    except yaml.YAMLError as err:
+        raise SpecError(f"not valid YAML: {err}", where=f"{path}:1") from None
+    if node is not None:
+        _walk(node, (), lines)
+    return data, lines
+
+
+def _walk(node: yaml.Node, loc: Loc, lines: LineMap) -> None:
+    lines.record(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise SpecError(
+                    f"key '{key}' appears twice (first on line {seen[key]})",
+                    where=f"{lines.path}:{line}",
+                    hint="remove or rename one of them; YAML keeps only the last",
+                )
+            seen[key] = line
+            _walk(value_node, loc + (key,), lines)
+            lines.record(loc + (key,), line)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, loc + (index,), lines)

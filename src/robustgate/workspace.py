@@ -1,0 +1,189 @@
+"""One spec's working state in a session: its datasets, baseline, variants and predictions.
+
+Everything expensive goes through the content-addressed cache, and everything
+built is kept in memory for the rest of the session, so N contracts on one
+variant build it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from robustgate.cache import ArtifactCache, content_key
+from robustgate.compressors.base import StepContext
+from robustgate.compressors.pipeline import BuiltModel, compress, measure
+from robustgate.data.imageset import ImageSet
+from robustgate.data.resolve import SpecDatasets
+from robustgate.errors import DataError, ModelError, RobustgateError
+from robustgate.inference import predict_logits
+from robustgate.models.architectures import build_network
+from robustgate.models.classifier import Classifier, Normalize
+from robustgate.models.train import train_classifier
+from robustgate.models.weights import load_checkpoint
+from robustgate.spec.model import BASELINE, Spec
+from robustgate.spec.paths import resolve_path
+
+
+class Workspace:
+    """Builds and remembers what one spec's contracts need; the checks read it through :meth:`logits`."""
+
+    def __init__(self, spec: Spec, cache: ArtifactCache, progress: Callable[[str], None] = lambda _: None) -> None:
+        self.spec = spec
+        self.cache = cache
+        self._progress = progress
+        self.datasets = SpecDatasets(spec)
+        self._built: dict[str, BuiltModel] = {}
+        self._baseline: BuiltModel | None = None
+        self._logits: dict[tuple[str, str], torch.Tensor] = {}
+
+    @property
+    def confidence(self) -> float | str:
+        return self.spec.confidence
+
+    def progress(self, message: str) -> None:
+        self._progress(f"[{self.spec.name}] {message}")
+
+    # -- models -------------------------------------------------------------
+
+    def model(self, variant: str) -> BuiltModel:
+        """The baseline, or a variant built by its compression pipeline."""
+        if variant == BASELINE:
+            return self.baseline()
+        if variant not in self.spec.variants:
+            raise RobustgateError(f"unknown variant '{variant}'")
+        entry = self.spec.variants[variant]
+        try:
+            return compress(self.baseline(), entry.steps, self._step_context(), self.cache, self._built, self.fingerprint)
+        except RobustgateError as err:
+            raise err.at(self.spec.where(entry.line)) from None
+
+    def baseline(self) -> BuiltModel:
+        if self._baseline is None:
+            where = self.spec.where(self.spec.lines.line(("model",)))
+            try:
+                self._baseline = self._build_baseline()
+            except RobustgateError as err:
+                raise err.at(where) from None
+        return self._baseline
+
+    def _build_baseline(self) -> BuiltModel:
+        params = self.spec.model
+        torch.manual_seed(self.spec.seed)  # network init is part of what `seed` pins
+        classifier = Classifier(Normalize(params.input.mean, params.input.std), build_network(params.arch, params.kwargs))
+        self.num_outputs(classifier)
+        identity = (params.arch, params.kwargs, params.input)
+        if params.weights == "train":
+            assert params.train is not None
+            train_set = self.datasets[params.train.on]
+            self.check_fits(params.train.on, train_set, classifier)
+            key = content_key("trained", identity, params.train, train_set.fingerprint(), self.spec.seed)
+
+            def train() -> dict[str, torch.Tensor]:
+                self.progress(f"training {params.arch} on '{params.train.on}' ({len(train_set)} images)")
+                return train_classifier(
+                    classifier, train_set, params.train, seed=self.spec.seed, device=self.device, progress=self.progress
+                )
+
+            classifier.load_state_dict(self.cache.get_or_create("weights", key, train))
+        elif params.weights == "imagenet":
+            raise ModelError(
+                "weights: imagenet is not supported yet (offline torchvision weights arrive with the Office-31 work)",
+                hint="save the weights with torch.save(model.state_dict(), PATH) and give that PATH",
+            )
+        else:
+            path = resolve_path(params.weights, self.spec.directory)
+            load_checkpoint(classifier.net, path, trusted=params.trusted, arch=params.arch)
+            key = content_key("weights-file", identity, _file_digest(path))
+        classifier.eval()
+        return BuiltModel(classifier, key, measure(classifier, self.example()), differentiable=True)
+
+    def _step_context(self) -> StepContext:
+        train = self.spec.model.train
+        return StepContext(
+            dataset=self.datasets.__getitem__,
+            default_data=train.on if train else None,
+            example=self.example(),
+            seed=self.spec.seed,
+            progress=self.progress,
+        )
+
+    @property
+    def device(self) -> torch.device:
+        if self.spec.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelError(
+                f"the spec asks for device: {self.spec.device} but torch sees no CUDA device",
+                hint="run on a machine with a GPU, or set device: cpu",
+            )
+        return torch.device(self.spec.device)
+
+    def example(self) -> torch.Tensor:
+        size = self.spec.model.input.size
+        return torch.zeros(2, self.spec.model.input.channels, *size)
+
+    def num_outputs(self, model: Classifier) -> int:
+        try:
+            with torch.no_grad():
+                out = model.eval()(self.example())
+        except Exception as err:  # any failure here means the arch does not accept the declared input
+            raise ModelError(
+                f"{self.spec.model.arch} fails on a {list(self.example().shape[1:])} input: {type(err).__name__}: {err}",
+                hint="check model.input (size, and one mean/std value per channel) against the architecture",
+            ) from None
+        if out.dim() != 2:
+            raise ModelError(f"{self.spec.model.arch} returns shape {list(out.shape)}, not batch x classes logits")
+        return int(out.shape[1])
+
+    def check_fits(self, name: str, data: ImageSet, model: Classifier) -> None:
+        outputs = self.num_outputs(model)
+        if len(data.classes) != outputs:
+            raise DataError(
+                f"dataset '{name}' has {len(data.classes)} classes but the model outputs {outputs} logits",
+                hint=f"set model kwargs num_classes: {len(data.classes)}, or evaluate on a dataset with {outputs} classes",
+            )
+
+    # -- evaluation -----------------------------------------------------------
+
+    def fingerprint(self, dataset: str) -> str:
+        return self.datasets[dataset].fingerprint()
+
+    def labels(self, dataset: str) -> torch.Tensor:
+        return self.datasets[dataset].labels
+
+    def logits(self, variant: str, dataset: str) -> torch.Tensor:
+        """Clean logits of ``variant`` on every image of ``dataset`` (cached by model and data content)."""
+        if (variant, dataset) in self._logits:
+            return self._logits[(variant, dataset)]
+        built = self.model(variant)
+        data = self.datasets[dataset]
+        entry = self.spec.datasets[dataset]
+        try:
+            self.check_fits(dataset, data, built.model)
+        except RobustgateError as err:
+            raise err.at(self.spec.where(entry.line)) from None
+        device = self.device if built.differentiable else torch.device("cpu")  # torch.ao int8 kernels are CPU-only
+        key = content_key("logits", built.key, data.fingerprint())
+
+        def predict() -> torch.Tensor:
+            logits = predict_logits(built.model.to(device), data, device)
+            bad = int((~torch.isfinite(logits)).any(dim=1).sum())
+            if bad:
+                raise ModelError(
+                    f"{variant} produced NaN or infinite logits on {bad} of {len(data)} images of '{dataset}'",
+                    hint="check the weights (a diverged training run?) and the input normalisation",
+                )
+            return logits
+
+        self._logits[(variant, dataset)] = logits = self.cache.get_or_create("logits", key, predict)
+        return logits
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

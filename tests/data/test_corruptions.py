@@ -1,0 +1,312 @@
+"""ImageNet-C corruptions: contract (shape, range, determinism, errors), severity
+ordering, and agreement with the reference implementations the protocol used."""
+
+from __future__ import annotations
+
+import colorsys
+import io
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from robustgate.data.corruptions import corrupt, corruptions
+from robustgate.data.imageset import ImageSet, to_uint8
+from robustgate.errors import DataError, RegistryError
+
+NAMES = corruptions.names()
+RANDOM = {"gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"}
+SEVERITIES = [1, 2, 3, 4, 5]
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def scene(size: int, channels: int = 3) -> torch.Tensor:
+    """A fixed natural-ish 1 x C x size x size image: colour gradients plus a bright bar and a dark bar."""
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    img = torch.stack([x, y, (x + y) / 2])[:channels].clone()
+    img[:, size // 4 : 3 * size // 4, size // 3 : size // 3 + max(1, size // 20)] = 1.0
+    img[:, size // 2 : size // 2 + max(1, size // 20), size // 10 : 9 * size // 10] = 0.1
+    return (img * 0.8 + 0.1)[None]
+
+
+def damage(name: str, clean: torch.Tensor, severity: int) -> float:
+    out = corruptions.get(name)(clean, severity, gen(0))
+    return (out - clean).abs().mean().item()
+
+
+def test_the_required_corruptions_are_registered() -> None:
+    required = {"gaussian_noise", "gaussian_blur", "defocus_blur", "contrast", "jpeg_compression"}
+    assert required <= set(NAMES)
+    assert RANDOM <= set(NAMES)
+
+
+# --------------------------------------------------------------------------- contract
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> torch.Tensor:
+    n = draw(st.integers(1, 3))
+    c = draw(st.sampled_from([1, 3]))
+    h, w = draw(st.integers(8, 40)), draw(st.integers(8, 40))
+    kind = draw(st.sampled_from(["uniform", "binary", "zeros", "ones", "grey-levels"]))
+    g = gen(draw(st.integers(0, 2**16)))
+    if kind == "uniform":
+        return torch.rand(n, c, h, w, generator=g)
+    if kind == "binary":
+        return (torch.rand(n, c, h, w, generator=g) < 0.5).float()
+    if kind == "zeros":
+        return torch.zeros(n, c, h, w)
+    if kind == "ones":
+        return torch.ones(n, c, h, w)
+    return torch.rand(n, 1, h, w, generator=g).expand(n, c, h, w).contiguous()  # grey pixels in RGB
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(images=batches(), severity=st.sampled_from(SEVERITIES), seed=st.integers(0, 2**31))
+def test_output_keeps_shape_and_stays_in_unit_range(name: str, images: torch.Tensor, severity: int, seed: int) -> None:
+    before = images.clone()
+    out = corruptions.get(name)(images, severity, gen(seed))
+    assert out.shape == images.shape
+    assert out.dtype == images.dtype
+    assert torch.isfinite(out).all()
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert torch.equal(images, before), "the input must not be modified in place"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_output_and_other_seeds_differ_only_for_noises(name: str) -> None:
+    images = torch.rand(2, 3, 24, 20, generator=gen(1))
+    fn = corruptions.get(name)
+    first, again, other = fn(images, 3, gen(7)), fn(images, 3, gen(7)), fn(images, 3, gen(8))
+    assert torch.equal(first, again)
+    if name in RANDOM:
+        assert not torch.equal(first, other)
+    else:
+        assert torch.equal(first, other), "a deterministic corruption must ignore the generator"
+
+
+# --------------------------------------------------------------------------- severity
+
+
+@pytest.mark.parametrize("size", [32, 224])
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "saturate"])
+def test_damage_grows_with_severity(name: str, size: int) -> None:
+    clean = scene(size)
+    damages = [damage(name, clean, s) for s in SEVERITIES]
+    assert damages[0] > 0
+    assert all(a < b for a, b in zip(damages, damages[1:])), damages
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "saturate"])
+def test_damage_grows_with_severity_on_grey_images(name: str) -> None:
+    clean = scene(64, channels=1)
+    damages = [damage(name, clean, s) for s in SEVERITIES]
+    assert all(a < b for a, b in zip(damages, damages[1:])), damages
+
+
+def test_saturate_grows_within_each_of_its_two_regimes() -> None:
+    # The protocol's saturate is not one-directional: severities 1-2 desaturate
+    # (x0.3, x0.1) and 3-5 oversaturate (x2, x5 + 0.1, x20 + 0.2), so damage
+    # only grows within each regime (severity 3 damages less than 1 here).
+    clean = scene(64)
+    d = [damage("saturate", clean, s) for s in SEVERITIES]
+    assert d[0] < d[1] and d[2] < d[3] < d[4], d
+
+
+def test_saturate_on_grey_images_follows_grey_as_rgb() -> None:
+    clean = scene(32, channels=1)
+    for s in (1, 2, 3):
+        assert torch.allclose(corruptions.get("saturate")(clean, s, gen()), clean, atol=1e-6)
+    # Severities 4, 5 add saturation 0.1, 0.2 at hue 0 (red): (v, v(1-b), v(1-b)) has luma v(0.299 + 0.701(1-b)).
+    for s, b in ((4, 0.1), (5, 0.2)):
+        expected = clean * (0.299 + 0.701 * (1 - b))
+        assert torch.allclose(corruptions.get("saturate")(clean, s, gen()), expected, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- faithfulness
+
+
+@pytest.mark.parametrize("severity", SEVERITIES)
+def test_gaussian_blur_matches_skimage_at_224(severity: int) -> None:
+    # make_imagenet_c.py: skimage.filters.gaussian(sigma=c) = scipy gaussian_filter, mode 'nearest', truncate 4.
+    clean = scene(224).double()
+    sigma = [1, 2, 3, 4, 6][severity - 1]
+    ref = ndi.gaussian_filter(clean[0].numpy(), sigma=(0, sigma, sigma), mode="nearest", truncate=4.0)
+    out = corruptions.get("gaussian_blur")(clean, severity, gen())[0].numpy()
+    np.testing.assert_allclose(out, np.clip(ref, 0, 1), atol=1e-9)
+
+
+def test_blur_lengths_scale_with_image_side() -> None:
+    # At 112 x 112 (half of 224) severity 2 (sigma 2 at 224) is sigma 1.
+    clean = scene(112).double()
+    ref = ndi.gaussian_filter(clean[0].numpy(), sigma=(0, 1, 1), mode="nearest", truncate=4.0)
+    out = corruptions.get("gaussian_blur")(clean, 2, gen())[0].numpy()
+    np.testing.assert_allclose(out, np.clip(ref, 0, 1), atol=1e-9)
+
+
+def _reference_disk(radius: int, alias_blur: float) -> np.ndarray:
+    """make_imagenet_c.py disk(): integer-grid disk, then cv2.GaussianBlur (reflect-101) of the kernel."""
+    grid = np.arange(-8, 9) if radius <= 8 else np.arange(-radius, radius + 1)
+    taps = 1 if radius <= 8 else 2
+    x, y = np.meshgrid(grid, grid)
+    disk = ((x**2 + y**2) <= radius**2).astype(np.float64)
+    disk /= disk.sum()
+    g = np.exp(-np.arange(-taps, taps + 1) ** 2 / (2 * alias_blur**2))
+    g /= g.sum()
+    return ndi.correlate1d(ndi.correlate1d(disk, g, axis=0, mode="mirror"), g, axis=1, mode="mirror")
+
+
+@pytest.mark.parametrize("severity", SEVERITIES)
+def test_defocus_blur_is_close_to_the_reference_disk_at_224(severity: int) -> None:
+    # Ours anti-aliases the disk by area coverage instead of the reference's integer disk + tiny Gaussian.
+    clean = scene(224).double()
+    radius, alias = [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)][severity - 1]
+    kernel = _reference_disk(radius, alias)
+    ref = np.clip(np.stack([ndi.correlate(ch, kernel, mode="mirror") for ch in clean[0].numpy()]), 0, 1)
+    out = corruptions.get("defocus_blur")(clean, severity, gen())[0].numpy()
+    assert np.abs(out - ref).mean() < 2 / 255
+    ref_damage, our_damage = np.abs(ref - clean[0].numpy()).mean(), np.abs(out - clean[0].numpy()).mean()
+    assert abs(our_damage - ref_damage) < 0.02 * ref_damage
+
+
+@pytest.mark.parametrize("shape", [(224, 224), (37, 45)])
+def test_pixelate_matches_pil_box_resizes(shape: tuple[int, int]) -> None:
+    h, w = shape
+    pixels = torch.randint(0, 256, (1, 3, h, w), generator=gen(3), dtype=torch.uint8)
+    pil = Image.fromarray(pixels[0].permute(1, 2, 0).numpy())
+    for severity, c in zip(SEVERITIES, [0.6, 0.5, 0.4, 0.3, 0.25]):
+        ref = np.asarray(pil.resize((int(w * c), int(h * c)), Image.BOX).resize((w, h), Image.BOX))
+        out = to_uint8(corruptions.get("pixelate")(pixels.float() / 255, severity, gen()))[0].permute(1, 2, 0)
+        assert np.abs(out.numpy().astype(int) - ref.astype(int)).max() <= 1  # PIL rounds between passes
+
+
+@pytest.mark.parametrize("severity", SEVERITIES)
+def test_jpeg_compression_is_a_pil_round_trip_at_the_imagenet_c_quality(severity: int) -> None:
+    pixels = to_uint8(scene(48))
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[0].permute(1, 2, 0).numpy()).save(buffer, "JPEG", quality=[25, 18, 15, 10, 7][severity - 1])
+    ref = torch.from_numpy(np.asarray(Image.open(io.BytesIO(buffer.getvalue())))).permute(2, 0, 1)
+    out = corruptions.get("jpeg_compression")(pixels.float() / 255, severity, gen())
+    assert torch.equal(to_uint8(out)[0], ref)
+    assert torch.equal(to_uint8(out), (out * 255).round().to(torch.uint8)), "JPEG output lies on the uint8 grid"
+
+
+def _hsv_reference(rgb: np.ndarray, channel: int, fn) -> np.ndarray:
+    out = np.empty_like(rgb)
+    for i, j in np.ndindex(rgb.shape[:2]):
+        hsv = list(colorsys.rgb_to_hsv(*rgb[i, j]))
+        hsv[channel] = min(max(fn(hsv[channel]), 0.0), 1.0)
+        out[i, j] = colorsys.hsv_to_rgb(*hsv)
+    return out
+
+
+@pytest.mark.parametrize("severity", SEVERITIES)
+def test_brightness_and_saturate_match_an_hsv_round_trip(severity: int) -> None:
+    images = torch.rand(1, 3, 10, 10, generator=gen(4), dtype=torch.float64)
+    images[0, :, 0, 0] = 0.0  # black
+    images[0, :, 0, 1] = 0.6  # grey
+    images[0, :, 0, 2] = torch.tensor([1.0, 0.2, 0.2])  # saturated red
+    rgb = images[0].permute(1, 2, 0).numpy()
+    c = [0.1, 0.2, 0.3, 0.4, 0.5][severity - 1]
+    a, b = [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)][severity - 1]
+    for name, channel, fn in (("brightness", 2, lambda v: v + c), ("saturate", 1, lambda s: s * a + b)):
+        out = corruptions.get(name)(images, severity, gen())[0].permute(1, 2, 0).numpy()
+        np.testing.assert_allclose(out, _hsv_reference(rgb, channel, fn), atol=1e-9, err_msg=name)
+
+
+def test_brightness_on_grey_images_adds_to_the_grey_level() -> None:
+    clean = scene(16, channels=1)
+    out = corruptions.get("brightness")(clean, 3, gen())
+    assert torch.allclose(out, (clean + 0.3).clamp(0, 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("severity", SEVERITIES)
+def test_contrast_pulls_each_channel_towards_its_mean(severity: int) -> None:
+    images = 0.3 + 0.4 * torch.rand(2, 3, 16, 16, generator=gen(5), dtype=torch.float64)  # no clipping
+    c = [0.4, 0.3, 0.2, 0.1, 0.05][severity - 1]
+    out = corruptions.get("contrast")(images, severity, gen())
+    mean = images.mean(dim=(-2, -1), keepdim=True)
+    torch.testing.assert_close(out.mean(dim=(-2, -1), keepdim=True), mean)
+    torch.testing.assert_close(out - mean, c * (images - mean))
+
+
+def test_noise_statistics_follow_the_published_constants() -> None:
+    x = torch.full((1, 3, 96, 96), 0.5, dtype=torch.float64)  # mid grey: no clipping at severity 1
+    noise = corruptions.get("gaussian_noise")(x, 1, gen()) - x
+    assert noise.std().item() == pytest.approx(0.08, rel=0.05) and abs(noise.mean().item()) < 0.005
+    speckle = corruptions.get("speckle_noise")(x, 1, gen()) - x
+    assert speckle.std().item() == pytest.approx(0.15 * 0.5, rel=0.05)
+    shot = corruptions.get("shot_noise")(x, 1, gen())  # Poisson(60 x) / 60: mean x, variance x / 60
+    assert shot.mean().item() == pytest.approx(0.5, abs=0.005)
+    assert shot.var().item() == pytest.approx(0.5 / 60, rel=0.05)
+    for severity, amount in zip(SEVERITIES, [0.03, 0.06, 0.09, 0.17, 0.27]):
+        out = corruptions.get("impulse_noise")(x, severity, gen(severity))
+        salt, pepper = (out == 1).double().mean().item(), (out == 0).double().mean().item()
+        assert salt == pytest.approx(amount / 2, rel=0.15) and pepper == pytest.approx(amount / 2, rel=0.15)
+        assert ((out == 0) | (out == 1) | (out == 0.5)).all()
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_unknown_corruption_suggests_the_closest_name() -> None:
+    images = ImageSet(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), torch.zeros(1, dtype=torch.int64), ("a",))
+    with pytest.raises(RegistryError, match="did you mean 'gaussian_noise'"):
+        corrupt(images, "gausian_noise", 3, seed=0)
+    with pytest.raises(RegistryError, match="unknown corruption 'fog'"):
+        corrupt(images, "fog", 3, seed=0)
+
+
+@pytest.mark.parametrize("severity", [0, 6, -1, 2.0, True, "3", None])
+def test_severity_outside_one_to_five_is_a_data_error_with_a_hint(severity: object) -> None:
+    images = ImageSet(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), torch.zeros(1, dtype=torch.int64), ("a",))
+    with pytest.raises(DataError, match="severity must be an integer from 1 to 5") as err:
+        corrupt(images, "contrast", severity, seed=0)  # type: ignore[arg-type]
+    assert err.value.hint and "1" in err.value.hint and "5" in err.value.hint
+    with pytest.raises(DataError):
+        corruptions.get("gaussian_noise")(torch.zeros(1, 3, 8, 8), severity, gen())  # type: ignore[arg-type]
+
+
+def test_colour_corruptions_reject_other_channel_counts() -> None:
+    for name in ("brightness", "saturate", "jpeg_compression"):
+        with pytest.raises(DataError, match="1- or 3-channel"):
+            corruptions.get(name)(torch.zeros(1, 2, 8, 8), 1, gen())
+
+
+# --------------------------------------------------------------------------- corrupt()
+
+
+def test_corrupt_keeps_labels_and_classes_and_returns_uint8() -> None:
+    pixels = to_uint8(torch.rand(5, 3, 16, 12, generator=gen(6)))
+    labels = torch.tensor([0, 1, 2, 1, 0])
+    clean = ImageSet(pixels, labels, ("cat", "dog", "eel"))
+    for name in NAMES:
+        out = corrupt(clean, name, 4, seed=1)
+        assert isinstance(out, ImageSet) and out is not clean
+        assert out.images.dtype == torch.uint8 and out.images.shape == pixels.shape
+        assert torch.equal(out.labels, labels) and out.classes == ("cat", "dog", "eel")
+        assert not torch.equal(out.images, pixels), name
+    assert torch.equal(clean.images, pixels)
+
+
+def test_corrupt_is_seeded() -> None:
+    clean = ImageSet(to_uint8(scene(16)).repeat(3, 1, 1, 1), torch.zeros(3, dtype=torch.int64), ("a",))
+    a, b = corrupt(clean, "shot_noise", 2, seed=3), corrupt(clean, "shot_noise", 2, seed=3)
+    assert a.fingerprint() == b.fingerprint()
+    assert corrupt(clean, "shot_noise", 2, seed=4).fingerprint() != a.fingerprint()
+    assert not torch.equal(a.images[0], a.images[1]), "each image draws its own noise"
+
+
+def test_corrupt_covers_sets_larger_than_one_batch() -> None:
+    pixels = to_uint8(torch.rand(300, 1, 8, 8, generator=gen(9)))
+    clean = ImageSet(pixels, torch.zeros(300, dtype=torch.int64), ("a",))
+    out = corrupt(clean, "contrast", 5, seed=0)
+    assert torch.equal(out.images, to_uint8(corruptions.get("contrast")(clean.floats(), 5, gen())))
