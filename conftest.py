@@ -1,0 +1,85 @@
+"""Fixtures for robustgate's own tests: a tiny real CNN and spec files that use it."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+# pytester's in-process runs unload modules first imported during a run; torch.ao's FX quantization
+# registers a torch library on import and cannot be imported twice, so import it once up front.
+import torch.ao.quantization.quantize_fx  # noqa: F401
+
+TINY_NET = '''
+import torch
+from torch import nn
+
+
+def build(num_classes: int = 10) -> nn.Module:
+    """A small real CNN: conv-bn-relu blocks that FX int8 quantization fuses, like a ResNet's."""
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, num_classes),
+    )
+
+
+class NaNNet(nn.Module):
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.body = build(num_classes)
+
+    def forward(self, x):
+        return self.body(x) * float("nan")
+
+
+def nan_net(num_classes: int = 10) -> nn.Module:
+    return NaNNet(num_classes)
+'''
+
+TINY_SPEC = """\
+robustgate: 1
+name: tiny
+seed: 0
+model:
+  arch: tinynet:build
+  kwargs: {num_classes: 10}
+  weights: train
+  train: {on: digits-train, epochs: 10, lr: 0.01}
+  input: {size: [16, 16], mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25]}
+datasets:
+  digits-train: {builtin: digits, domain: handwritten, part: train}
+  handwritten: {builtin: digits, domain: handwritten, part: test}
+  printed: {builtin: digits, domain: printed, samples: 200}
+variants:
+  int8: {ptq: {backend: x86, calibrate: {on: digits-train, samples: 128}}}
+contracts:
+  - accuracy: {on: handwritten, min: 0.5, max_drop: 0.10}
+  - accuracy: {on: printed, max_drop: 0.15}
+"""
+
+
+@pytest.fixture
+def tiny_project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester folder with an importable tiny CNN (``tinynet:build``) and ``robustness_specs/tiny.yaml``."""
+    pytester.makepyfile(tinynet=TINY_NET)
+    pytester.syspathinsert()
+    specs = pytester.mkdir("robustness_specs")
+    (specs / "tiny.yaml").write_text(TINY_SPEC)
+    return pytester
+
+
+@pytest.fixture
+def write_spec(pytester: pytest.Pytester):
+    """Write a spec (dedented) to ``robustness_specs/NAME`` in the pytester folder; returns its path."""
+
+    def write(text: str, name: str = "spec.yaml") -> Path:
+        folder = pytester.path / "robustness_specs"
+        folder.mkdir(exist_ok=True)
+        path = folder / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write

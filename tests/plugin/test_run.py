@@ -1,0 +1,103 @@
+"""End to end: train, quantize, evaluate and gate a real (tiny) model through pytest."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+
+def junit_properties(path: Path) -> dict[str, dict[str, str]]:
+    tree = ET.parse(path)
+    return {
+        f"{case.get('classname')}::{case.get('name')}": {p.get("name"): p.get("value") for p in case.iter("property")}
+        for case in tree.iter("testcase")
+    }
+
+
+def test_contracts_pass_and_metrics_reach_junit(tiny_project: pytest.Pytester) -> None:
+    result = tiny_project.runpytest("--junitxml=junit.xml", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*robustgate: [[]tiny] training tinynet:build on 'digits-train' (1437 images)*",
+            "*robustgate: [[]tiny] compressing: ptq*",
+            "*= robustgate =*",
+            "3 contracts: 3 pass",
+            "*baseline*accuracy[[]handwritten]*PASS*accuracy 0.* (lower 95% bound 0.*) >= 0.5*",
+            "*int8*accuracy[[]printed]*PASS*drop *(upper 95% bound *) <= 0.15*",
+        ]
+    )
+    cases = junit_properties(tiny_project.path / "junit.xml")
+    int8 = next(props for name, props in cases.items() if "int8" in name and "printed" in name)
+    assert 0.0 <= float(int8["robustgate.accuracy"]) <= 1.0
+    assert int(int8["robustgate.n"]) == 200
+    assert float(int8["robustgate.drop_low"]) <= float(int8["robustgate.drop"]) <= float(int8["robustgate.drop_high"])
+    assert 0.0 <= float(int8["robustgate.mcnemar_p"]) <= 1.0
+    assert int8["robustgate.verdict"] == "pass"
+    # int8 weights take about a quarter of the fp32 bytes.
+    assert float(int8["robustgate.size_ratio"]) < 0.5
+
+
+def test_broken_contract_fails_with_a_verdict_table(tiny_project: pytest.Pytester, write_spec) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    write_spec(spec.replace("min: 0.5", "min: 0.999"), "tiny.yaml")
+    result = tiny_project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "robustgate contract broken: baseline :: accuracy[[]handwritten]   (robustness_specs/tiny.yaml:17)",
+            "*gate*measured*read as*threshold*result*",
+            "*accuracy*lower 95% bound 0.*>= 0.999*FAIL*",
+            "*accuracy 0.*, 95% interval [[]0.*, 0.*]*n = 360*",
+            "*spec: - accuracy: {on: handwritten, min: 0.999, max_drop: 0.10}*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_point_confidence_reads_estimates(tiny_project: pytest.Pytester, write_spec) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    write_spec(spec.replace("seed: 0", "seed: 0\nconfidence: point"), "tiny.yaml")
+    result = tiny_project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    assert "bound" not in result.stdout.str().split("= robustgate =")[1]
+
+
+def test_warm_rerun_trains_and_compresses_nothing(tiny_project: pytest.Pytester) -> None:
+    cold = tiny_project.runpytest("--robustgate-cache-dir", "cache")
+    cold.assert_outcomes(passed=3)
+    warm = tiny_project.runpytest("--robustgate-cache-dir", "cache")
+    warm.assert_outcomes(passed=3)
+    assert "training" in cold.stdout.str() and "compressing" in cold.stdout.str()
+    assert "training" not in warm.stdout.str() and "compressing" not in warm.stdout.str()
+    warm.stdout.fnmatch_lines(["cache: * artifacts reused, 0 built *"])
+    rows = lambda r: [line for line in r.stdout.lines if line.startswith("robustness_specs/tiny.yaml ") and "PASS" in line]  # noqa: E731
+    assert len(rows(cold)) == 3 and rows(cold) == rows(warm)
+
+
+def test_runs_without_cache_are_deterministic(tiny_project: pytest.Pytester) -> None:
+    runs = []
+    for name in ("a.xml", "b.xml"):
+        tiny_project.runpytest("--robustgate-no-cache", f"--junitxml={name}").assert_outcomes(passed=3)
+        runs.append(junit_properties(tiny_project.path / name))
+    metrics = lambda cases: {c: {k: v for k, v in p.items() if k.startswith("robustgate.")} for c, p in cases.items()}  # noqa: E731
+    assert metrics(runs[0]) == metrics(runs[1])
+    assert not (tiny_project.path / ".robustgate-cache").exists()
+
+
+def test_last_failed_reruns_only_the_broken_contract(tiny_project: pytest.Pytester, write_spec) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    write_spec(spec.replace("max_drop: 0.15", "max_drop: 0.15, min: 0.999, variants: [int8]"), "tiny.yaml")
+    tiny_project.runpytest().assert_outcomes(passed=2, failed=1)
+    rerun = tiny_project.runpytest("--lf", "-v")
+    rerun.assert_outcomes(failed=1, deselected=2)
+    rerun.stdout.fnmatch_lines(["*int8::accuracy[[]printed] FAILED*"])
+
+
+def test_quiet_run_prints_no_progress(tiny_project: pytest.Pytester) -> None:
+    result = tiny_project.runpytest("-q", "--robustgate-no-cache")
+    result.assert_outcomes(passed=3)
+    assert "training" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["3 contracts: 3 pass"])
