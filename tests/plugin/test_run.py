@@ -21,7 +21,7 @@ def test_contracts_pass_and_metrics_reach_junit(tiny_project: pytest.Pytester) -
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(
         [
-            "*robustgate: [[]tiny] training tinynet:build on 'digits-train' (1437 images)*",
+            "*robustgate: [[]tiny] training tinynet:build on 'digits-train' (1438 images)*",
             "*robustgate: [[]tiny] compressing: ptq*",
             "*= robustgate =*",
             "3 contracts: 3 pass",
@@ -50,7 +50,7 @@ def test_broken_contract_fails_with_a_verdict_table(tiny_project: pytest.Pyteste
             "robustgate contract broken: baseline :: accuracy[[]handwritten]   (robustness_specs/tiny.yaml:17)",
             "*gate*measured*read as*threshold*result*",
             "*accuracy*lower 95% bound 0.*>= 0.999*FAIL*",
-            "*accuracy 0.*, 95% interval [[]0.*, 0.*]*n = 360*",
+            "*accuracy 0.*, 95% interval [[]0.*, 0.*]*n = 359*",
             "*spec: - accuracy: {on: handwritten, min: 0.999, max_drop: 0.10}*",
         ]
     )

@@ -195,11 +195,6 @@ def test_a_python_name_tag_is_rejected(tmp_path: Path) -> None:
     assert "python/name:os.getcwd" in problem
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Python tag gets the generic YAML hint 'check indentation and quoting ... tabs are not allowed', "
-    "which is misleading: the problem is the tag, which specs may not use",
-)
 def test_a_python_tag_error_does_not_blame_indentation(tmp_path: Path) -> None:
     text = VALID.replace("robustgate: 1\n", 'robustgate: 1\nname: !!python/object/apply:os.system ["true"]\n')
     message = error_of(tmp_path, text)
@@ -215,11 +210,6 @@ def test_a_file_that_is_not_a_mapping_is_not_a_spec(tmp_path: Path) -> None:
     assert "robustgate: 1" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="load_spec catches OSError only: a file that is not UTF-8 escapes as a raw UnicodeDecodeError",
-)
 def test_a_file_that_is_not_utf8_is_a_spec_error(tmp_path: Path) -> None:
     path = tmp_path / "spec.yaml"
     path.write_bytes(textwrap.dedent(VALID).lstrip("\n").replace("robustgate: 1\n", "robustgate: 1\nname: caf\xe9\n").encode("latin-1"))
@@ -263,10 +253,6 @@ def test_a_quoted_version_is_not_version_1(tmp_path: Path) -> None:
     assert "unsupported spec version '1'" in problem
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`robustgate: true` is accepted as version 1 because True == 1 in Python (`in (1,)` and pydantic's Literal[1])",
-)
 def test_a_boolean_version_is_not_version_1(tmp_path: Path) -> None:
     line, problem = single(error_of(tmp_path, VALID.replace("robustgate: 1", "robustgate: true")))
     assert line == 1
@@ -299,11 +285,6 @@ def test_confidence_above_one_is_refused(tmp_path: Path) -> None:
     assert "(got 1.5)" in problem
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`confidence: high` gives two problems with pydantic's union branch names as key paths: "
-    "'confidence.float: ...' and \"confidence.literal['point']: ...\"",
-)
 def test_a_non_numeric_confidence_is_one_clear_problem(tmp_path: Path) -> None:
     text = VALID.replace("robustgate: 1\n", "robustgate: 1\nconfidence: high\n")
     line, problem = single(error_of(tmp_path, text))
@@ -473,11 +454,6 @@ def test_an_unknown_corruption_suggests_the_closest(tmp_path: Path) -> None:
     assert "did you mean 'gaussian_noise'?" in problem
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an unknown corruption is raised from a model validator, so it is reported at the dataset "
-    "(`datasets.noisy`, line of `noisy:`) instead of at `datasets.noisy.corruption` on the corruption's own line",
-)
 def test_an_unknown_corruption_points_at_the_corruption_key(tmp_path: Path) -> None:
     message = error_of(
         tmp_path,
@@ -572,19 +548,15 @@ def test_a_dataset_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
     text = VALID.replace("  test: {builtin: digits, domain: handwritten, part: test}", "  test: digits")
     line, problem = single(error_of(tmp_path, text))
     assert line == 9
-    assert problem == "datasets.test: input should be a valid dictionary (got 'digits')"
+    assert problem == "datasets.test: expected a mapping such as {builtin: digits, domain: printed}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a non-string mapping key (`8:`) is recorded in the line map under its text '8' but looked up as the "
-    "int 8: the error lands on the parent's line and reads 'datasets[8].[key]: input should be a valid string'",
-)
 def test_a_numeric_dataset_name_is_reported_on_its_own_line(tmp_path: Path) -> None:
     text = VALID.replace("  test: {builtin: digits, domain: handwritten, part: test}", "  8: {builtin: digits, domain: printed}")
+    text = text.replace("on: test", "on: train")
     line, problem = single(error_of(tmp_path, text))
     assert line == 9
-    assert problem.startswith("datasets.8")
+    assert problem == "datasets.8: dataset names must be text; quote it: '8'"
 
 
 # --- variants ------------------------------------------------------------------------------------
@@ -746,12 +718,6 @@ def test_contracts_given_as_a_mapping_are_refused(tmp_path: Path) -> None:
     assert problem.startswith("contracts: input should be a valid list")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(TypeError, ValueError),
-    reason="parse.py build_contracts does dict(body[kind] or {}): a contract body that is a list, string or "
-    "number escapes as a raw TypeError/ValueError instead of a SpecError",
-)
 @pytest.mark.parametrize("body", ["[test, 0.9]", "test", "3"])
 def test_a_contract_body_that_is_not_a_mapping_is_a_spec_error(tmp_path: Path, body: str) -> None:
     text = VALID.replace("  - accuracy: {on: test, min: 0.9}", f"  - accuracy: {body}")
@@ -803,11 +769,6 @@ def test_several_top_level_problems_are_all_listed(tmp_path: Path) -> None:
     assert [(line, text.split(":")[0]) for line, text in problems(message)] == [(2, "seed"), (3, "device"), (5, "model.arch")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="when the top-level header (model, seed, ...) fails validation, parse.py raises at once, so problems "
-    "in datasets, variants and contracts of the same file are not listed",
-)
 def test_a_model_error_does_not_hide_contract_errors(tmp_path: Path) -> None:
     text = VALID.replace("epochs: 6", "epochs: six").replace("- accuracy:", "- acuracy:").replace("int8: {ptq:", "int8: {ptqq:")
     message = error_of(tmp_path, text)

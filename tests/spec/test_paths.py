@@ -86,11 +86,6 @@ def test_a_path_without_variables_is_not_touched_by_the_environment(tmp_path: Pa
     assert resolve_path("plain/RG_UNSET", tmp_path) == tmp_path / "plain" / "RG_UNSET"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a variable that is set but empty is substituted as '', so '${OFFICE31_ROOT}/webcam' silently becomes "
-    "the absolute path '/webcam', the very thing paths.py's docstring says must never happen",
-)
 def test_an_empty_variable_does_not_turn_a_path_into_an_absolute_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OFFICE31_ROOT", "")
     with pytest.raises(DataError) as info:

@@ -215,12 +215,12 @@ def test_flow_and_block_styles_parse_the_same(
 def test_the_quickstart_spec_round_trips(tmp_path: Path) -> None:
     spec = load_spec(ROOT / "robustness_specs" / "quickstart.yaml")
     assert spec.name == "digits-quickstart"
-    assert list(spec.datasets) == ["digits-train", "handwritten", "printed", "noisy", "blurred"]
+    assert list(spec.datasets) == ["digits-train", "handwritten", "printed", "noisy", "low-contrast"]
     assert [(c.params.on, c.params.min, c.params.max_drop) for c in spec.contracts] == [
         ("handwritten", 0.90, 0.02),
         ("printed", None, 0.05),
         ("noisy", None, 0.05),
-        ("blurred", None, 0.05),
+        ("low-contrast", None, 0.05),
     ]
     again, _ = dump_and_load(redump(spec), tmp_path / "quickstart.yaml")
     assert_same_params(spec, again)

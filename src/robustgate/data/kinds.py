@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from robustgate.data.imageset import ImageSet
 from robustgate.data.resize import to_model_geometry
@@ -110,16 +110,17 @@ class DerivedParams(DatasetParams):
     corruption: str | None = None
     severity: int = Field(3, ge=1, le=5)
 
-    @model_validator(mode="after")
-    def _known_corruption(self) -> "DerivedParams":
+    @field_validator("corruption")
+    @classmethod
+    def _known_corruption(cls, name: str | None) -> str | None:
         from robustgate.data.corruptions import corruptions
 
-        if self.corruption is not None and self.corruption not in corruptions:
+        if name is not None:
             try:
-                corruptions.get(self.corruption)
-            except RegistryError as err:
+                corruptions.get(name)
+            except RegistryError as err:  # the registry words it, with "did you mean"
                 raise ValueError(err.message) from None
-        return self
+        return name
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ class SummaryRow:
 
 def render_summary(rows: list[SummaryRow], *, quiet: bool) -> list[str]:
     counts = {r: sum(row.result == r for row in rows) for r in ("PASS", "FAIL", "ERROR")}
-    head = f"{len(rows)} contracts: " + ", ".join(f"{n} {r.lower()}" for r, n in counts.items() if n)
+    head = f"{len(rows)} contract{'s' if len(rows) != 1 else ''}: " + ", ".join(f"{n} {r.lower()}" for r, n in counts.items() if n)
     shown = [row for row in rows if row.result != "PASS"] if quiet else rows
     if not shown:
         return [head]

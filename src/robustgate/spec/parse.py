@@ -43,6 +43,11 @@ def load_spec(path: Path | str) -> Spec:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise SpecError(f"cannot read spec file: {err.strerror}", where=shown) from None
+    except UnicodeDecodeError as err:
+        line = err.object[: err.start].count(b"\n") + 1
+        raise SpecError(
+            f"not UTF-8 text (byte 0x{err.object[err.start]:02x})", where=f"{shown}:{line}", hint="save the spec as UTF-8"
+        ) from None
     data, lines = load_yaml_with_lines(text, shown)
     if not isinstance(data, dict) or VERSION_KEY not in data:
         raise SpecError(
@@ -78,7 +83,8 @@ class _SpecBuilder:
         from robustgate.compressors import compression_steps
         from robustgate.data.kinds import dataset_kinds
 
-        if self.data.get(VERSION_KEY) not in SUPPORTED_VERSIONS:
+        version = self.data.get(VERSION_KEY)
+        if type(version) is not int or version not in SUPPORTED_VERSIONS:  # `true == 1` must not pass
             self.problem(
                 (VERSION_KEY,),
                 f"unsupported spec version {self.data.get(VERSION_KEY)!r}; this robustgate reads version "
@@ -86,14 +92,14 @@ class _SpecBuilder:
             )
             self.raise_if_any()
         header = self.validate(SpecHeader, self.data, ())
-        if header is None:
-            self.raise_if_any()
-        assert header is not None
-        datasets = self.build_datasets(header.datasets, dataset_kinds)
-        variants = self.build_variants(header.variants, compression_steps)
-        contracts = self.build_contracts(header.contracts, contract_kinds, variants)
-        self.check_references(header, datasets, variants, contracts)
+        # Entries are validated even when the header is not, so one run lists every problem.
+        datasets = self.build_datasets(_mapping(self.data.get("datasets")), dataset_kinds)
+        variants = self.build_variants(_mapping(self.data.get("variants")), compression_steps)
+        contracts = self.build_contracts(_sequence(self.data.get("contracts")), contract_kinds, variants)
+        if header is not None:
+            self.check_references(header, datasets, variants, contracts)
         self.raise_if_any()
+        assert header is not None
         return Spec(
             path=self.path.resolve(),
             name=header.name or self.path.stem,
@@ -147,7 +153,13 @@ class _SpecBuilder:
     def build_datasets(self, raw: dict[str, dict[str, Any]], kinds: Registry[Any]) -> dict[str, DatasetEntry]:
         entries = {}
         for name, body in raw.items():
-            loc = ("datasets", name)
+            loc = ("datasets", str(name))
+            if not isinstance(name, str):
+                self.problem(loc, f"dataset names must be text; quote it: '{name}'")
+                continue
+            if not isinstance(body, dict):
+                self.problem(loc, "expected a mapping such as {builtin: digits, domain: printed}")
+                continue
             present = [key for key in body if key in kinds]
             if len(present) != 1:
                 what = "none" if not present else " and ".join(present)
@@ -162,7 +174,10 @@ class _SpecBuilder:
     def build_variants(self, raw: dict[str, dict[str, Any] | None], steps: Registry[Any]) -> dict[str, Variant]:
         variants = {}
         for name, body in raw.items():
-            loc = ("variants", name)
+            loc = ("variants", str(name))
+            if not isinstance(name, str):
+                self.problem(loc, f"variant names must be text; quote it: '{name}'")
+                continue
             if name == BASELINE:
                 self.problem(loc, "`baseline` is the uncompressed model and is always there; name your variant differently")
                 continue
@@ -171,6 +186,9 @@ class _SpecBuilder:
                 continue
             if not body:
                 self.problem(loc, "a variant needs at least one compression step, e.g. `ptq: {backend: x86}`")
+                continue
+            if not isinstance(body, dict):
+                self.problem(loc, "expected a mapping of compression steps, e.g. {ptq: {backend: x86}}")
                 continue
             parsed = []
             for kind, params in body.items():
@@ -192,6 +210,9 @@ class _SpecBuilder:
         contracts = []
         for index, body in enumerate(raw):
             loc: Loc = ("contracts", index)
+            if not isinstance(body, dict):
+                self.problem(loc, "each contract is one `kind: {...}` mapping, e.g. - accuracy: {on: test, min: 0.9}")
+                continue
             restrict = body.get("variants")
             present = [key for key in body if key != "variants"]
             if len(present) != 1:
@@ -202,6 +223,9 @@ class _SpecBuilder:
                 contract_kind = kinds.get(kind)
             except RegistryError as err:
                 self.problem(loc + (kind,), err.message)
+                continue
+            if not isinstance(body[kind] or {}, dict):
+                self.problem(loc + (kind,), f"expected a mapping of {kind} keys, e.g. {kind}: {{on: test, min: 0.9}}")
                 continue
             params_raw = dict(body[kind] or {})
             if "variants" in params_raw:
@@ -234,7 +258,7 @@ class _SpecBuilder:
     def check_references(
         self, header: SpecHeader, datasets: dict[str, DatasetEntry], variants: dict[str, Variant], contracts: list[Contract]
     ) -> None:
-        names = list(header.datasets)
+        names = [str(name) for name in header.datasets]
         refs: list[tuple[Loc, str]] = [(("model",) + loc, ref) for loc, ref in dataset_refs(header.model)]
         for entry in datasets.values():
             refs += [(("datasets", entry.name) + loc, ref) for loc, ref in dataset_refs(entry.params)]
@@ -261,6 +285,14 @@ class _SpecBuilder:
                     break
                 chain.append(name)
                 name = parents[name]
+
+
+def _mapping(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _sequence(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _dotted(loc: Loc) -> str:

@@ -14,15 +14,16 @@ _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 def resolve_path(value: str, spec_dir: Path) -> Path:
     """Expand ``${NAME}`` from the environment and make relative paths relative to ``spec_dir``.
 
-    An unset variable is an error rather than an empty string, so ``${OFFICE31_ROOT}/x``
+    An unset or empty variable is an error rather than an empty string, so ``${OFFICE31_ROOT}/x``
     never silently becomes ``/x``.
     """
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
-        if name not in os.environ:
+        if not os.environ.get(name):
+            state = "is empty" if name in os.environ else "is not set"
             raise DataError(
-                f"environment variable {name} is not set (used in {value!r})",
+                f"environment variable {name} {state} (used in {value!r})",
                 hint=f"export {name}=/path/to/the/data before running pytest",
             )
         return os.environ[name]

@@ -47,23 +47,53 @@ class LineMap:
 
     def line(self, loc: Loc) -> int:
         """Line of ``loc``, or of its nearest recorded ancestor (a missing key reports its parent)."""
-        loc = tuple(loc)
+        # Keys are recorded as written; YAML may have made `8:` an int key, so look both forms up.
+        loc = tuple(part if (self._known(loc, i, part)) else str(part) for i, part in enumerate(loc))
         while loc:
             if loc in self._lines:
                 return self._lines[loc]
             loc = loc[:-1]
         return self._lines.get((), 1)
 
+    def _known(self, loc: Loc, index: int, part: str | int) -> bool:
+        prefix = tuple(loc[:index])
+        return (prefix + (part,)) in self._lines or (prefix + (str(part),)) not in self._lines
+
     def where(self, loc: Loc) -> str:
         return f"{self.path}:{self.line(loc)}"
+
+
+# `${NAME}` is how specs reference the environment, but its braces end a YAML flow mapping
+# (`{office31: ${OFFICE31_ROOT}, domain: webcam}`); it is swapped for private-use characters
+# while parsing and swapped back in the parsed strings. Line numbers are unaffected.
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_PLACEHOLDER = re.compile("\\$\ue000([A-Za-z_][A-Za-z0-9_]*)\ue001")
+
+
+def _restore_env_references(value: Any) -> Any:
+    if isinstance(value, str):
+        return _ENV_PLACEHOLDER.sub(r"${\1}", value)
+    if isinstance(value, dict):
+        return {_restore_env_references(k): _restore_env_references(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore_env_references(v) for v in value]
+    return value
 
 
 def load_yaml_with_lines(text: str, path: str) -> tuple[Any, LineMap]:
     """Parse ``text`` safely; return the data and a :class:`LineMap` of every key and item."""
     lines = LineMap(path)
+    text = _ENV_REFERENCE.sub("$\ue000\\1\ue001", text)
     try:
         node = yaml.compose(text, Loader=SpecLoader)
         data = yaml.load(text, Loader=SpecLoader)  # SpecLoader is a SafeLoader: no Python tags
+    except yaml.constructor.ConstructorError as err:
+        mark = err.problem_mark
+        raise SpecError(
+            f"YAML tag not allowed: {err.problem}",
+            where=f"{path}:{mark.line + 1 if mark else 1}",
+            hint="specs are plain data: remove the `!!python/...` (or other custom) tag",
+        ) from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else 1
@@ -77,7 +107,7 @@ def load_yaml_with_lines(text: str, path: str) -> tuple[Any, LineMap]:
         raise SpecError(f"not valid YAML: {err}", where=f"{path}:1") from None
     if node is not None:
         _walk(node, (), lines)
-    return data, lines
+    return _restore_env_references(data), lines
 
 
 def _walk(node: yaml.Node, loc: Loc, lines: LineMap) -> None:

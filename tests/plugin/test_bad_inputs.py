@@ -1,0 +1,132 @@
+"""Bad models, weights and data at run time: one clear failure each, never a traceback, never a pass."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import torch
+from PIL import Image
+
+SPEC = """\
+robustgate: 1
+model:
+  arch: {arch}
+  kwargs: {{num_classes: 10}}
+  weights: weights.pt
+  input: {{size: [16, 16], mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25]}}
+datasets:
+  digits: {{builtin: digits, domain: handwritten, samples: 100}}
+{extra}
+contracts:
+  - accuracy: {{on: {on}, min: 0.0}}
+"""
+
+
+def run_spec(project: pytest.Pytester, *, arch: str = "tinynet:build", on: str = "digits", extra: str = "") -> str:
+    (project.path / "robustness_specs" / "tiny.yaml").write_text(SPEC.format(arch=arch, on=on, extra=extra))
+    result = project.runpytest("-p", "no:cacheprovider", "--robustgate-no-cache")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "Traceback" not in out and "site-packages/torch" not in out
+    return out
+
+
+def save_tiny(project: pytest.Pytester, num_classes: int = 10, name: str = "build") -> None:
+    import tinynet  # written by the tiny_project fixture
+
+    torch.save(getattr(tinynet, name)(num_classes).state_dict(), project.path / "robustness_specs" / "weights.pt")
+
+
+def test_missing_weights_file(tiny_project: pytest.Pytester) -> None:
+    out = run_spec(tiny_project)
+    assert "robustness_specs/tiny.yaml:2: weights file" in out
+    assert "weights.pt' does not exist" in out
+    assert "fix: give the path of a state_dict" in out
+
+
+def test_checkpoint_with_the_wrong_class_count(tiny_project: pytest.Pytester) -> None:
+    save_tiny(tiny_project, num_classes=31)
+    out = run_spec(tiny_project)
+    assert "checkpoint 'weights.pt' does not fit tinynet:build: '9.weight' has shape [31, 32] in the checkpoint but [10, 32] in the model" in out
+    assert "num_classes" in out
+
+
+def test_checkpoint_of_another_architecture(tiny_project: pytest.Pytester) -> None:
+    torch.save(torch.nn.Linear(4, 2).state_dict(), tiny_project.path / "robustness_specs" / "weights.pt")
+    out = run_spec(tiny_project)
+    assert "does not fit tinynet:build: '0.weight' is missing from the checkpoint" in out
+
+
+def test_corrupt_checkpoint(tiny_project: pytest.Pytester) -> None:
+    (tiny_project.path / "robustness_specs" / "weights.pt").write_bytes(b"\x00not a checkpoint" * 10)
+    out = run_spec(tiny_project)
+    assert "cannot read checkpoint" in out
+
+
+def test_pickled_model_needs_trust(tiny_project: pytest.Pytester) -> None:
+    import tinynet
+
+    torch.save(tinynet.build(10), tiny_project.path / "robustness_specs" / "weights.pt")
+    out = run_spec(tiny_project)
+    assert "add `trusted: true` under model:" in out
+
+
+def test_unknown_architecture(tiny_project: pytest.Pytester) -> None:
+    out = run_spec(tiny_project, arch="torchvision:resnet181")
+    assert "unknown torchvision architecture 'resnet181'; did you mean 'resnet18'?" in out
+
+
+def test_missing_dataset_folder(tiny_project: pytest.Pytester) -> None:
+    save_tiny(tiny_project)
+    out = run_spec(tiny_project, on="site", extra="  site: {imagefolder: data/site_b}")
+    assert "robustness_specs/tiny.yaml:9: dataset 'site':" in out
+    assert "data/site_b' does not exist" in out
+
+
+def test_office31_root_with_missing_classes(tiny_project: pytest.Pytester) -> None:
+    from robustgate.data.office31 import OFFICE31_CLASSES
+
+    save_tiny(tiny_project, num_classes=31)
+    root = tiny_project.path / "office31"
+    for name in OFFICE31_CLASSES[:-3]:
+        folder = root / "webcam" / "images" / name
+        folder.mkdir(parents=True)
+        Image.new("RGB", (20, 20), (120, 30, 200)).save(folder / "frame_0001.jpg")
+    (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(
+        SPEC.format(arch="tinynet:build", on="webcam", extra="  webcam: {office31: ../office31, domain: webcam}").replace(
+            "num_classes: 10", "num_classes: 31"
+        )
+    )
+    result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-no-cache")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*3 of Office-31's 31 classes are missing under*: stapler, tape_dispenser, trash_can*"])
+
+
+def test_labels_that_do_not_fit_the_outputs(tiny_project: pytest.Pytester) -> None:
+    save_tiny(tiny_project)
+    for cls in ("cat", "dog", "fox"):
+        folder = tiny_project.path / "robustness_specs" / "three" / cls
+        folder.mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (24, 24), (40 * i, 90, 10)).save(folder / f"{i}.png")
+    out = run_spec(tiny_project, on="three", extra="  three: {imagefolder: three}")
+    assert "dataset 'three' has 3 classes but the model outputs 10 logits" in out
+    assert "num_classes: 3" in out
+
+
+def test_model_that_outputs_nan(tiny_project: pytest.Pytester) -> None:
+    save_tiny(tiny_project, name="nan_net")
+    out = run_spec(tiny_project, arch="tinynet:nan_net")
+    assert "baseline produced NaN or infinite logits on 100 of 100 images of 'digits'" in out
+
+
+def test_cuda_requested_without_a_gpu(tiny_project: pytest.Pytester) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    save_tiny(tiny_project)
+    spec = SPEC.format(arch="tinynet:build", on="digits", extra="")
+    (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(spec.replace("model:", "device: cuda\nmodel:"))
+    result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-no-cache")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the spec asks for device: cuda but torch sees no CUDA device*"])
