@@ -89,7 +89,11 @@ class ArtifactCache:
             return None
         try:
             # Our own artifacts hold only tensors and plain containers, so the safe loader suffices.
-            return torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                # int8 state dicts load through torch's legacy TypedStorage path, which warns; not ours to fix.
+                warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+                warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+                return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # a truncated or foreign file: rebuild rather than fail the gate
             warnings.warn(f"robustgate: discarding unreadable cache entry {path} ({err}); rebuilding", stacklevel=2)
             path.unlink(missing_ok=True)

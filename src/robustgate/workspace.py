@@ -39,6 +39,7 @@ class Workspace:
         self._built: dict[str, BuiltModel] = {}
         self._baseline: BuiltModel | None = None
         self._logits: dict[tuple[str, str], torch.Tensor] = {}
+        self._outputs: dict[int, int] = {}  # logits per image, by model identity
 
     @property
     def confidence(self) -> float | str:
@@ -125,6 +126,11 @@ class Workspace:
         return torch.zeros(2, self.spec.model.input.channels, *size)
 
     def num_outputs(self, model: Classifier) -> int:
+        if id(model) not in self._outputs:
+            self._outputs[id(model)] = self._count_outputs(model)
+        return self._outputs[id(model)]
+
+    def _count_outputs(self, model: Classifier) -> int:
         try:
             with torch.no_grad():
                 out = model.eval()(self.example())

@@ -61,7 +61,10 @@ def _quiet_torch_ao() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.ao")
-        warnings.filterwarnings("ignore", message=r".*(torch\.ao\.quantization|quant_min and quant_max|reduce_range).*")
+        warnings.filterwarnings(
+            "ignore",
+            message=r".*(torch\.ao\.quantization|quant_min and quant_max|reduce_range|quantized tensor creation).*",
+        )
         yield
 
 
