@@ -13,7 +13,8 @@ stamp=.venv/.robustgate-installed
 want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "robustgate: installing pinned dependencies into .venv (first time: a few minutes)"
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
+  # -qq: the machine's pip config names index folders that may be absent, and pip warns about each one.
+  .venv/bin/python -m pip install -qq --upgrade pip
+  .venv/bin/python -m pip install -qq -c constraints.txt -e ".[test]"
   echo "$want" > "$stamp"
 fi

@@ -73,8 +73,10 @@ class Workspace:
 
     def _build_baseline(self) -> BuiltModel:
         params = self.spec.model
-        torch.manual_seed(self.spec.seed)  # network init is part of what `seed` pins
-        classifier = Classifier(Normalize(params.input.mean, params.input.std), build_network(params.arch, params.kwargs))
+        with torch.random.fork_rng(devices=[]):  # seed the network init without touching the caller's RNG
+            torch.manual_seed(self.spec.seed)
+            net = build_network(params.arch, params.kwargs)
+        classifier = Classifier(Normalize(params.input.mean, params.input.std), net)
         self.num_outputs(classifier)
         identity = (params.arch, params.kwargs, params.input)
         if params.weights == "train":

@@ -1,19 +1,24 @@
-"""robustgate's pytest hooks (the ``pytest11`` entry point)."""
+"""robustgate's pytest hooks (the ``pytest11`` entry point).
+
+This module is imported by every pytest run in an environment where robustgate
+is installed, so torch and the rest are imported only once a spec is collected.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import fnmatch
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from robustgate.cache import ArtifactCache
-from robustgate.plugin.items import SpecFile
 from robustgate.plugin.summary import SummaryRow, render_summary
-from robustgate.spec import Spec, is_spec_file
-from robustgate.workspace import Workspace
+
+if TYPE_CHECKING:
+    from robustgate.cache import ArtifactCache
+    from robustgate.spec import Spec
+    from robustgate.workspace import Workspace
 
 DEFAULT_PATTERNS = ["*robustness_specs/*.yaml", "*robustness_specs/*.yml"]
 
@@ -51,17 +56,27 @@ class RobustgateSession:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.cache = ArtifactCache(None if config.getoption("robustgate_no_cache") else self._cache_dir())
+        self._cache: ArtifactCache | None = None
         self.workspaces: dict[Path, Workspace] = {}
         self.rows: list[SummaryRow] = []
+
+    @property
+    def cache(self) -> "ArtifactCache":
+        if self._cache is None:
+            from robustgate.cache import ArtifactCache
+
+            self._cache = ArtifactCache(None if self.config.getoption("robustgate_no_cache") else self._cache_dir())
+        return self._cache
 
     def _cache_dir(self) -> Path:
         chosen = self.config.getoption("robustgate_cache_dir") or self.config.getini("robustgate_cache_dir")
         path = Path(chosen) if chosen else Path(".robustgate-cache")
         return path if path.is_absolute() else self.config.rootpath / path
 
-    def workspace(self, spec: Spec) -> Workspace:
+    def workspace(self, spec: "Spec") -> "Workspace":
         if spec.path not in self.workspaces:
+            from robustgate.workspace import Workspace
+
             self.workspaces[spec.path] = Workspace(spec, self.cache, self.progress)
         return self.workspaces[spec.path]
 
@@ -87,10 +102,9 @@ class RobustgateSession:
         terminalreporter.section("robustgate", sep="=", bold=True)
         for line in render_summary(self.rows, quiet=quiet):
             terminalreporter.write_line(line)
-        if self.cache.root is not None and not quiet and (self.cache.hits or self.cache.misses):
-            terminalreporter.write_line(
-                f"cache: {self.cache.hits} artifacts reused, {self.cache.misses} built ({self.cache.root})"
-            )
+        cache = self._cache
+        if cache is not None and cache.root is not None and not quiet and (cache.hits or cache.misses):
+            terminalreporter.write_line(f"cache: {cache.hits} artifacts reused, {cache.misses} built ({cache.root})")
 
 
 _SESSION = pytest.StashKey[RobustgateSession]()
@@ -111,8 +125,12 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         return None
     if not (parent.session.isinitpath(file_path) or _matches(file_path, parent.config)):
         return None
+    from robustgate.spec.parse import is_spec_file
+
     if not is_spec_file(file_path):
         return None
+    from robustgate.plugin.items import SpecFile
+
     return SpecFile.from_parent(parent, path=file_path)
 
 
