@@ -78,7 +78,9 @@ class Workspace:
             net = build_network(params.arch, params.kwargs)
         classifier = Classifier(Normalize(params.input.mean, params.input.std), net)
         self.num_outputs(classifier)
-        identity = (params.arch, params.kwargs, params.input)
+        # The structure (not just the arch name) enters every key, so an edited user factory
+        # never reuses weights trained for its previous version; the device changes numerics.
+        identity = (params.arch, params.kwargs, params.input, _structure_digest(net), self.spec.device)
         if params.weights == "train":
             assert params.train is not None
             train_set = self.datasets[params.train.on]
@@ -187,6 +189,12 @@ class Workspace:
 
         self._logits[(variant, dataset)] = logits = self.cache.get_or_create("logits", key, predict)
         return logits
+
+
+def _structure_digest(net: torch.nn.Module) -> str:
+    """Hash of the module tree and its parameter shapes."""
+    shapes = [(name, tuple(t.shape), str(t.dtype)) for name, t in net.state_dict().items()]
+    return hashlib.sha256(repr((repr(net), shapes)).encode()).hexdigest()
 
 
 def _file_digest(path: Path) -> str:

@@ -68,6 +68,24 @@ def _quiet_torch_ao() -> Iterator[None]:
         yield
 
 
+class QuantizedNet(torch.nn.Module):
+    """An int8 network that selects its quantized engine on every call.
+
+    Packed int8 weights belong to the engine they were packed for; running them
+    under another (the process default, or one a later variant selected) is wrong
+    or fails, so the model carries its engine wherever it is evaluated or timed.
+    """
+
+    def __init__(self, net: torch.nn.Module, backend: str) -> None:
+        super().__init__()
+        self.quantized = net
+        self.backend = backend
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with quantized_engine(self.backend):
+            return self.quantized(images)
+
+
 class PostTrainingQuantization(CompressionStep):
     Params = PTQParams
     preserves_macs = True
@@ -84,7 +102,7 @@ class PostTrainingQuantization(CompressionStep):
                     prepared(model.normalize(calibration[start : start + batch]))
             from torch.ao.quantization.quantize_fx import convert_fx
 
-            return model.with_net(convert_fx(prepared))
+            return model.with_net(QuantizedNet(convert_fx(prepared), params.backend))
 
     def restore(self, parent: Classifier, params: PTQParams, state: dict[str, Any], ctx: StepContext) -> Classifier:
         from torch.ao.quantization.quantize_fx import convert_fx
@@ -92,10 +110,10 @@ class PostTrainingQuantization(CompressionStep):
         with quantized_engine(params.backend), _quiet_torch_ao():
             quantized = convert_fx(self._prepare(parent, params, ctx))
             quantized.load_state_dict(state["state_dict"])
-        return parent.with_net(quantized)
+        return parent.with_net(QuantizedNet(quantized, params.backend))
 
     def state(self, model: Classifier) -> dict[str, Any]:
-        return {"state_dict": model.net.state_dict()}
+        return {"state_dict": model.net.quantized.state_dict()}
 
     @staticmethod
     def _prepare(model: Classifier, params: PTQParams, ctx: StepContext) -> torch.nn.Module:
