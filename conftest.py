@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-# pytester's in-process runs unload modules first imported during a run; torch.ao's FX quantization
-# registers a torch library on import and cannot be imported twice, so import it once up front.
+# pytester's in-process runs unload the modules first imported during a run. torch.ao's FX quantization
+# registers a torch library and numpy's C extensions refuse a second import, and the plugin imports
+# them lazily, so import the whole plugin stack once up front.
+import robustgate.plugin.items  # noqa: F401
+import robustgate.workspace  # noqa: F401
 import torch.ao.quantization.quantize_fx  # noqa: F401
 
 TINY_NET = '''
@@ -37,6 +40,12 @@ class NaNNet(nn.Module):
 
 def nan_net(num_classes: int = 10) -> nn.Module:
     return NaNNet(num_classes)
+
+
+def with_dropout(num_classes: int = 10) -> nn.Module:
+    """The same CNN with dropout before its classifier: training draws from torch's global RNG."""
+    body = build(num_classes)
+    return nn.Sequential(*body[:-1], nn.Dropout(0.5), body[-1])
 '''
 
 TINY_SPEC = """\

@@ -27,6 +27,8 @@ import robustgate
 
 T = TypeVar("T")
 CACHE_FORMAT = 1
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def content_key(*parts: Any) -> str:
@@ -106,6 +108,7 @@ class ArtifactCache:
                 torch.save(value, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a shared CI cache must be readable by all
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

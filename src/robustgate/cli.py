@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _validate(files: list[Path]) -> int:
-    from robustgate.plugin.items import count_items
+    from robustgate.plan import planned_pairs
 
     failed = 0
     for path in files:
@@ -33,7 +33,7 @@ def _validate(files: list[Path]) -> int:
             continue
         print(
             f"ok: {path} ({len(spec.datasets)} datasets, {len(spec.variants) + 1} models, "
-            f"{len(spec.contracts)} contracts, {count_items(spec)} items)"
+            f"{len(spec.contracts)} contracts, {len(planned_pairs(spec))} items)"
         )
     return 1 if failed else 0
 

@@ -1,7 +1,8 @@
 """One registry shape for every pluggable thing: dataset kinds, corruptions,
-compressors, contract kinds, architectures.
+compression steps and contract kinds (architectures come from torchvision's own
+registry or a user factory).
 
-A new kind is one decorated function or class in one file::
+A new kind is one registered function or class instance in one file::
 
     corruptions = Registry("corruption")
 

@@ -7,6 +7,7 @@ variant build it once.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from robustgate.data.imageset import ImageSet
 from robustgate.data.resolve import SpecDatasets
 from robustgate.errors import DataError, ModelError, RobustgateError
 from robustgate.inference import predict_logits
-from robustgate.models.architectures import build_network
+from robustgate.models.architectures import build_network, network_digest
 from robustgate.models.classifier import Classifier, Normalize
 from robustgate.models.train import train_classifier
 from robustgate.models.weights import load_checkpoint
@@ -38,8 +39,11 @@ class Workspace:
         self.datasets = SpecDatasets(spec)
         self._built: dict[str, BuiltModel] = {}
         self._baseline: BuiltModel | None = None
+        self._failed: dict[str, RobustgateError] = {}  # a model that failed to build fails every item fast
+        self._on_device: dict[str, Classifier] = {}  # evaluation copies of fp32 models on spec.device
         self._logits: dict[tuple[str, str], torch.Tensor] = {}
         self._outputs: dict[int, int] = {}  # logits per image, by model identity
+        self._trained_classes: tuple[str, ...] | None = None
 
     @property
     def confidence(self) -> float | str:
@@ -51,25 +55,41 @@ class Workspace:
     # -- models -------------------------------------------------------------
 
     def model(self, variant: str) -> BuiltModel:
-        """The baseline, or a variant built by its compression pipeline."""
+        """The baseline, or a variant built by its compression pipeline (on the CPU)."""
         if variant == BASELINE:
             return self.baseline()
         if variant not in self.spec.variants:
             raise RobustgateError(f"unknown variant '{variant}'")
+        if variant in self._failed:
+            raise self._failed[variant]
         entry = self.spec.variants[variant]
         try:
             return compress(self.baseline(), entry.steps, self._step_context(), self.cache, self._built, self.fingerprint)
         except RobustgateError as err:
-            raise err.at(self.spec.where(entry.line)) from None
+            self._failed[variant] = err.at(self.spec.where(entry.line))
+            raise self._failed[variant] from None
 
     def baseline(self) -> BuiltModel:
+        if BASELINE in self._failed:
+            raise self._failed[BASELINE]
         if self._baseline is None:
             where = self.spec.where(self.spec.lines.line(("model",)))
             try:
                 self._baseline = self._build_baseline()
             except RobustgateError as err:
-                raise err.at(where) from None
+                self._failed[BASELINE] = err.at(where)
+                raise self._failed[BASELINE] from None
         return self._baseline
+
+    def size_metrics(self, variant: str) -> dict[str, float | int]:
+        """Params, MACs and serialized bytes of a model, and their ratios to the baseline's."""
+        size, base = self.model(variant).size, self.baseline().size
+        return {
+            **size.as_dict(),
+            "params_ratio": size.params / base.params,
+            "macs_ratio": size.macs / base.macs if base.macs else 1.0,
+            "size_ratio": size.bytes / base.bytes,
+        }
 
     def _build_baseline(self) -> BuiltModel:
         params = self.spec.model
@@ -78,9 +98,9 @@ class Workspace:
             net = build_network(params.arch, params.kwargs)
         classifier = Classifier(Normalize(params.input.mean, params.input.std), net)
         self.num_outputs(classifier)
-        # The structure (not just the arch name) enters every key, so an edited user factory
-        # never reuses weights trained for its previous version; the device changes numerics.
-        identity = (params.arch, params.kwargs, params.input, _structure_digest(net), self.spec.device)
+        # The model's code (not just the arch name) enters every key, so an edited user model
+        # never reuses weights or predictions of its previous version; the device changes numerics.
+        identity = (params.arch, params.kwargs, params.input, network_digest(net, params.arch), self.spec.device)
         if params.weights == "train":
             assert params.train is not None
             train_set = self.datasets[params.train.on]
@@ -90,10 +110,12 @@ class Workspace:
             def train() -> dict[str, torch.Tensor]:
                 self.progress(f"training {params.arch} on '{params.train.on}' ({len(train_set)} images)")
                 return train_classifier(
-                    classifier, train_set, params.train, seed=self.spec.seed, device=self.device, progress=self.progress
+                    copy.deepcopy(classifier), train_set, params.train, seed=self.spec.seed, device=self.device,
+                    progress=self.progress,
                 )
 
             classifier.load_state_dict(self.cache.get_or_create("weights", key, train))
+            self._trained_classes = train_set.classes
         elif params.weights == "imagenet":
             raise ModelError(
                 "weights: imagenet is not supported yet (offline torchvision weights arrive with the Office-31 work)",
@@ -125,6 +147,15 @@ class Workspace:
             )
         return torch.device(self.spec.device)
 
+    def _evaluation_copy(self, variant: str, built: BuiltModel) -> tuple[Classifier, torch.device]:
+        """The model to evaluate and where: fp32 models on spec.device (a copy, so the CPU model that
+        compressors read stays put), int8 models on the CPU, where torch.ao's kernels run."""
+        if not built.differentiable or self.device.type == "cpu":
+            return built.model, torch.device("cpu")
+        if variant not in self._on_device:
+            self._on_device[variant] = copy.deepcopy(built.model).to(self.device).eval()
+        return self._on_device[variant], self.device
+
     def example(self) -> torch.Tensor:
         size = self.spec.model.input.size
         return torch.zeros(2, self.spec.model.input.channels, *size)
@@ -154,6 +185,13 @@ class Workspace:
                 f"dataset '{name}' has {len(data.classes)} classes but the model outputs {outputs} logits",
                 hint=f"set model kwargs num_classes: {len(data.classes)}, or evaluate on a dataset with {outputs} classes",
             )
+        trained = self._trained_classes
+        if trained is not None and data.classes != trained:
+            # Label i must mean the same class as in training, or accuracies are silently wrong.
+            raise DataError(
+                f"dataset '{name}' has classes {_preview(data.classes)} but the model was trained on {_preview(trained)}",
+                hint="name the class folders as in the training set (labels follow the sorted folder names)",
+            )
 
     # -- evaluation -----------------------------------------------------------
 
@@ -174,11 +212,11 @@ class Workspace:
             self.check_fits(dataset, data, built.model)
         except RobustgateError as err:
             raise err.at(self.spec.where(entry.line)) from None
-        device = self.device if built.differentiable else torch.device("cpu")  # torch.ao int8 kernels are CPU-only
         key = content_key("logits", built.key, data.fingerprint())
 
         def predict() -> torch.Tensor:
-            logits = predict_logits(built.model.to(device), data, device)
+            model, device = self._evaluation_copy(variant, built)
+            logits = predict_logits(model, data, device)
             bad = int((~torch.isfinite(logits)).any(dim=1).sum())
             if bad:
                 raise ModelError(
@@ -191,10 +229,8 @@ class Workspace:
         return logits
 
 
-def _structure_digest(net: torch.nn.Module) -> str:
-    """Hash of the module tree and its parameter shapes."""
-    shapes = [(name, tuple(t.shape), str(t.dtype)) for name, t in net.state_dict().items()]
-    return hashlib.sha256(repr((repr(net), shapes)).encode()).hexdigest()
+def _preview(classes: tuple[str, ...]) -> str:
+    return "[" + ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "") + "]"
 
 
 def _file_digest(path: Path) -> str:

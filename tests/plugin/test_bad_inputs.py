@@ -72,9 +72,19 @@ def test_pickled_model_needs_trust(tiny_project: pytest.Pytester) -> None:
     assert "add `trusted: true` under model:" in out
 
 
-def test_unknown_architecture(tiny_project: pytest.Pytester) -> None:
-    out = run_spec(tiny_project, arch="torchvision:resnet181")
-    assert "unknown torchvision architecture 'resnet181'; did you mean 'resnet18'?" in out
+def test_unknown_architecture_fails_collection(tiny_project: pytest.Pytester) -> None:
+    spec = SPEC.format(arch="torchvision:resnet181", on="digits", extra="")
+    (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(spec)
+    result = tiny_project.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["robustness_specs/tiny.yaml:3: model.arch: unknown torchvision architecture 'resnet181'; did you mean 'resnet18'?"]
+    )
+
+
+def test_unknown_factory_fails_the_items(tiny_project: pytest.Pytester) -> None:
+    out = run_spec(tiny_project, arch="tinynet:biuld")
+    assert "'tinynet' has no callable 'biuld'; did you mean 'build'?" in out
 
 
 def test_missing_dataset_folder(tiny_project: pytest.Pytester) -> None:
@@ -130,3 +140,39 @@ def test_cuda_requested_without_a_gpu(tiny_project: pytest.Pytester) -> None:
     result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-no-cache")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*the spec asks for device: cuda but torch sees no CUDA device*"])
+
+
+def test_nan_model_fails_its_int8_variant_cleanly_too(tiny_project: pytest.Pytester) -> None:
+    save_tiny(tiny_project, name="nan_net")
+    spec = SPEC.format(arch="tinynet:nan_net", on="digits", extra="")
+    spec = spec.replace("contracts:", "variants:\n  int8: {ptq: {calibrate: {on: digits, samples: 20}}}\ncontracts:")
+    (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(spec)
+    result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-no-cache", "-k", "int8")
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*ptq: the model produces NaN or infinite outputs on the calibration images*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_last_training_batch_of_one_image_is_fine(tiny_project: pytest.Pytester) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    spec = spec.replace("part: train}", "part: train, samples: 65}").replace("lr: 0.01}", "lr: 0.01, batch_size: 64}")
+    (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(spec.replace("min: 0.5", "min: 0.0"))
+    result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-no-cache", "-k", "baseline")
+    result.assert_outcomes(passed=1, deselected=2)
+
+
+def test_class_names_must_match_the_training_set(tiny_project: pytest.Pytester) -> None:
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    for word in words:
+        folder = tiny_project.path / "robustness_specs" / "words" / word
+        folder.mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (16, 16), (25 * i, 0, 0)).save(folder / f"{i}.png")
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    spec = spec.replace("datasets:\n", "datasets:\n  words: {imagefolder: words}\n").replace("on: printed", "on: words")
+    (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(spec)
+    result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-no-cache", "-k", "words")
+    result.assert_outcomes(failed=1, deselected=2)
+    result.stdout.fnmatch_lines(
+        ["*dataset 'words' has classes [[]eight, five, four, nine, one, ...] but the model was trained on [[]0, 1, 2, 3, 4, ...]*"]
+    )

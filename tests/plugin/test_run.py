@@ -101,3 +101,39 @@ def test_quiet_run_prints_no_progress(tiny_project: pytest.Pytester) -> None:
     result.assert_outcomes(passed=3)
     assert "training" not in result.stdout.str()
     result.stdout.fnmatch_lines(["3 contracts: 3 pass"])
+
+
+def test_editing_forward_invalidates_cached_results(tiny_project: pytest.Pytester, write_spec) -> None:
+    module = tiny_project.path / "edited.py"
+    module.write_text(
+        "import tinynet\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self, num_classes=10):\n        super().__init__()\n        self.body = tinynet.build(num_classes)\n\n"
+        "    def forward(self, x):\n        return self.body(x)\n\n\ndef build(num_classes=10):\n    return Net(num_classes)\n"
+    )
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    write_spec(spec.replace("tinynet:build", "edited:build"), "tiny.yaml")
+    tiny_project.runpytest("--robustgate-cache-dir", "cache").assert_outcomes(passed=3)
+    # Same class, same layers, same repr: only forward() changes, and with it every prediction.
+    module.write_text(module.read_text().replace("return self.body(x)", "return -self.body(x)"))
+    rerun = tiny_project.runpytest("--robustgate-cache-dir", "cache")
+    assert "training" in rerun.stdout.str()
+
+
+def test_training_with_dropout_is_deterministic(tiny_project: pytest.Pytester, write_spec) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    write_spec(spec.replace("tinynet:build", "tinynet:with_dropout"), "tiny.yaml")
+    runs = []
+    for name in ("a.xml", "b.xml"):
+        tiny_project.runpytest("--robustgate-no-cache", f"--junitxml={name}")
+        runs.append({c: p.get("robustgate.accuracy") for c, p in junit_properties(tiny_project.path / name).items()})
+    assert runs[0] == runs[1] and all(value is not None for value in runs[0].values())
+
+
+def test_size_metrics_and_ratios_reach_junit(tiny_project: pytest.Pytester) -> None:
+    tiny_project.runpytest("--robustgate-no-cache", "--junitxml=j.xml").assert_outcomes(passed=3)
+    cases = junit_properties(tiny_project.path / "j.xml")
+    base = next(p for n, p in cases.items() if "baseline" in n)
+    int8 = next(p for n, p in cases.items() if "int8" in n)
+    assert float(base["robustgate.size_ratio"]) == 1.0 and float(base["robustgate.params_ratio"]) == 1.0
+    assert int(int8["robustgate.macs"]) == int(base["robustgate.macs"]) > 0  # int8 keeps the arithmetic
+    assert float(int8["robustgate.size_ratio"]) < 0.5

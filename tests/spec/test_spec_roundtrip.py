@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 
 from robustgate.data.corruptions import corruptions
 from robustgate.spec import Spec, load_spec
-from robustgate.spec.parse import VARIANT_NAME
+from robustgate.spec.parse import ID_SAFE_NAME
 from robustgate.spec.yamlmarks import SpecLoader
 
 ROOT = Path(__file__).resolve().parents[2]
 
 ID_SAFE = st.text(alphabet=string.ascii_letters + string.digits + "_.+-", min_size=1, max_size=8).filter(
-    lambda s: VARIANT_NAME.match(s) is not None and s != "baseline"
+    lambda s: ID_SAFE_NAME.match(s) is not None and s != "baseline"
 )
 PROBABILITY = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 GATES = ("min", "max_drop", "max_relative_drop")
@@ -81,6 +81,8 @@ def spec_dicts(draw: st.DrawFn) -> dict[str, Any]:
         contract: dict[str, Any] = {"accuracy": body}
         if draw(st.booleans()):
             contract["variants"] = draw(st.lists(st.sampled_from(["baseline", *variants]), min_size=1, unique=True))
+            if "baseline" in contract["variants"] and "min" not in body:
+                body["min"] = draw(PROBABILITY)  # drop gates alone mean nothing on the baseline itself
         contracts.append(contract)
 
     spec: dict[str, Any] = {"robustgate": 1, "name": draw(ID_SAFE), "seed": draw(st.integers(0, 2**31 - 1))}

@@ -41,11 +41,10 @@ class Outcome:
     variant: str
     metrics: dict[str, Number] = field(default_factory=dict)
     gates: list[Gate] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return all(gate.passed for gate in self.gates)
+        return bool(self.gates) and all(gate.passed for gate in self.gates)
 
     def headline(self) -> str:
         """One line for summaries: the first failing gate, else every gate."""

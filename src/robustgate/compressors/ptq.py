@@ -92,11 +92,19 @@ class PostTrainingQuantization(CompressionStep):
     differentiable = False
 
     def apply(self, model: Classifier, params: PTQParams, ctx: StepContext) -> Classifier:
+        model = copy.deepcopy(model).cpu().eval()  # torch.ao quantizes on the CPU; the parent stays as it is
         calibration = self._calibration_images(params, ctx)
+        batch = params.calibrate.batch_size if params.calibrate else 32
+        with torch.inference_mode():
+            finite = all(torch.isfinite(model(calibration[s : s + batch])).all() for s in range(0, len(calibration), batch))
+        if not finite:  # observers would fail deep inside torch on NaN ranges
+            raise CompressionError(
+                "ptq: the model produces NaN or infinite outputs on the calibration images, so no int8 ranges exist",
+                hint="fix the fp32 model first (check its weights and input normalisation)",
+            )
         with quantized_engine(params.backend), _quiet_torch_ao():
             prepared = self._prepare(model, params, ctx)
             ctx.progress(f"ptq: calibrating on {len(calibration)} images")
-            batch = params.calibrate.batch_size if params.calibrate else 32
             with torch.inference_mode():
                 for start in range(0, len(calibration), batch):
                     prepared(model.normalize(calibration[start : start + batch]))
@@ -107,6 +115,7 @@ class PostTrainingQuantization(CompressionStep):
     def restore(self, parent: Classifier, params: PTQParams, state: dict[str, Any], ctx: StepContext) -> Classifier:
         from torch.ao.quantization.quantize_fx import convert_fx
 
+        parent = copy.deepcopy(parent).cpu().eval()
         with quantized_engine(params.backend), _quiet_torch_ao():
             quantized = convert_fx(self._prepare(parent, params, ctx))
             quantized.load_state_dict(state["state_dict"])
@@ -120,7 +129,7 @@ class PostTrainingQuantization(CompressionStep):
         from torch.ao.quantization import get_default_qconfig_mapping
         from torch.ao.quantization.quantize_fx import prepare_fx
 
-        net = copy.deepcopy(model.net).cpu().eval()
+        net = copy.deepcopy(model.net)
         try:
             return prepare_fx(net, get_default_qconfig_mapping(params.backend), (model.normalize(ctx.example),))
         except Exception as err:  # symbolic tracing fails on data-dependent control flow

@@ -2,7 +2,7 @@
 
 A kind turns its validated parameters into an :class:`ImageSet` at the model's
 input geometry. The generic keys every kind takes (``part``, ``split``,
-``samples``) are applied afterwards by :func:`robustgate.data.resolve.build_dataset`.
+``samples``) are applied afterwards by :class:`robustgate.data.resolve.SpecDatasets`.
 """
 
 from __future__ import annotations

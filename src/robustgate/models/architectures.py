@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
+import sys
+from pathlib import Path
 from typing import Any
 
 import torchvision
@@ -11,6 +14,20 @@ from torch import nn
 
 from robustgate.errors import ModelError
 from robustgate.registry import did_you_mean
+
+
+def architecture_problem(arch: str) -> str | None:
+    """What is wrong with a torchvision architecture name, checked without building it (None: fine).
+
+    User factories are not imported here: validating a spec must not run the user's code.
+    """
+    prefix, _, name = arch.rpartition(":")
+    if prefix not in ("", "torchvision"):
+        return None
+    available = torchvision.models.list_models(module=torchvision.models)
+    if name in available:
+        return None
+    return f"unknown torchvision architecture '{name}'; {did_you_mean(name, available)}"
 
 
 def build_network(arch: str, kwargs: dict[str, Any]) -> nn.Module:
@@ -23,11 +40,10 @@ def build_network(arch: str, kwargs: dict[str, Any]) -> nn.Module:
 
 
 def _torchvision(name: str, kwargs: dict[str, Any]) -> nn.Module:
-    available = torchvision.models.list_models(module=torchvision.models)
-    if name not in available:
+    problem = architecture_problem(name)
+    if problem:
         raise ModelError(
-            f"unknown torchvision architecture '{name}'; {did_you_mean(name, available)}",
-            hint="use a classification model name from torchvision.models.list_models(), or 'mypkg.module:factory'",
+            problem, hint="use a classification model name from torchvision.models.list_models(), or 'mypkg.module:factory'"
         )
     try:
         # weights=None: nothing is downloaded; pretrained weights come from the spec's `weights:`.
@@ -56,3 +72,36 @@ def _factory(module_name: str, attr: str, kwargs: dict[str, Any], arch: str) -> 
     if not isinstance(net, nn.Module):
         raise ModelError(f"{arch} returned {type(net).__name__}, not a torch.nn.Module")
     return net
+
+
+def network_digest(net: nn.Module, arch: str) -> str:
+    """Hash of a network's structure and of the code that defines it.
+
+    torch and torchvision classes are covered by their versions (part of every
+    cache key); for user classes and factories the source of their modules is
+    hashed, so editing ``forward`` or the factory invalidates cached weights and
+    predictions.
+    """
+    digest = hashlib.sha256()
+    digest.update(repr(net).encode())
+    for name, tensor in net.state_dict().items():
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+    modules = {type(m).__module__ for m in net.modules()}
+    prefix, _, _ = arch.rpartition(":")
+    if prefix not in ("", "torchvision"):
+        modules.add(prefix)
+    for module_name in sorted(m for m in modules if m.split(".")[0] not in ("torch", "torchvision")):
+        digest.update(module_name.encode())
+        digest.update(_module_source(module_name))
+    return digest.hexdigest()
+
+
+def _module_source(module_name: str) -> bytes:
+    module = sys.modules.get(module_name)
+    path = getattr(module, "__file__", None)
+    if path is None:
+        return b""
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return b""

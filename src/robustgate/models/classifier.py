@@ -30,4 +30,6 @@ class Classifier(nn.Module):
         return self.net(self.normalize(images))
 
     def with_net(self, net: nn.Module) -> "Classifier":
-        return Classifier(self.normalize, net)
+        """A new Classifier with ``net`` behind a copy of this one's normalisation (never shared,
+        so moving one model between devices cannot move another's)."""
+        return Classifier(Normalize(tuple(self.normalize.mean.flatten().tolist()), tuple(self.normalize.std.flatten().tolist())), net)

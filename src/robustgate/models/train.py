@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -10,6 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from robustgate.data.imageset import ImageSet
+from robustgate.errors import ModelError
 from robustgate.spec.model import TrainParams
 
 Progress = Callable[[str], None]
@@ -20,9 +22,24 @@ def train_classifier(
 ) -> dict[str, torch.Tensor]:
     """Train ``model`` (a Classifier taking [0, 1] images) on ``data``; return its state_dict on the CPU.
 
-    Everything random (init is done by the caller under the same seed, shuffling,
-    augmentation) draws from generators seeded by ``seed``, so a rerun gives the same weights.
+    Everything random draws from generators seeded by ``seed`` (init is done by the
+    caller under the same seed; dropout and other in-model randomness use torch's
+    global generator, seeded here inside ``fork_rng`` so the caller's state is kept),
+    so a rerun gives the same weights.
     """
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        try:
+            return _train(model, data, params, seed=seed, device=device, progress=progress)
+        except (RuntimeError, ValueError) as err:  # shapes, memory, numerics: one message, not torch's traceback
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ModelError(f"training failed: {first}", hint="check the model, its input size and train: settings") from None
+
+
+def _train(
+    model: nn.Module, data: ImageSet, params: TrainParams, *, seed: int, device: torch.device, progress: Progress
+) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     model.to(device).train()
     optimizer = _optimizer(model, params)
@@ -37,6 +54,8 @@ def train_classifier(
         total_loss, correct = 0.0, 0
         for start in range(0, len(data), params.batch_size):
             batch = order[start : start + params.batch_size]
+            if len(batch) == 1 and len(data) > 1:
+                continue  # BatchNorm cannot train on a batch of one; the image is seen in other epochs
             x, y = images[batch], labels[batch]
             if params.augment:
                 x = _random_shift(x, generator)
@@ -49,6 +68,11 @@ def train_classifier(
             schedule.step()
             total_loss += loss.item() * len(batch)
             correct += int((logits.argmax(1) == y).sum())
+        if not math.isfinite(total_loss):
+            raise ModelError(
+                f"training diverged in epoch {epoch + 1} (the loss is not finite)",
+                hint="lower train: lr, or check the model's output layer",
+            )
         progress(
             f"epoch {epoch + 1}/{params.epochs}: loss {total_loss / len(data):.3f}, "
             f"train accuracy {correct / len(data):.3f} ({time.perf_counter() - started:.1f}s)"

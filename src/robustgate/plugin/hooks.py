@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from robustgate.plugin.summary import SummaryRow, render_summary
+from robustgate.reports.table import SummaryRow, render_summary
 
 if TYPE_CHECKING:
     from robustgate.cache import ArtifactCache
@@ -93,7 +93,7 @@ class RobustgateSession:
         # Rows come from reports, not items, so they also arrive from pytest-xdist workers.
         properties = dict(report.user_properties)
         if report.when == "call" and "robustgate.contract" in properties:
-            self.rows.append(SummaryRow.from_report(report, properties))
+            self.rows.append(_summary_row(report, properties))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.rows:
@@ -105,6 +105,26 @@ class RobustgateSession:
         cache = self._cache
         if cache is not None and cache.root is not None and not quiet and (cache.hits or cache.misses):
             terminalreporter.write_line(f"cache: {cache.hits} artifacts reused, {cache.misses} built ({cache.root})")
+
+
+def _summary_row(report: pytest.TestReport, properties: dict[str, Any]) -> SummaryRow:
+    if report.passed:
+        result = "PASS"
+    elif properties.get("robustgate.verdict") == "fail":
+        result = "FAIL"
+    else:
+        result = "ERROR"
+    detail = properties.get("robustgate.headline")
+    if detail is None:
+        text = str(report.longrepr or "").strip().splitlines()
+        detail = text[0] if text else ""
+    return SummaryRow(
+        spec=report.nodeid.split("::")[0],
+        model=str(properties["robustgate.model"]),
+        contract=str(properties["robustgate.contract"]),
+        result=result,
+        detail=str(detail),
+    )
 
 
 _SESSION = pytest.StashKey[RobustgateSession]()

@@ -16,7 +16,7 @@ from robustgate.checks import contract_kinds
 from robustgate.errors import RobustgateError
 from robustgate.plugin.verdict import ContractViolation, format_violation
 from robustgate.spec import Contract, Spec, load_spec
-from robustgate.spec.model import BASELINE
+from robustgate.plan import applies, models
 
 
 class SpecFile(pytest.File):
@@ -24,9 +24,9 @@ class SpecFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Collector]:
         spec = load_spec(self.path)
-        for variant in (BASELINE, *spec.variants):
-            if any(_applies(contract, variant) for contract in spec.contracts):
-                yield ModelNode.from_parent(self, name=variant, spec=spec)
+        for model in models(spec):
+            if any(applies(contract, model) for contract in spec.contracts):
+                yield ModelNode.from_parent(self, name=model, spec=spec)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, RobustgateError):
@@ -44,22 +44,11 @@ class ModelNode(pytest.Collector):
     def collect(self) -> Iterator[pytest.Item]:
         taken: set[str] = set()
         for contract in self.spec.contracts:
-            if not _applies(contract, self.name):
+            if not applies(contract, self.name):
                 continue
             name = _item_name(contract, taken)
             taken.add(name)
             yield ContractItem.from_parent(self, name=name, callobj=robustgate_contract, spec=self.spec, contract=contract)
-
-
-def count_items(spec: Spec) -> int:
-    """How many items a spec collects into (what `robustgate validate` reports)."""
-    return sum(_applies(c, v) for v in (BASELINE, *spec.variants) for c in spec.contracts)
-
-
-def _applies(contract: Contract, variant: str) -> bool:
-    if contract.variants is not None:
-        return variant in contract.variants
-    return variant != BASELINE or contract_kinds.get(contract.kind).applies_to_baseline(contract.params)
 
 
 def _item_name(contract: Contract, taken: set[str]) -> str:
@@ -98,10 +87,10 @@ class ContractItem(pytest.Function):
         self.user_properties += [("robustgate.model", self.variant), ("robustgate.contract", self.name)]
         workspace = session_of(self.config).workspace(self.spec)
         outcome = contract_kinds.get(self.contract.kind).check(workspace, self.variant, self.contract.params)
-        built, base = workspace.model(self.variant), workspace.baseline()
-        for metric, value in {**outcome.metrics, **built.size.as_dict()}.items():
+        if not outcome.gates:  # a contract that checked nothing must not count as kept
+            raise RobustgateError(f"{self.contract.kind} contract read no gate on {self.variant}", where=self.spec.where(self.contract.line))
+        for metric, value in {**outcome.metrics, **workspace.size_metrics(self.variant)}.items():
             self.user_properties.append((f"robustgate.{metric}", value))
-        self.user_properties.append(("robustgate.size_ratio", built.size.bytes / base.size.bytes))
         self.user_properties.append(("robustgate.verdict", "pass" if outcome.passed else "fail"))
         self.user_properties.append(("robustgate.headline", outcome.headline()))
         if not outcome.passed:

@@ -25,7 +25,6 @@ def format_violation(err: ContractViolation) -> str:
     table = ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines = [f"robustgate contract broken: {outcome.variant} :: {outcome.contract}   ({err.where})", *table]
     lines.append("  " + " · ".join(_context(metrics)))
-    lines += [f"  note: {note}" for note in outcome.notes]
     if err.source_line:
         lines.append(f"  spec: {err.source_line.strip()}")
     return "\n".join(lines)

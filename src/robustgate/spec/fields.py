@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Params(BaseModel):
-    """Frozen, strict parameters: unknown keys are errors, values never change after parsing."""
+    """Frozen, strict parameters: unknown keys are errors, values are not coerced
+    (``min: true`` or ``min: "0.9"`` is a type error, not 1.0 or 0.9), and never change after parsing."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 class _DatasetRefMarker:

@@ -7,6 +7,7 @@ layers that run them look the kind up in its registry.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,9 +35,10 @@ class TrainParams(Params):
 class InputParams(Params):
     """The model's input geometry and normalisation; data arrive in [0, 1] and are normalised inside the model."""
 
-    size: tuple[int, int]
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    # YAML gives lists; strict mode would accept only tuples here.
+    size: tuple[int, int] = Field(strict=False)
+    mean: tuple[float, ...] = Field((0.485, 0.456, 0.406), strict=False)
+    std: tuple[float, ...] = Field((0.229, 0.224, 0.225), strict=False)
 
     @field_validator("size")
     @classmethod
@@ -82,11 +84,11 @@ class ModelParams(Params):
 class SpecHeader(BaseModel):
     """The top-level keys; datasets, variants and contracts are validated per registered kind."""
 
-    model_config = {"extra": "forbid", "frozen": True}
+    model_config = {"extra": "forbid", "frozen": True, "strict": True}
 
     robustgate: Literal[1]
     name: str | None = None
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**63)  # torch generators take 64-bit seeds
     device: str = "cpu"
     confidence: Any = 0.95  # a level in [0.5, 1) or "point"; checked below to give one message
     model: ModelParams
@@ -107,7 +109,7 @@ class SpecHeader(BaseModel):
     @field_validator("device")
     @classmethod
     def _device_name(cls, value: str) -> str:
-        if value != "cpu" and not (value == "cuda" or value.startswith("cuda:")):
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
             raise ValueError("device must be `cpu`, `cuda` or `cuda:N`")
         return value
 
@@ -154,7 +156,6 @@ class Spec:
     variants: dict[str, Variant]
     contracts: tuple[Contract, ...]
     lines: LineMap
-    raw: dict[str, Any]
 
     @property
     def directory(self) -> Path:

@@ -20,8 +20,8 @@ from robustgate.spec.yamlmarks import LineMap, Loc, load_yaml_with_lines
 
 VERSION_KEY = "robustgate"
 SUPPORTED_VERSIONS = (1,)
-# Variant names appear in pytest ids (`spec.yaml::int8::accuracy[printed]`), so they must stay id-safe.
-VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+# Variant and dataset names appear in pytest ids (`spec.yaml::int8::accuracy[printed]`), so they must stay id-safe.
+ID_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
 def is_spec_file(path: Path) -> bool:
@@ -111,7 +111,6 @@ class _SpecBuilder:
             variants=variants,
             contracts=tuple(contracts),
             lines=self.lines,
-            raw=self.data,
         )
 
     def raise_if_any(self) -> None:
@@ -157,19 +156,34 @@ class _SpecBuilder:
             if not isinstance(name, str):
                 self.problem(loc, f"dataset names must be text; quote it: '{name}'")
                 continue
+            if not ID_SAFE_NAME.match(name):
+                self.problem(loc, f"dataset name {name!r} may only use letters, digits and _ . + - (it becomes part of test ids)")
+                continue
             if not isinstance(body, dict):
                 self.problem(loc, "expected a mapping such as {builtin: digits, domain: printed}")
                 continue
             present = [key for key in body if key in kinds]
             if len(present) != 1:
-                what = "none" if not present else " and ".join(present)
-                self.problem(loc, f"a dataset needs exactly one source key of {', '.join(kinds.names())} (found {what})")
+                self.problem(loc, self.source_key_problem(body, present, kinds))
                 continue
             kind = present[0]
             params = self.validate(kinds.get(kind).Params, body, loc)
             if params is not None:
                 entries[name] = DatasetEntry(name, kind, params, self.lines.line(loc))
         return entries
+
+    @staticmethod
+    def source_key_problem(body: dict[str, Any], present: list[str], kinds: Registry[Any]) -> str:
+        from robustgate.data.kinds import DatasetParams
+
+        if present:
+            return f"a dataset takes one source key, but has {' and '.join(present)}"
+        shared = set(DatasetParams.model_fields) | {"domain", "corruption", "severity"}
+        stray = [key for key in body if key not in shared]
+        guess = next((did_you_mean(key, kinds.names()) for key in stray if did_you_mean(key, kinds.names()).startswith("did")), None)
+        if stray and guess:
+            return f"unknown key '{stray[0]}'; {guess}"
+        return f"a dataset needs one source key: {', '.join(kinds.names())}"
 
     def build_variants(self, raw: dict[str, dict[str, Any] | None], steps: Registry[Any]) -> dict[str, Variant]:
         variants = {}
@@ -181,7 +195,7 @@ class _SpecBuilder:
             if name == BASELINE:
                 self.problem(loc, "`baseline` is the uncompressed model and is always there; name your variant differently")
                 continue
-            if not VARIANT_NAME.match(name):
+            if not ID_SAFE_NAME.match(name):
                 self.problem(loc, f"variant name {name!r} may only use letters, digits and _ . + - (it becomes part of test ids)")
                 continue
             if not body:
@@ -215,6 +229,11 @@ class _SpecBuilder:
                 continue
             restrict = body.get("variants")
             present = [key for key in body if key != "variants"]
+            stray = [key for key in present if key not in kinds]
+            misspelt = len(present) == 2 and len(stray) == 1 and did_you_mean(stray[0], ["variants"]).startswith("did")
+            if misspelt:  # a kind plus a misspelt `variants:`
+                self.problem(loc + (stray[0],), f"unknown key '{stray[0]}'; did you mean 'variants'?")
+                continue
             if len(present) != 1:
                 self.problem(loc, f"each contract is one `kind: {{...}}` mapping (kinds: {', '.join(kinds.names())})")
                 continue
@@ -235,8 +254,16 @@ class _SpecBuilder:
                 restrict = params_raw.pop("variants")
             params = self.validate(contract_kind.Params, params_raw, loc + (kind,))
             names = self.restriction(restrict, loc, variants)
-            if params is not None and names is not False:
-                contracts.append(Contract(kind, params, names, self.lines.line(loc), index))
+            if params is None or names is False:
+                continue
+            if names and BASELINE in names and not contract_kind.applies_to_baseline(params):
+                self.problem(
+                    loc,
+                    f"this {kind} contract only has gates relative to the baseline, so it has nothing to check on "
+                    "`baseline` itself; remove baseline from `variants:` or add an absolute gate such as `min:`",
+                )
+                continue
+            contracts.append(Contract(kind, params, names, self.lines.line(loc), index))
         return contracts
 
     def restriction(self, restrict: Any, loc: Loc, variants: dict[str, Variant]) -> tuple[str, ...] | None | bool:
@@ -271,6 +298,11 @@ class _SpecBuilder:
             if ref not in names:
                 self.problem(loc, f"unknown dataset '{ref}'; {did_you_mean(ref, names)}")
         self.check_derivation_cycles(datasets)
+        from robustgate.models.architectures import architecture_problem
+
+        problem = architecture_problem(header.model.arch)
+        if problem:
+            self.problem(("model", "arch"), problem)
 
     def check_derivation_cycles(self, datasets: dict[str, DatasetEntry]) -> None:
         parents = {name: getattr(e.params, "from_", None) for name, e in datasets.items()}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from robustgate.errors import DataError
 
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def resolve_path(value: str, spec_dir: Path) -> Path:
@@ -28,5 +28,5 @@ def resolve_path(value: str, spec_dir: Path) -> Path:
             )
         return os.environ[name]
 
-    path = Path(_VARIABLE.sub(substitute, value)).expanduser()
+    path = Path(ENV_REFERENCE.sub(substitute, value)).expanduser()
     return path if path.is_absolute() else (spec_dir / path)

@@ -14,6 +14,7 @@ import re
 import yaml
 
 from robustgate.errors import SpecError
+from robustgate.spec.paths import ENV_REFERENCE
 
 Loc = tuple[str | int, ...]
 
@@ -66,7 +67,6 @@ class LineMap:
 # `${NAME}` is how specs reference the environment, but its braces end a YAML flow mapping
 # (`{office31: ${OFFICE31_ROOT}, domain: webcam}`); it is swapped for private-use characters
 # while parsing and swapped back in the parsed strings. Line numbers are unaffected.
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ENV_PLACEHOLDER = re.compile("\\$\ue000([A-Za-z_][A-Za-z0-9_]*)\ue001")
 
 
@@ -83,11 +83,13 @@ def _restore_env_references(value: Any) -> Any:
 def load_yaml_with_lines(text: str, path: str) -> tuple[Any, LineMap]:
     """Parse ``text`` safely; return the data and a :class:`LineMap` of every key and item."""
     lines = LineMap(path)
-    text = _ENV_REFERENCE.sub("$\ue000\\1\ue001", text)
+    text = ENV_REFERENCE.sub("$\ue000\\1\ue001", text)
     try:
         node = yaml.compose(text, Loader=SpecLoader)
         data = yaml.load(text, Loader=SpecLoader)  # SpecLoader is a SafeLoader: no Python tags
     except yaml.constructor.ConstructorError as err:
+        if "could not determine a constructor for the tag" not in str(err.problem):
+            raise _yaml_error(err, path) from None
         mark = err.problem_mark
         raise SpecError(
             f"YAML tag not allowed: {err.problem}",
@@ -95,19 +97,22 @@ def load_yaml_with_lines(text: str, path: str) -> tuple[Any, LineMap]:
             hint="specs are plain data: remove the `!!python/...` (or other custom) tag",
         ) from None
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark else 1
-        problem = " ".join(filter(None, [err.context, err.problem]))
-        raise SpecError(
-            f"not valid YAML: {problem}",
-            where=f"{path}:{line}",
-            hint="check indentation and quoting on that line (tabs are not allowed in YAML)",
-        ) from None
+        raise _yaml_error(err, path) from None
     except yaml.YAMLError as err:
         raise SpecError(f"not valid YAML: {err}", where=f"{path}:1") from None
     if node is not None:
         _walk(node, (), lines)
     return _restore_env_references(data), lines
+
+
+def _yaml_error(err: yaml.MarkedYAMLError, path: str) -> SpecError:
+    mark = err.problem_mark or err.context_mark
+    problem = " ".join(filter(None, [err.context, err.problem]))
+    return SpecError(
+        f"not valid YAML: {problem}",
+        where=f"{path}:{mark.line + 1 if mark else 1}",
+        hint="check indentation and quoting on that line (tabs are not allowed in YAML)",
+    )
 
 
 def _walk(node: yaml.Node, loc: Loc, lines: LineMap) -> None:

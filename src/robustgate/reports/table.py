@@ -1,11 +1,8 @@
-"""The table at the end of a run: one row per (model, contract) item."""
+"""The plain-text summary table: one row per (model, contract) result; it renders, never recomputes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import pytest
 
 
 @dataclass(frozen=True)
@@ -14,28 +11,7 @@ class SummaryRow:
     model: str
     contract: str
     result: str  # PASS, FAIL or ERROR
-    detail: str
-
-    @classmethod
-    def from_report(cls, report: pytest.TestReport, properties: dict[str, Any]) -> "SummaryRow":
-        verdict = properties.get("robustgate.verdict")
-        if report.passed:
-            result = "PASS"
-        elif verdict == "fail":
-            result = "FAIL"
-        else:
-            result = "ERROR"
-        detail = properties.get("robustgate.headline")
-        if detail is None:
-            text = str(report.longrepr or "").strip().splitlines()
-            detail = text[0] if text else ""
-        return cls(
-            spec=report.nodeid.split("::")[0],
-            model=str(properties["robustgate.model"]),
-            contract=str(properties["robustgate.contract"]),
-            result=result,
-            detail=str(detail),
-        )
+    detail: str  # the gates as measured, or the error
 
 
 def render_summary(rows: list[SummaryRow], *, quiet: bool) -> list[str]:
