@@ -32,14 +32,19 @@ def did_you_mean(name: str, choices: list[str]) -> str:
 class Registry(Generic[T]):
     """Named entries of one kind, with duplicate checks and "did you mean" on misses."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, base: type | None = None) -> None:
         self.kind = kind
+        self.base = base  # entries must be instances of it (None: any callable)
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
         def add(entry: T) -> T:
             if name in self._entries:
                 raise RegistryError(f"{self.kind} '{name}' is registered twice")
+            wrong = not isinstance(entry, self.base) if self.base is not None else not callable(entry)
+            if wrong:
+                expected = self.base.__name__ if self.base is not None else "a callable"
+                raise RegistryError(f"{self.kind} '{name}' must be {expected}, not {type(entry).__name__}")
             self._entries[name] = entry
             return entry
 

@@ -9,7 +9,7 @@ from robustgate.registry import Registry, did_you_mean
 
 
 def make() -> Registry[object]:
-    registry: Registry[object] = Registry("corruption")
+    registry: Registry[object] = Registry("corruption", base=object)
     for name in ["gaussian_noise", "contrast", "brightness", "shot_noise"]:
         registry.register(name)(object())
     return registry
@@ -29,7 +29,7 @@ def test_register_returns_the_entry_and_get_finds_it() -> None:
 
 
 def test_registering_a_name_twice_is_an_error_and_keeps_the_first() -> None:
-    registry: Registry[object] = Registry("contract kind")
+    registry: Registry[object] = Registry("contract kind", base=object)
     first, second = object(), object()
     registry.register("accuracy")(first)
     with pytest.raises(RegistryError) as info:
@@ -81,3 +81,19 @@ def test_the_builtin_registries_hold_the_shipped_kinds() -> None:
     assert dataset_kinds.names() == ["builtin", "from", "imagefolder", "office31"]
     with pytest.raises(RegistryError, match="did you mean 'accuracy'"):
         contract_kinds.get("acuracy")
+
+
+def test_entries_must_be_of_the_registry_base() -> None:
+    class Base:
+        pass
+
+    registry: Registry[Base] = Registry("widget", base=Base)
+    registry.register("ok")(Base())
+    with pytest.raises(RegistryError, match="widget 'bad' must be Base, not int"):
+        registry.register("bad")(3)
+
+
+def test_entries_without_a_base_must_be_callable() -> None:
+    registry: Registry[object] = Registry("corruption")
+    with pytest.raises(RegistryError, match="must be a callable"):
+        registry.register("bad")("not callable")

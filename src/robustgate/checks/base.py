@@ -39,4 +39,4 @@ class ContractKind:
         raise NotImplementedError
 
 
-contract_kinds: Registry[ContractKind] = Registry("contract kind")
+contract_kinds: Registry[ContractKind] = Registry("contract kind", base=ContractKind)

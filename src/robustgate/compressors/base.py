@@ -46,4 +46,4 @@ class CompressionStep:
         raise NotImplementedError
 
 
-compression_steps: Registry[CompressionStep] = Registry("compression step")
+compression_steps: Registry[CompressionStep] = Registry("compression step", base=CompressionStep)

@@ -57,7 +57,7 @@ class DatasetKind:
         raise NotImplementedError
 
 
-dataset_kinds: Registry[DatasetKind] = Registry("dataset kind")
+dataset_kinds: Registry[DatasetKind] = Registry("dataset kind", base=DatasetKind)
 
 
 class BuiltinParams(DatasetParams):
