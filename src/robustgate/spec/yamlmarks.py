@@ -86,7 +86,11 @@ def load_yaml_with_lines(text: str, path: str) -> tuple[Any, LineMap]:
     text = ENV_REFERENCE.sub("$\ue000\\1\ue001", text)
     try:
         node = yaml.compose(text, Loader=SpecLoader)
-        data = yaml.load(text, Loader=SpecLoader)  # SpecLoader is a SafeLoader: no Python tags
+        loader = SpecLoader(text)  # a SafeLoader: Python tags are refused
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.constructor.ConstructorError as err:
         if "could not determine a constructor for the tag" not in str(err.problem):
             raise _yaml_error(err, path) from None
