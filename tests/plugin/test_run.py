@@ -137,3 +137,20 @@ def test_size_metrics_and_ratios_reach_junit(tiny_project: pytest.Pytester) -> N
     assert float(base["robustgate.size_ratio"]) == 1.0 and float(base["robustgate.params_ratio"]) == 1.0
     assert int(int8["robustgate.macs"]) == int(base["robustgate.macs"]) > 0  # int8 keeps the arithmetic
     assert float(int8["robustgate.size_ratio"]) < 0.5
+
+
+def test_size_contracts_gate_bytes_params_and_macs(tiny_project: pytest.Pytester, write_spec) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    spec += "  - size: {max_ratio: 0.5}\n  - size: {max_params: 100}\n"
+    write_spec(spec, "tiny.yaml")
+    result = tiny_project.runpytest("--robustgate-no-cache", "-p", "no:cacheprovider", "-k", "size")
+    # max_ratio is relative (int8 only); max_params is absolute (baseline and int8, both far above 100).
+    result.assert_outcomes(passed=1, failed=2, deselected=3)
+    result.stdout.fnmatch_lines(
+        [
+            "robustgate contract broken: baseline :: size   (robustness_specs/tiny.yaml:20)",
+            "*params*exact*<= 100*FAIL*",
+            "* MB (1.000 of the baseline), * params (1.000), * MACs (1.000)*",
+            "*int8*size *PASS*size_ratio 0.* <= 0.5*",
+        ]
+    )

@@ -21,6 +21,8 @@ class Evaluation(Protocol):
 
     def labels(self, dataset: str) -> torch.Tensor: ...
 
+    def size_metrics(self, variant: str) -> dict[str, float | int]: ...
+
 
 class ContractKind:
     """One registered kind of contract; subclasses declare ``Params`` and implement :meth:`check`."""

@@ -22,15 +22,22 @@ class Gate:
     threshold: float
     estimate: float
     value: float  # what the gate compared: the estimate or the bound
-    read: str  # "point" or e.g. "lower 95% bound"
+    read: str  # "point", "exact" (counted, not sampled) or e.g. "lower 95% bound"
 
     @property
     def passed(self) -> bool:
         return self.value >= self.threshold if self.op == ">=" else self.value <= self.threshold
 
     def describe(self) -> str:
-        shown = f"{self.estimate:.4f}" if self.read == "point" else f"{self.estimate:.4f} ({self.read} {self.value:.4f})"
+        shown = format_number(self.estimate)
+        if self.read not in ("point", "exact"):
+            shown += f" ({self.read} {self.value:.4f})"
         return f"{self.metric} {shown} {self.op} {self.threshold:g}"
+
+
+def format_number(value: float) -> str:
+    """Rates with four decimals; counts (params, MACs) whole."""
+    return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
 @dataclass

@@ -58,7 +58,7 @@ def _item_name(contract: Contract, taken: set[str]) -> str:
     unique = name
     while unique in taken:  # two contracts of one kind on one dataset: number the later ones
         occurrence += 1
-        unique = f"{contract.kind}[{label}#{occurrence}]" if label else f"{contract.kind}[#{occurrence}]"
+        unique = f"{contract.kind}[{label}#{occurrence}]" if label else f"{contract.kind}#{occurrence}"
     return unique
 
 
@@ -94,7 +94,7 @@ class ContractItem(pytest.Function):
         self.user_properties.append(("robustgate.verdict", "pass" if outcome.passed else "fail"))
         self.user_properties.append(("robustgate.headline", outcome.headline()))
         if not outcome.passed:
-            raise ContractViolation(outcome, self.spec.where(self.contract.line), self._source_line())
+            raise ContractViolation(outcome, self.name, self.spec.where(self.contract.line), self._source_line())
 
     def _source_line(self) -> str:
         try:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from robustgate.checks.outcome import Outcome
+from robustgate.checks.outcome import Outcome, format_number
 
 
 class ContractViolation(Exception):
     """Raised by an item whose outcome has a failing gate; carries the outcome for the report."""
 
-    def __init__(self, outcome: Outcome, where: str, source_line: str) -> None:
+    def __init__(self, outcome: Outcome, item: str, where: str, source_line: str) -> None:
         self.outcome = outcome
+        self.item = item
         self.where = where
         self.source_line = source_line
         super().__init__(outcome.headline())
@@ -19,12 +20,14 @@ def format_violation(err: ContractViolation) -> str:
     outcome, metrics = err.outcome, err.outcome.metrics
     rows = [("gate", "measured", "read as", "threshold", "result")]
     for gate in outcome.gates:
-        read = "point estimate" if gate.read == "point" else f"{gate.read} {gate.value:.4f}"
-        rows.append((gate.metric, f"{gate.estimate:.4f}", read, f"{gate.op} {gate.threshold:g}", "ok" if gate.passed else "FAIL"))
+        read = {"point": "point estimate", "exact": "exact"}.get(gate.read, f"{gate.read} {gate.value:.4f}")
+        rows.append((gate.metric, format_number(gate.estimate), read, f"{gate.op} {gate.threshold:g}", "ok" if gate.passed else "FAIL"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     table = ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines = [f"robustgate contract broken: {outcome.variant} :: {outcome.contract}   ({err.where})", *table]
-    lines.append("  " + " · ".join(_context(metrics)))
+    lines = [f"robustgate contract broken: {outcome.variant} :: {err.item}   ({err.where})", *table]
+    context = _context(metrics)
+    if context:
+        lines.append("  " + " · ".join(context))
     if err.source_line:
         lines.append(f"  spec: {err.source_line.strip()}")
     return "\n".join(lines)
@@ -45,4 +48,9 @@ def _context(metrics: dict) -> list[str]:
         )
     if "n" in metrics:
         parts.append(f"n = {metrics['n']}")
+    if "mb" in metrics:
+        parts.append(
+            f"{metrics['mb']:.2f} MB ({metrics['size_ratio']:.3f} of the baseline), "
+            f"{metrics['params']:,} params ({metrics['params_ratio']:.3f}), {metrics['macs']:,} MACs ({metrics['macs_ratio']:.3f})"
+        )
     return parts

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from robustgate.errors import RegistryError, SpecError
 from robustgate.registry import Registry, did_you_mean
 from robustgate.spec.fields import dataset_refs
+from robustgate.spec.matrix import MatrixError, expand_variant, is_template
 from robustgate.spec.model import BASELINE, Contract, DatasetEntry, SpecHeader, Spec, Step, Variant
 from robustgate.spec.yamlmarks import LineMap, Loc, load_yaml_with_lines
 
@@ -73,6 +74,7 @@ class _SpecBuilder:
         self.data = data
         self.lines = lines
         self.problems: list[tuple[int, str]] = []
+        self.templates: dict[str, list[str]] = {}  # matrix variant templates and the names they expanded to
 
     def problem(self, loc: Loc, message: str) -> None:
         self.problems.append((self.lines.line(loc), f"{_dotted(loc)}: {message}" if loc else message))
@@ -192,31 +194,46 @@ class _SpecBuilder:
             if not isinstance(name, str):
                 self.problem(loc, f"variant names must be text; quote it: '{name}'")
                 continue
-            if name == BASELINE:
-                self.problem(loc, "`baseline` is the uncompressed model and is always there; name your variant differently")
-                continue
-            if not ID_SAFE_NAME.match(name):
-                self.problem(loc, f"variant name {name!r} may only use letters, digits and _ . + - (it becomes part of test ids)")
-                continue
             if not body:
                 self.problem(loc, "a variant needs at least one compression step, e.g. `ptq: {backend: x86}`")
                 continue
             if not isinstance(body, dict):
                 self.problem(loc, "expected a mapping of compression steps, e.g. {ptq: {backend: x86}}")
                 continue
-            parsed = []
-            for kind, params in body.items():
-                try:
-                    step = steps.get(kind)
-                except RegistryError as err:
-                    self.problem(loc + (kind,), err.message)
+            try:
+                expanded = expand_variant(name, body)
+            except MatrixError as err:
+                self.problem(loc, str(err))
+                continue
+            if is_template(name):
+                self.templates[name] = [concrete for concrete, _ in expanded]
+            for concrete, concrete_body in expanded:
+                if concrete == BASELINE:
+                    self.problem(loc, "`baseline` is the uncompressed model and is always there; name your variant differently")
                     continue
-                value = self.validate(step.Params, params, loc + (kind,))
-                if value is not None:
-                    parsed.append(Step(kind, value))
-            if len(parsed) == len(body):
-                variants[name] = Variant(name, tuple(parsed), self.lines.line(loc))
+                if concrete in variants:
+                    self.problem(loc, f"variant name {concrete!r} is taken by another variant; name this one differently")
+                    continue
+                if not ID_SAFE_NAME.match(concrete):
+                    self.problem(loc, f"variant name {concrete!r} may only use letters, digits and _ . + - (it becomes part of test ids)")
+                    continue
+                variant = self.build_steps(concrete, concrete_body, loc, steps)
+                if variant is not None:
+                    variants[concrete] = variant
         return variants
+
+    def build_steps(self, name: str, body: dict[str, Any], loc: Loc, steps: Registry[Any]) -> Variant | None:
+        parsed = []
+        for kind, params in body.items():
+            try:
+                step = steps.get(kind)
+            except RegistryError as err:
+                self.problem(loc + (kind,), err.message)
+                continue
+            value = self.validate(step.Params, params, loc + (kind,))
+            if value is not None:
+                parsed.append(Step(kind, value))
+        return Variant(name, tuple(parsed), self.lines.line(loc)) if len(parsed) == len(body) else None
 
     def build_contracts(
         self, raw: list[dict[str, Any]], kinds: Registry[Any], variants: dict[str, Variant]
@@ -274,13 +291,15 @@ class _SpecBuilder:
         if not isinstance(restrict, list) or not all(isinstance(n, str) for n in restrict):
             self.problem(loc + ("variants",), "expected a list of variant names, e.g. variants: [int8]")
             return False
-        known = [BASELINE, *(self.data.get("variants") or {})]
-        ok = True
+        declared = [str(name) for name in _mapping(self.data.get("variants"))]  # incl. ones that failed validation
+        known = list(dict.fromkeys([BASELINE, *variants, *declared]))
+        ok, names = True, []
         for name in restrict:
             if name not in known:
                 self.problem(loc + ("variants",), f"unknown variant '{name}'; {did_you_mean(name, known)}")
                 ok = False
-        return tuple(restrict) if ok else False
+            names += self.templates.get(name, [name])  # a matrix template stands for all its variants
+        return tuple(dict.fromkeys(names)) if ok else False
 
     def check_references(
         self, header: SpecHeader, datasets: dict[str, DatasetEntry], variants: dict[str, Variant], contracts: list[Contract]

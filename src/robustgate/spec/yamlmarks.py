@@ -68,11 +68,15 @@ class LineMap:
 # (`{office31: ${OFFICE31_ROOT}, domain: webcam}`); it is swapped for private-use characters
 # while parsing and swapped back in the parsed strings. Line numbers are unaffected.
 _ENV_PLACEHOLDER = re.compile("\\$\ue000([A-Za-z_][A-Za-z0-9_]*)\ue001")
+# Matrix variant names (`pruned-{ratio}`) have the same problem inside `variants: [pruned-{ratio}]`;
+# a `{key}` glued to a name is a template, never the start of a flow mapping.
+_TEMPLATE_REFERENCE = re.compile(r"(?<=[A-Za-z0-9_.+-])\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_TEMPLATE_PLACEHOLDER = re.compile("\ue002([A-Za-z_][A-Za-z0-9_]*)\ue003")
 
 
 def _restore_env_references(value: Any) -> Any:
     if isinstance(value, str):
-        return _ENV_PLACEHOLDER.sub(r"${\1}", value)
+        return _TEMPLATE_PLACEHOLDER.sub(r"{\1}", _ENV_PLACEHOLDER.sub(r"${\1}", value))
     if isinstance(value, dict):
         return {_restore_env_references(k): _restore_env_references(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -84,6 +88,7 @@ def load_yaml_with_lines(text: str, path: str) -> tuple[Any, LineMap]:
     """Parse ``text`` safely; return the data and a :class:`LineMap` of every key and item."""
     lines = LineMap(path)
     text = ENV_REFERENCE.sub("$\ue000\\1\ue001", text)
+    text = _TEMPLATE_REFERENCE.sub("\ue002\\1\ue003", text)
     try:
         node = yaml.compose(text, Loader=SpecLoader)
         loader = SpecLoader(text)  # a SafeLoader: Python tags are refused
@@ -124,7 +129,7 @@ def _walk(node: yaml.Node, loc: Loc, lines: LineMap) -> None:
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
-            key = key_node.value
+            key = _restore_env_references(key_node.value)
             line = key_node.start_mark.line + 1
             if key in seen:
                 raise SpecError(
