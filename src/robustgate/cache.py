@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import json
 import os
 import tempfile
@@ -38,10 +39,18 @@ def content_key(*parts: Any) -> str:
         "robustgate": robustgate.__version__,
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
+        "torch-pruning": _distribution_version("torch-pruning"),  # its module __version__ lags the release
         "parts": parts,
     }
     text = json.dumps(payload, sort_keys=True, default=_jsonable, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _distribution_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
 
 
 def _jsonable(value: Any) -> Any:

@@ -2,5 +2,6 @@
 
 from robustgate.compressors.base import CompressionStep, StepContext, compression_steps
 from robustgate.compressors import ptq as _ptq  # noqa: F401  (registers `ptq`)
+from robustgate.compressors import prune as _prune  # noqa: F401  (registers `prune`)
 
 __all__ = ["CompressionStep", "StepContext", "compression_steps"]

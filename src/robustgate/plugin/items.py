@@ -46,20 +46,24 @@ class ModelNode(pytest.Collector):
         for contract in self.spec.contracts:
             if not applies(contract, self.name):
                 continue
-            name = _item_name(contract, taken)
+            base, params = _item_name(contract, taken)
+            name = f"{base}[{params}]" if params else base
             taken.add(name)
-            yield ContractItem.from_parent(self, name=name, callobj=robustgate_contract, spec=self.spec, contract=contract)
+            yield ContractItem.from_parent(
+                self, name=name, originalname=base, callobj=robustgate_contract, spec=self.spec, contract=contract,
+                id_params=params,
+            )
 
 
-def _item_name(contract: Contract, taken: set[str]) -> str:
+def _item_name(contract: Contract, taken: set[str]) -> tuple[str, str | None]:
+    """``("accuracy", "printed")`` for ``accuracy[printed]``; later duplicates are numbered (``printed#2``, ``size#2``)."""
     label = contract_kinds.get(contract.kind).label(contract.params)
-    name = f"{contract.kind}[{label}]" if label else contract.kind
+    base, params = (contract.kind, label) if label else (contract.kind, None)
     occurrence = 1
-    unique = name
-    while unique in taken:  # two contracts of one kind on one dataset: number the later ones
+    while (f"{base}[{params}]" if params else base) in taken:
         occurrence += 1
-        unique = f"{contract.kind}[{label}#{occurrence}]" if label else f"{contract.kind}#{occurrence}"
-    return unique
+        base, params = (contract.kind, f"{label}#{occurrence}") if label else (f"{contract.kind}#{occurrence}", None)
+    return base, params
 
 
 def robustgate_contract(request: pytest.FixtureRequest) -> None:
@@ -70,13 +74,14 @@ def robustgate_contract(request: pytest.FixtureRequest) -> None:
 class ContractItem(pytest.Function):
     """One (model, contract) pair."""
 
-    def __init__(self, *, spec: Spec, contract: Contract, **kwargs: Any) -> None:
+    def __init__(self, *, spec: Spec, contract: Contract, id_params: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         parent_id = getattr(self.parent, "id", None)
-        if parent_id is not None:
-            # pytest 9 matches --lf/--sw entries by structured ids parsed from "name[params]" strings;
-            # give "accuracy[printed]" the same structure so the saved ids match on the next run.
-            self._id = type(parent_id).parse(f"{self.parent.nodeid}::{self.name}")
+        if parent_id is not None and id_params is not None:
+            # pytest 9 matches --lf/--sw entries by structured ids (name plus "[params]"), built for
+            # parametrized tests from their callspec; build "accuracy[printed]" the same way, or the
+            # id saved by --lf would not match the item on the next run.
+            self._id = parent_id.child(self.originalname).with_params(id_params)
         self.spec = spec
         self.contract = contract
         self.variant = self.parent.name
