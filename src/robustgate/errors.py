@@ -52,3 +52,9 @@ class CompressionError(RobustgateError):
 
 class RegistryError(RobustgateError):
     """An unknown or duplicate name in one of robustgate's registries."""
+
+
+def first_line(err: BaseException) -> str:
+    """``Type: first line of the message`` of a library exception, for one-line error reports."""
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__

@@ -31,7 +31,7 @@ from pydantic import Field
 from torch import nn
 
 from robustgate.compressors.base import CompressionStep, StepContext, compression_steps
-from robustgate.errors import CompressionError, ModelError
+from robustgate.errors import CompressionError, ModelError, first_line
 from robustgate.models.classifier import Classifier
 from robustgate.models.train import train_classifier
 from robustgate.registry import did_you_mean
@@ -78,10 +78,10 @@ class PruneStep(CompressionStep):
     differentiable = True
 
     def apply(self, model: Classifier, params: PruneParams, ctx: StepContext) -> Classifier:
-        before = _count(model.net)
-        pruned = self._prune(model, params, ctx)
+        before = count_parameters(model.net)
+        pruned = prune_channels(model, params, ctx)
         ctx.progress(
-            f"prune: l1, ratio {params.ratio} ({params.scope} scope) kept {_count(pruned.net):,} of {before:,} parameters"
+            f"prune: l1, ratio {params.ratio} ({params.scope} scope) kept {count_parameters(pruned.net):,} of {before:,} parameters"
         )
         if params.finetune is not None:
             self._finetune(pruned, params.finetune, ctx)
@@ -91,7 +91,7 @@ class PruneStep(CompressionStep):
         return {"state_dict": {name: value.detach().cpu().clone() for name, value in model.net.state_dict().items()}}
 
     def restore(self, parent: Classifier, params: PruneParams, state: dict[str, Any], ctx: StepContext) -> Classifier:
-        pruned = self._prune(parent, params, ctx)
+        pruned = prune_channels(parent, params, ctx)
         cached, rebuilt = state["state_dict"], pruned.net.state_dict()
         for name in sorted(set(cached) | set(rebuilt)):
             have = list(cached[name].shape) if name in cached else "missing"
@@ -107,54 +107,6 @@ class PruneStep(CompressionStep):
         return pruned.eval()
 
     # -- pruning ------------------------------------------------------------
-
-    def _prune(self, model: Classifier, params: PruneParams, ctx: StepContext) -> Classifier:
-        """A pruned copy of ``model`` (same normalisation, smaller net); the parent is left as it is."""
-        if not any(p.is_floating_point() for p in model.net.parameters()):
-            raise CompressionError(
-                f"prune: {type(model.net).__name__} has no floating-point weights to prune (an int8 model?)",
-                hint="int8 kernels cannot be pruned: put prune before ptq in the variant",
-            )
-        net = copy.deepcopy(model.net).cpu().eval().requires_grad_(True)  # tracing follows autograd
-        pruned = model.with_net(net)
-        with torch.no_grad():
-            example = pruned.normalize(ctx.example.cpu())
-        head, logits = _logits_layer(net, example)
-        kept = [head] + [_named_module(net, name) for name in params.keep]
-        rejected: list[nn.Module] = []
-        groups = 0
-        try:
-            with torch.enable_grad():
-                pruner = tp.pruner.MetaPruner(
-                    net,
-                    example,
-                    importance=tp.importance.MagnitudeImportance(p=1),
-                    pruning_ratio=params.ratio,
-                    global_pruning=params.scope == "global",
-                    ignored_layers=kept,
-                )
-                _record_rejections(pruner, rejected)
-                for group in pruner.step(interactive=True):
-                    group.prune()
-                    groups += 1
-        except CompressionError:
-            raise
-        except Exception as err:  # DepGraph tracing or index mapping failed on an op it does not know
-            raise CompressionError(
-                f"prune: Torch-Pruning cannot trace or prune {type(net).__name__}: {_first_line(err)}",
-                hint="structured pruning needs a forward() built from standard torch modules and ops; "
-                "name the layers it trips over under keep:, or prune another architecture",
-            ) from None
-        if rejected:
-            raise _too_high(params, rejected, net)
-        if groups == 0:
-            raise CompressionError(
-                f"prune: Torch-Pruning found no channel it can remove in {type(net).__name__}",
-                hint="pruning needs Conv/Linear layers outside keep: and the logits layer, and a forward() that runs "
-                "with autograd (not under torch.no_grad)",
-            )
-        _check_output(pruned, ctx.example, logits)
-        return pruned
 
     def _finetune(self, model: Classifier, params: FinetuneParams, ctx: StepContext) -> None:
         data = ctx.dataset(params.on)
@@ -180,6 +132,55 @@ class PruneStep(CompressionStep):
         model.eval()
 
 
+def prune_channels(model: Classifier, params: PruneParams, ctx: StepContext) -> Classifier:
+    """A pruned copy of ``model`` (same normalisation, smaller net); the parent is left as it is."""
+    if not any(p.is_floating_point() for p in model.net.parameters()):
+        raise CompressionError(
+            f"prune: {type(model.net).__name__} has no floating-point weights to prune (an int8 model?)",
+            hint="int8 kernels cannot be pruned: put prune before ptq in the variant",
+        )
+    net = copy.deepcopy(model.net).cpu().eval().requires_grad_(True)  # tracing follows autograd
+    pruned = model.with_net(net)
+    with torch.no_grad():
+        example = pruned.normalize(ctx.example.cpu())
+    head, logits = _logits_layer(net, example)
+    kept = [head] + [_named_module(net, name) for name in params.keep]
+    rejected: list[nn.Module] = []
+    groups = 0
+    try:
+        with torch.enable_grad():
+            pruner = tp.pruner.MetaPruner(
+                net,
+                example,
+                importance=tp.importance.MagnitudeImportance(p=1),
+                pruning_ratio=params.ratio,
+                global_pruning=params.scope == "global",
+                ignored_layers=kept,
+            )
+            _record_rejections(pruner, rejected)
+            for group in pruner.step(interactive=True):
+                group.prune()
+                groups += 1
+    except CompressionError:
+        raise
+    except Exception as err:  # DepGraph tracing or index mapping failed on an op it does not know
+        raise CompressionError(
+            f"prune: Torch-Pruning cannot trace or prune {type(net).__name__}: {first_line(err)}",
+            hint="structured pruning needs a forward() built from standard torch modules and ops; "
+            "name the layers it trips over under keep:, or prune another architecture",
+        ) from None
+    if rejected:
+        raise _too_high(params, rejected, net)
+    if groups == 0:
+        raise CompressionError(
+            f"prune: Torch-Pruning found no channel it can remove in {type(net).__name__}",
+            hint="pruning needs Conv/Linear layers outside keep: and the logits layer, and a forward() that runs "
+            "with autograd (not under torch.no_grad)",
+        )
+    _check_output(pruned, ctx.example, logits)
+    return pruned
+
+
 def _logits_layer(net: nn.Module, example: torch.Tensor) -> tuple[nn.Module, int]:
     """The last Linear/Conv layer the forward pass runs whose outputs are the logits, and the logit count."""
     called: list[nn.Module] = []
@@ -188,7 +189,7 @@ def _logits_layer(net: nn.Module, example: torch.Tensor) -> tuple[nn.Module, int
         with torch.no_grad():
             out = net(example)
     except Exception as err:  # the parent was evaluated on this geometry already; this is a guard
-        raise CompressionError(f"prune: the network fails on the example input: {_first_line(err)}") from None
+        raise CompressionError(f"prune: the network fails on the example input: {first_line(err)}") from None
     finally:
         for hook in hooks:
             hook.remove()
@@ -259,7 +260,7 @@ def _check_output(pruned: Classifier, example: torch.Tensor, logits: int) -> Non
             out = pruned.eval()(example.cpu())
     except Exception as err:
         raise CompressionError(
-            f"prune: the pruned network fails on the example input: {_first_line(err)}",
+            f"prune: the pruned network fails on the example input: {first_line(err)}",
             hint="its forward() probably hard-codes a channel count (e.g. x.view(-1, 512)); use flatten() or "
             "name the layer under keep:",
         ) from None
@@ -270,13 +271,8 @@ def _check_output(pruned: Classifier, example: torch.Tensor, logits: int) -> Non
         )
 
 
-def _count(net: nn.Module) -> int:
+def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
 
 
 compression_steps.register("prune")(PruneStep())

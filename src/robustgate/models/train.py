@@ -58,7 +58,7 @@ def _train(
                 continue  # BatchNorm cannot train on a batch of one; the image is seen in other epochs
             x, y = images[batch], labels[batch]
             if params.augment:
-                x = _random_shift(x, generator)
+                x = random_shift(x, generator)
             x, y = x.to(device), y.to(device)
             logits = model(x)
             loss = F.cross_entropy(logits, y)
@@ -87,7 +87,7 @@ def _optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimizer:
     return torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
 
 
-def _random_shift(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def random_shift(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Shift each image by up to 1/8 of its side, padding with zeros (a standard light augmentation)."""
     n, _, h, w = images.shape
     pad = max(1, min(h, w) // 8)

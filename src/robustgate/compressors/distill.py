@@ -1,0 +1,266 @@
+"""Knowledge distillation (Hinton, Vinyals & Dean 2015, "Distilling the Knowledge in a Neural Network").
+
+A new, smaller *student* network is trained to match the softened outputs of the
+*teacher*, the model entering the step (the spec's baseline, or what earlier
+steps of the variant made of it, e.g. a pruned copy). The loss per batch is::
+
+    alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))
+        + (1 - alpha) * cross_entropy(student, labels)
+
+so **alpha weights the distillation (soft-target) term** and ``1 - alpha`` the
+ordinary hard-label term: ``alpha: 1`` learns from the teacher alone, ``alpha: 0``
+is plain supervised training of the student. Libraries differ here (some weight
+the hard-label term with alpha, some drop the T^2 factor that keeps the soft
+term's gradients on the scale of the hard term's as T grows); robustgate follows
+Hinton et al. and the common PyTorch recipes with alpha on the soft term.
+
+The teacher only runs forward passes, under ``torch.inference_mode`` on the CPU,
+so it may be any model: a non-differentiable int8 one included. The student is
+built from ``student: {arch, kwargs}`` under the spec's seed; ``width: W < 1``
+shrinks every prunable layer's output channels to the share W before training
+(Torch-Pruning's dependency graph, as the ``prune`` step does it, so residual
+connections stay consistent and the logits layer keeps its classes). The student
+sits behind the teacher's input normalisation.
+
+Building and shrinking are deterministic given the seed, so the cache stores only
+the trained student's state_dict (plain tensors) and :meth:`DistillStep.restore`
+rebuilds the architecture to load it into.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any
+
+import torch
+from pydantic import Field, field_validator
+from torch.nn import functional as F
+
+from robustgate.compressors.base import CompressionStep, StepContext, compression_steps
+from robustgate.compressors.prune import PruneParams, count_parameters, prune_channels
+from robustgate.data.imageset import ImageSet
+from robustgate.errors import CompressionError, first_line
+from robustgate.models.architectures import architecture_problem, build_network
+from robustgate.models.classifier import Classifier
+from robustgate.models.train import random_shift
+from robustgate.spec.fields import DatasetRef, Params
+
+_WEIGHT_DECAY = 5e-4  # the baseline loop's AdamW default (train: weight_decay)
+
+
+class StudentParams(Params):
+    """``student: {arch: ..., kwargs: {...}, width: W}``: the network distilled into.
+
+    ``arch`` and ``kwargs`` take the same values as ``model:`` does (a torchvision
+    name or ``package.module:factory``); ``kwargs`` must make it output the teacher's
+    class count (e.g. ``num_classes: 10``). ``width`` in (0, 1] is the share of output
+    channels every prunable layer keeps (floor(C x width)), the logits layer excepted.
+    """
+
+    arch: str = Field(min_length=1)
+    kwargs: dict[str, Any] = {}
+    width: float = Field(1.0, gt=0, le=1)
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, arch: str) -> str:
+        problem = architecture_problem(arch)  # torchvision names only: user factories are not imported here
+        if problem:
+            raise ValueError(problem)
+        return arch
+
+
+class DistillParams(Params):
+    """``distill: {student: {...}, on: DATASET, temperature: T, alpha: A, epochs: N, lr: ..., batch_size: ...}``.
+
+    ``on`` defaults to the baseline's training set. ``alpha`` weights the soft
+    (teacher) term, ``1 - alpha`` the hard-label term; ``temperature`` softens both
+    output distributions in the soft term. The student trains with the baseline's
+    loop: AdamW, a one-cycle schedule peaking at ``lr``, random shifts, the spec's seed.
+    """
+
+    student: StudentParams
+    on: DatasetRef | None = None
+    temperature: float = Field(4.0, gt=0)
+    alpha: float = Field(0.9, ge=0, le=1)
+    epochs: int = Field(6, ge=1, le=10_000)
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(64, ge=1)
+
+
+class DistillStep(CompressionStep):
+    """Train a (narrower) student on the teacher's softened outputs, on the CPU."""
+
+    Params = DistillParams
+    preserves_macs = False
+    differentiable = True
+
+    def apply(self, model: Classifier, params: DistillParams, ctx: StepContext) -> Classifier:
+        teacher = model if not model.training else copy.deepcopy(model).eval()
+        logits = _logit_count(teacher, ctx, "the teacher")
+        student = self._student(model, params, ctx, logits)  # before loading data: a bad student fails fast
+        name, data = self._data(params, ctx, logits)
+        ctx.progress(
+            f"distill: student {params.student.arch} at width {params.student.width} has {count_parameters(student.net):,} "
+            f"parameters (teacher {count_parameters(teacher.net):,}); training on '{name}' ({len(data)} images, "
+            f"{params.epochs} epoch{'s' if params.epochs != 1 else ''})"
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(ctx.seed)
+            try:
+                self._train(student, teacher, data, params, ctx)
+            except CompressionError:
+                raise
+            except (RuntimeError, ValueError) as err:  # shapes, memory, numerics: one message, not torch's traceback
+                raise CompressionError(
+                    f"distill: training the student failed: {first_line(err)}",
+                    hint="check the student's arch and kwargs against the model's input size",
+                ) from None
+        return student.eval()
+
+    def state(self, model: Classifier) -> dict[str, Any]:
+        return {"state_dict": {name: value.detach().cpu().clone() for name, value in model.net.state_dict().items()}}
+
+    def restore(self, parent: Classifier, params: DistillParams, state: dict[str, Any], ctx: StepContext) -> Classifier:
+        student = self._student(parent, params, ctx, None)
+        cached, rebuilt = state["state_dict"], student.net.state_dict()
+        for name in sorted(set(cached) | set(rebuilt)):
+            have = list(cached[name].shape) if name in cached else "missing"
+            want = list(rebuilt[name].shape) if name in rebuilt else "missing"
+            if have != want:
+                raise CompressionError(
+                    f"distill: the cached student does not fit the student built now: "
+                    f"'{name}' is {have} in the cache but {want} rebuilt",
+                    hint="the student's code or the Torch-Pruning version changed since the entry was cached; "
+                    "delete the cache folder to distill afresh",
+                )
+        student.net.load_state_dict(cached, strict=True)
+        return student.eval()
+
+    # -- the student ---------------------------------------------------------
+
+    def _student(self, parent: Classifier, params: DistillParams, ctx: StepContext, logits: int | None) -> Classifier:
+        """The untrained student behind the parent's normalisation: built under the seed, then narrowed."""
+        spec = params.student
+        with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
+            torch.manual_seed(ctx.seed)
+            net = build_network(spec.arch, dict(spec.kwargs))  # a ModelError (a RobustgateError) names a bad arch
+        student = parent.with_net(net.cpu()).eval()
+        got = _logit_count(student, ctx, "the student")
+        if logits is not None and got != logits:
+            raise CompressionError(
+                f"distill: the student {spec.arch} outputs {got} logits but the teacher outputs {logits}",
+                hint=f"give the student kwargs: {{num_classes: {logits}}} (or whatever its builder calls the class count)",
+            )
+        if spec.width < 1:
+            student = self._narrow(student, spec.width, ctx)
+        return student
+
+    @staticmethod
+    def _narrow(student: Classifier, width: float, ctx: StepContext) -> Classifier:
+        # The prune step's L1 pruning on the freshly initialised student: which channels go is
+        # immaterial before training; what matters is that the structure is cut consistently
+        # (DepGraph), the logits layer is kept, and the result is deterministic for restore().
+        ratio = 1.0 - width
+        try:
+            return prune_channels(student, PruneParams(method="l1", ratio=ratio), ctx)
+        except CompressionError as err:
+            message = err.message.removeprefix("prune: ")
+            if "would remove every output channel" in message:
+                message = message.split(":")[0].replace(f"ratio {ratio} would", "it would")
+                hint = "use a larger width: a layer of C channels keeps floor(C x width) of them, at least 1"
+            else:
+                hint = "width < 1 narrows the student with Torch-Pruning; use width: 1 or a student it can trace"
+            raise CompressionError(
+                f"distill: cannot narrow the student to width {width}: {message}",
+                hint=hint,
+            ) from None
+
+    @staticmethod
+    def _data(params: DistillParams, ctx: StepContext, logits: int) -> tuple[str, ImageSet]:
+        name = params.on if params.on is not None else ctx.default_data
+        if name is None:
+            raise CompressionError(
+                "distill needs training images and the baseline has no training set to borrow them from",
+                hint="add on: DATASET under distill: (usually the set the baseline was trained on)",
+            )
+        data = ctx.dataset(name)
+        if len(data.classes) != logits:
+            raise CompressionError(
+                f"distill: training set '{name}' has {len(data.classes)} classes but the teacher outputs {logits} logits",
+                hint=f"distill on a dataset with the teacher's {logits} classes (usually the baseline's training set)",
+            )
+        return name, data
+
+    # -- training --------------------------------------------------------------
+
+    @staticmethod
+    def _train(student: Classifier, teacher: Classifier, data: ImageSet, params: DistillParams, ctx: StepContext) -> None:
+        # On the CPU: StepContext carries no device yet (the spec's `device:` does not reach compression steps).
+        generator = torch.Generator().manual_seed(ctx.seed)
+        student.train()
+        optimizer = torch.optim.AdamW(student.net.parameters(), lr=params.lr, weight_decay=_WEIGHT_DECAY)
+        steps_per_epoch = -(-len(data) // params.batch_size)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=params.lr, total_steps=params.epochs * steps_per_epoch
+        )
+        images, labels = data.floats(), data.labels
+        T, alpha = params.temperature, params.alpha
+        for epoch in range(params.epochs):
+            started = time.perf_counter()
+            order = torch.randperm(len(data), generator=generator)
+            total_loss, correct, agree, seen = 0.0, 0, 0, 0
+            for start in range(0, len(data), params.batch_size):
+                batch = order[start : start + params.batch_size]
+                if len(batch) == 1 and len(data) > 1:
+                    continue  # BatchNorm cannot train on a batch of one; the image is seen in other epochs
+                x, y = random_shift(images[batch], generator), labels[batch]
+                with torch.inference_mode():
+                    soft = teacher(x)
+                soft = soft.float().clone()  # an ordinary tensor: inference tensors cannot be saved for backward
+                out = student(x)
+                loss = F.cross_entropy(out, y) if alpha < 1 else out.new_zeros(())
+                if alpha > 0:
+                    kl = F.kl_div(
+                        F.log_softmax(out / T, dim=1), F.log_softmax(soft / T, dim=1), reduction="batchmean", log_target=True
+                    )
+                    loss = alpha * T * T * kl + (1 - alpha) * loss
+                if not math.isfinite(loss.item()):
+                    raise CompressionError(
+                        f"distill: training diverged in epoch {epoch + 1} (the loss is not finite)",
+                        hint="lower distill: lr, or check that the teacher's outputs are finite",
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                total_loss += loss.item() * len(batch)
+                prediction = out.argmax(1)
+                correct += int((prediction == y).sum())
+                agree += int((prediction == soft.argmax(1)).sum())
+                seen += len(batch)
+            seen = max(seen, 1)
+            ctx.progress(
+                f"distill: epoch {epoch + 1}/{params.epochs}: loss {total_loss / seen:.3f}, train accuracy "
+                f"{correct / seen:.3f}, agreement with the teacher {agree / seen:.3f} ({time.perf_counter() - started:.1f}s)"
+            )
+        student.eval()
+
+
+def _logit_count(model: Classifier, ctx: StepContext, what: str) -> int:
+    try:
+        with torch.inference_mode():
+            out = model(ctx.example[:1].cpu())
+    except Exception as err:
+        raise CompressionError(
+            f"distill: {what} fails on the model's input geometry: {first_line(err)}",
+            hint="check the student's arch and kwargs against the spec's model input size",
+        ) from None
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        raise CompressionError(f"distill: {what} does not return batch x classes logits")
+    return int(out.shape[1])
+
+
+compression_steps.register("distill")(DistillStep())
