@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import torch
 
 from robustgate.data.imageset import ImageSet
+from robustgate.errors import CompressionError
 from robustgate.models.classifier import Classifier
 from robustgate.registry import Registry
 from robustgate.spec.fields import Params
@@ -44,6 +45,28 @@ class CompressionStep:
 
     def restore(self, parent: Classifier, params: Any, state: dict[str, Any], ctx: StepContext) -> Classifier:
         raise NotImplementedError
+
+
+def net_state(model: Classifier) -> dict[str, Any]:
+    """A step's cacheable state: the network's tensors only (loadable with ``weights_only=True``)."""
+    return {"state_dict": {name: value.detach().cpu().clone() for name, value in model.net.state_dict().items()}}
+
+
+def load_into_rebuilt(model: Classifier, state: dict[str, Any], step: str) -> Classifier:
+    """Load a cached state into a rebuilt architecture, refusing any tensor whose shape differs."""
+    cached, rebuilt = state["state_dict"], model.net.state_dict()
+    for name in sorted(set(cached) | set(rebuilt)):
+        have = list(cached[name].shape) if name in cached else "missing"
+        want = list(rebuilt[name].shape) if name in rebuilt else "missing"
+        if have != want:
+            raise CompressionError(
+                f"{step}: the cached model does not fit the structure rebuilt now: "
+                f"'{name}' is {have} in the cache but {want} rebuilt",
+                hint="the model's code or the Torch-Pruning version changed since the entry was cached; "
+                "delete the cache folder to build it afresh",
+            )
+    model.net.load_state_dict(cached, strict=True)
+    return model.eval()
 
 
 compression_steps: Registry[CompressionStep] = Registry("compression step", base=CompressionStep)

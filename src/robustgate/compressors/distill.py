@@ -38,7 +38,7 @@ import torch
 from pydantic import Field, field_validator
 from torch.nn import functional as F
 
-from robustgate.compressors.base import CompressionStep, StepContext, compression_steps
+from robustgate.compressors.base import CompressionStep, StepContext, compression_steps, load_into_rebuilt, net_state
 from robustgate.compressors.prune import PruneParams, count_parameters, prune_channels
 from robustgate.data.imageset import ImageSet
 from robustgate.errors import CompressionError, first_line
@@ -121,23 +121,10 @@ class DistillStep(CompressionStep):
         return student.eval()
 
     def state(self, model: Classifier) -> dict[str, Any]:
-        return {"state_dict": {name: value.detach().cpu().clone() for name, value in model.net.state_dict().items()}}
+        return net_state(model)
 
     def restore(self, parent: Classifier, params: DistillParams, state: dict[str, Any], ctx: StepContext) -> Classifier:
-        student = self._student(parent, params, ctx, None)
-        cached, rebuilt = state["state_dict"], student.net.state_dict()
-        for name in sorted(set(cached) | set(rebuilt)):
-            have = list(cached[name].shape) if name in cached else "missing"
-            want = list(rebuilt[name].shape) if name in rebuilt else "missing"
-            if have != want:
-                raise CompressionError(
-                    f"distill: the cached student does not fit the student built now: "
-                    f"'{name}' is {have} in the cache but {want} rebuilt",
-                    hint="the student's code or the Torch-Pruning version changed since the entry was cached; "
-                    "delete the cache folder to distill afresh",
-                )
-        student.net.load_state_dict(cached, strict=True)
-        return student.eval()
+        return load_into_rebuilt(self._student(parent, params, ctx, None), state, "distill")
 
     # -- the student ---------------------------------------------------------
 

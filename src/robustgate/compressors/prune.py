@@ -30,7 +30,7 @@ import torch_pruning as tp
 from pydantic import Field
 from torch import nn
 
-from robustgate.compressors.base import CompressionStep, StepContext, compression_steps
+from robustgate.compressors.base import CompressionStep, StepContext, compression_steps, load_into_rebuilt, net_state
 from robustgate.errors import CompressionError, ModelError, first_line
 from robustgate.models.classifier import Classifier
 from robustgate.models.train import train_classifier
@@ -88,23 +88,10 @@ class PruneStep(CompressionStep):
         return pruned.eval()
 
     def state(self, model: Classifier) -> dict[str, Any]:
-        return {"state_dict": {name: value.detach().cpu().clone() for name, value in model.net.state_dict().items()}}
+        return net_state(model)
 
     def restore(self, parent: Classifier, params: PruneParams, state: dict[str, Any], ctx: StepContext) -> Classifier:
-        pruned = prune_channels(parent, params, ctx)
-        cached, rebuilt = state["state_dict"], pruned.net.state_dict()
-        for name in sorted(set(cached) | set(rebuilt)):
-            have = list(cached[name].shape) if name in cached else "missing"
-            want = list(rebuilt[name].shape) if name in rebuilt else "missing"
-            if have != want:
-                raise CompressionError(
-                    f"prune: the cached pruned model does not fit the structure pruning rebuilds now: "
-                    f"'{name}' is {have} in the cache but {want} rebuilt",
-                    hint="the model's code or the Torch-Pruning version changed since the entry was cached; "
-                    "delete the cache folder to prune afresh",
-                )
-        pruned.net.load_state_dict(cached, strict=True)
-        return pruned.eval()
+        return load_into_rebuilt(prune_channels(parent, params, ctx), state, "prune")
 
     # -- pruning ------------------------------------------------------------
 
