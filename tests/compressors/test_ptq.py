@@ -82,3 +82,30 @@ def test_restored_int8_model_matches_the_one_that_was_built(trained: Classifier,
     with torch.inference_mode():
         assert torch.equal(built(x), restored(x))
 
+
+
+@pytest.mark.parametrize("backend", ["x86", "qnnpack"])
+@pytest.mark.parametrize("observer", ["histogram", "minmax", "moving_average"])
+def test_engines_and_observers_all_give_faithful_int8_models(
+    trained: Classifier, digits: ImageSet, backend: str, observer: str
+) -> None:
+    quantized = compression_steps.get("ptq").apply(trained, PTQParams(backend=backend, observer=observer), context(digits))
+    fp32 = predict_logits(trained, digits, torch.device("cpu")).argmax(1)
+    int8 = predict_logits(quantized, digits, torch.device("cpu")).argmax(1)
+    assert (fp32 == int8).float().mean() > 0.95
+
+
+@pytest.mark.parametrize(
+    ("backend", "per_channel", "scheme"),
+    [
+        ("x86", None, torch.per_channel_affine),  # the engine default
+        ("x86", False, torch.per_tensor_affine),
+        ("qnnpack", None, torch.per_tensor_affine),
+        ("qnnpack", True, torch.per_channel_affine),
+    ],
+)
+def test_weight_granularity_follows_the_spec(trained: Classifier, digits: ImageSet, backend, per_channel, scheme) -> None:
+    params = PTQParams(backend=backend, per_channel=per_channel)
+    quantized = compression_steps.get("ptq").apply(trained, params, context(digits))
+    convs = [m for m in quantized.net.modules() if type(m).__name__ in ("ConvReLU2d", "Conv2d") and hasattr(m, "weight") and callable(m.weight)]
+    assert convs and {m.weight().qscheme() for m in convs} == {scheme}

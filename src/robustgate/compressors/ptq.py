@@ -36,6 +36,33 @@ class PTQParams(Params):
     backend: Literal["x86", "fbgemm", "qnnpack", "onednn"] = "x86"
     method: Literal["fx"] = "fx"
     calibrate: CalibrateParams | None = None  # default: 256 images of the baseline's training set
+    # How activation ranges are read off the calibration images: a histogram search that minimises
+    # the quantization error (torch's default), the plain min/max, or a moving average of min/max.
+    observer: Literal["histogram", "minmax", "moving_average"] = "histogram"
+    # One scale per output channel for weights; None: the engine's default (per channel except on qnnpack).
+    per_channel: bool | None = None
+
+
+_ACTIVATION_OBSERVERS = {
+    "histogram": "HistogramObserver",
+    "minmax": "MinMaxObserver",
+    "moving_average": "MovingAverageMinMaxObserver",
+}
+
+
+def qconfig_mapping(params: PTQParams) -> Any:
+    """The engine's default mapping with the spec's observer and weight granularity as the global qconfig."""
+    from torch.ao.quantization import QConfig, get_default_qconfig_mapping, observer
+
+    # fbgemm/x86 kernels can overflow 16-bit accumulators on CPUs without VNNI unless activations use 7 bits.
+    reduce_range = params.backend in ("x86", "fbgemm")
+    per_channel = params.per_channel if params.per_channel is not None else params.backend != "qnnpack"
+    activation = getattr(observer, _ACTIVATION_OBSERVERS[params.observer]).with_args(reduce_range=reduce_range)
+    if per_channel:
+        weight = observer.PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
+    else:
+        weight = observer.MinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric)
+    return get_default_qconfig_mapping(params.backend).set_global(QConfig(activation=activation, weight=weight))
 
 
 @contextmanager
@@ -126,12 +153,11 @@ class PostTrainingQuantization(CompressionStep):
 
     @staticmethod
     def _prepare(model: Classifier, params: PTQParams, ctx: StepContext) -> torch.nn.Module:
-        from torch.ao.quantization import get_default_qconfig_mapping
         from torch.ao.quantization.quantize_fx import prepare_fx
 
         net = copy.deepcopy(model.net)
         try:
-            return prepare_fx(net, get_default_qconfig_mapping(params.backend), (model.normalize(ctx.example),))
+            return prepare_fx(net, qconfig_mapping(params), (model.normalize(ctx.example),))
         except Exception as err:  # symbolic tracing fails on data-dependent control flow
             raise CompressionError(
                 f"ptq: the model cannot be traced for FX quantization: {type(err).__name__}: {err}",
