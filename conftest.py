@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import textwrap
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,16 @@ def write_spec(pytester: pytest.Pytester):
         return path
 
     return write
+
+
+@pytest.fixture
+def junit_properties() -> Callable[[Path], dict[str, dict[str, str]]]:
+    """Read a --junitxml file into {classname::name: {property: value}}."""
+
+    def read(path: Path) -> dict[str, dict[str, str]]:
+        return {
+            f"{case.get('classname')}::{case.get('name')}": {p.get("name"): p.get("value") for p in case.iter("property")}
+            for case in ET.parse(path).iter("testcase")
+        }
+
+    return read

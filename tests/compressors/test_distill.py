@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -251,15 +250,8 @@ def test_a_spec_with_a_bad_distill_step_fails_validation_at_its_line(tmp_path: P
 # -- end to end ---------------------------------------------------------------
 
 
-def junit_properties(path: Path) -> dict[str, dict[str, str]]:
-    tree = ET.parse(path)
-    return {
-        f"{case.get('classname')}::{case.get('name')}": {p.get("name"): p.get("value") for p in case.iter("property")}
-        for case in tree.iter("testcase")
-    }
 
-
-def test_a_distilled_variant_runs_through_pytest(tiny_project: pytest.Pytester, write_spec) -> None:
+def test_a_distilled_variant_runs_through_pytest(tiny_project: pytest.Pytester, write_spec, junit_properties) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     variant = '  student: {distill: {student: {arch: "tinynet:build", kwargs: {num_classes: 10}, width: 0.5}, epochs: 2}}\n'
     write_spec(spec.replace("variants:\n", "variants:\n" + variant), "tiny.yaml")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import io
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -325,15 +324,8 @@ def test_a_cached_state_of_another_structure_is_refused(trained: Classifier) -> 
 # -- end to end ---------------------------------------------------------------
 
 
-def junit_properties(path: Path) -> dict[str, dict[str, str]]:
-    tree = ET.parse(path)
-    return {
-        f"{case.get('classname')}::{case.get('name')}": {p.get("name"): p.get("value") for p in case.iter("property")}
-        for case in tree.iter("testcase")
-    }
 
-
-def test_a_pruned_variant_runs_through_pytest(tiny_project: pytest.Pytester, write_spec) -> None:
+def test_a_pruned_variant_runs_through_pytest(tiny_project: pytest.Pytester, write_spec, junit_properties) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     variant = "  pruned: {prune: {method: l1, ratio: 0.5, finetune: {on: digits-train, epochs: 1}}}\n"
     write_spec(spec.replace("variants:\n", "variants:\n" + variant), "tiny.yaml")

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
 
-def junit_properties(path: Path) -> dict[str, dict[str, str]]:
-    tree = ET.parse(path)
-    return {
-        f"{case.get('classname')}::{case.get('name')}": {p.get("name"): p.get("value") for p in case.iter("property")}
-        for case in tree.iter("testcase")
-    }
 
-
-def test_contracts_pass_and_metrics_reach_junit(tiny_project: pytest.Pytester) -> None:
+def test_contracts_pass_and_metrics_reach_junit(tiny_project: pytest.Pytester, junit_properties) -> None:
     result = tiny_project.runpytest("--junitxml=junit.xml", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(
@@ -77,7 +68,7 @@ def test_warm_rerun_trains_and_compresses_nothing(tiny_project: pytest.Pytester)
     assert len(rows(cold)) == 3 and rows(cold) == rows(warm)
 
 
-def test_runs_without_cache_are_deterministic(tiny_project: pytest.Pytester) -> None:
+def test_runs_without_cache_are_deterministic(tiny_project: pytest.Pytester, junit_properties) -> None:
     runs = []
     for name in ("a.xml", "b.xml"):
         tiny_project.runpytest("--robustgate-no-cache", f"--junitxml={name}").assert_outcomes(passed=3)
@@ -119,7 +110,7 @@ def test_editing_forward_invalidates_cached_results(tiny_project: pytest.Pyteste
     assert "training" in rerun.stdout.str()
 
 
-def test_training_with_dropout_is_deterministic(tiny_project: pytest.Pytester, write_spec) -> None:
+def test_training_with_dropout_is_deterministic(tiny_project: pytest.Pytester, write_spec, junit_properties) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     write_spec(spec.replace("tinynet:build", "tinynet:with_dropout"), "tiny.yaml")
     runs = []
@@ -129,7 +120,7 @@ def test_training_with_dropout_is_deterministic(tiny_project: pytest.Pytester, w
     assert runs[0] == runs[1] and all(value is not None for value in runs[0].values())
 
 
-def test_size_metrics_and_ratios_reach_junit(tiny_project: pytest.Pytester) -> None:
+def test_size_metrics_and_ratios_reach_junit(tiny_project: pytest.Pytester, junit_properties) -> None:
     tiny_project.runpytest("--robustgate-no-cache", "--junitxml=j.xml").assert_outcomes(passed=3)
     cases = junit_properties(tiny_project.path / "j.xml")
     base = next(p for n, p in cases.items() if "baseline" in n)

@@ -8,7 +8,6 @@ own, so each part holds every class that has at least two images.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 import torch
 
