@@ -10,6 +10,7 @@ import pytest
 import torch
 import torchvision
 from pydantic import ValidationError
+from small_cnn import cnn
 from torch import nn
 from torch.nn import functional as F
 
@@ -19,28 +20,15 @@ from robustgate.compressors.pipeline import BuiltModel, compress, measure
 from robustgate.compressors.prune import PruneParams
 from robustgate.compressors.ptq import PTQParams
 from robustgate.compressors.size import count_macs, count_params
-from robustgate.data.digits import load_digits_domain
 from robustgate.data.imageset import ImageSet
-from robustgate.data.resize import to_model_geometry
-from robustgate.data.splits import stratified_part
 from robustgate.errors import CompressionError, SpecError
 from robustgate.inference import predict_logits
 from robustgate.models.classifier import Classifier, Normalize
-from robustgate.models.train import train_classifier
 from robustgate.spec import load_spec
-from robustgate.spec.model import Step, TrainParams
+from robustgate.spec.model import Step
 
 prune = compression_steps.get("prune")
 CPU = torch.device("cpu")
-
-
-def cnn(num_classes: int = 10) -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes),
-    )
 
 
 def classifier(net: nn.Module) -> Classifier:
@@ -48,20 +36,8 @@ def classifier(net: nn.Module) -> Classifier:
 
 
 @pytest.fixture(scope="module")
-def digits() -> tuple[ImageSet, ImageSet]:
-    """The handwritten digits at 16x16, split into the train and test parts a spec's `part:` gives."""
-    images, labels, classes = load_digits_domain("handwritten")
-    full = ImageSet(to_model_geometry(images, (16, 16), 3), labels, classes)
-    return full.subset(stratified_part(full.labels, "train", 0.8, 0)), full.subset(stratified_part(full.labels, "test", 0.8, 0))
-
-
-@pytest.fixture(scope="module")
-def trained(digits: tuple[ImageSet, ImageSet]) -> Classifier:
-    torch.manual_seed(0)
-    model = classifier(cnn())
-    params = TrainParams(on="digits-train", epochs=4, lr=0.01, augment=False)
-    model.load_state_dict(train_classifier(model, digits[0], params, seed=0, device=CPU, progress=lambda _: None))
-    return model.eval()
+def trained(trained_cnn: Classifier) -> Classifier:
+    return trained_cnn
 
 
 def context(train: ImageSet | None = None, size: int = 16) -> StepContext:

@@ -155,9 +155,8 @@ class PostTrainingQuantization(CompressionStep):
     def _prepare(model: Classifier, params: PTQParams, ctx: StepContext) -> torch.nn.Module:
         from torch.ao.quantization.quantize_fx import prepare_fx
 
-        net = copy.deepcopy(model.net)
-        try:
-            return prepare_fx(net, qconfig_mapping(params), (model.normalize(ctx.example),))
+        try:  # callers pass their own CPU copy, which prepare_fx may fuse in place
+            return prepare_fx(model.net, qconfig_mapping(params), (model.normalize(ctx.example),))
         except Exception as err:  # symbolic tracing fails on data-dependent control flow
             raise CompressionError(
                 f"ptq: the model cannot be traced for FX quantization: {type(err).__name__}: {err}",
