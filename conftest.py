@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 
 # pytester's in-process runs unload the modules first imported during a run. torch.ao's FX quantization
-# registers a torch library and numpy's C extensions refuse a second import, and the plugin imports
-# them lazily, so import the whole plugin stack once up front.
+# and torchao register torch libraries and numpy's C extensions refuse a second import, and the plugin
+# imports them lazily, so import the whole plugin stack once up front.
 import robustgate.plugin.items  # noqa: F401
 import robustgate.workspace  # noqa: F401
 import torch.ao.quantization.quantize_fx  # noqa: F401
+from robustgate.compressors.int8.pt2e import import_torchao
+
+import_torchao()
 
 TINY_NET = '''
 import torch

@@ -4,11 +4,13 @@
 
 Models: ResNet-18 at 224x224 (random weights; latency does not depend on them) and
 the quickstart model (ResNet-18 trained on the digits at 32x32, from the cache).
-Variants: int8 (FX PTQ, x86), 50%-pruned (L1, no fine-tuning: speed only), and
-50%-pruned then int8. Each query is timed with the variants interleaved in one
-process (so machine noise hits all alike); the table gives median latency and the
-median of per-query fp32/variant ratios, at batch 1 and batch 32.
-PT2E (torchao) is not part of robustgate yet, so it has no column.
+Variants: int8 through each static path (torch.ao FX and eager under the x86
+engine, torchao PT2E compiled by inductor), 50%-pruned (L1, no fine-tuning: speed
+only), and 50%-pruned then int8 (FX). Each query is timed with the variants
+interleaved in one process (so machine noise hits all alike); the table gives median
+latency and the median of per-query fp32/variant ratios, at batch 1 and batch 32.
+The time each variant took to build (PT2E: including its inductor compile) is printed
+before its model's table.
 """
 
 from __future__ import annotations
@@ -38,13 +40,21 @@ def variants(fp32: Classifier, size: int) -> dict[str, Classifier]:
     calibration = ImageSet(images, torch.arange(64) % 2, ("a", "b"))
     ctx = StepContext(lambda _: calibration, "calibration", torch.zeros(2, 3, size, size), 0, lambda _: None)
     ptq, prune = compression_steps.get("ptq"), compression_steps.get("prune")
-    pruned = prune.apply(fp32, PruneParams(method="l1", ratio=0.5), ctx)
-    return {
-        "fp32": fp32.eval(),
-        "int8": ptq.apply(fp32, PTQParams(), ctx),
-        "pruned50": pruned,
-        "pruned50+int8": ptq.apply(pruned, PTQParams(), ctx),
+    built: dict[str, Classifier] = {"fp32": fp32.eval()}
+    seconds: dict[str, float] = {}
+    recipes = {
+        "int8-fx": lambda: ptq.apply(fp32, PTQParams(), ctx),
+        "int8-eager": lambda: ptq.apply(fp32, PTQParams(method="eager"), ctx),
+        "int8-pt2e": lambda: ptq.apply(fp32, PTQParams(backend="pt2e"), ctx),  # compiles inside the step
+        "pruned50": lambda: prune.apply(fp32, PruneParams(method="l1", ratio=0.5), ctx),
+        "pruned50+int8": lambda: ptq.apply(built["pruned50"], PTQParams(), ctx),
     }
+    for name, recipe in recipes.items():
+        start = time.perf_counter()
+        built[name] = recipe()
+        seconds[name] = time.perf_counter() - start
+    print("  build time: " + ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items()))
+    return built
 
 
 def interleaved(models: dict[str, Classifier], x: torch.Tensor, queries: int) -> dict[str, list[float]]:
@@ -79,10 +89,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, {args.queries} interleaved queries per variant")
-    print(f"{'model':<16}{'batch':>6}  " + "".join(f"{name:>22}" for name in ("fp32", "int8", "pruned50", "pruned50+int8")))
     for label, build in (("resnet18 224", resnet18_224), ("quickstart 32", quickstart)):
         fp32, size = build()
+        print(label)
         models = variants(fp32, size)
+        print(f"{'model':<16}{'batch':>6}  " + "".join(f"{name:>22}" for name in models))
         for batch in (1, 32):
             queries = args.queries if batch == 1 else max(10, args.queries // 5)
             times = interleaved(models, torch.rand(batch, 3, size, size), queries)

@@ -136,6 +136,7 @@ class Workspace:
             example=self.example(),
             seed=self.spec.seed,
             progress=self.progress,
+            device=self.device,
         )
 
     @property

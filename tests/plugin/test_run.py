@@ -145,3 +145,35 @@ def test_size_contracts_gate_bytes_params_and_macs(tiny_project: pytest.Pytester
             "*int8*size *PASS*size_ratio 0.* <= 0.5*",
         ]
     )
+
+
+def test_every_ptq_path_is_a_variant_and_reruns_identically_from_the_cache(
+    tiny_project: pytest.Pytester, write_spec, junit_properties
+) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    write_spec(
+        spec.replace(
+            "  int8: {ptq: {backend: x86, calibrate: {on: digits-train, samples: 128}}}\n",
+            "  int8: {ptq: {backend: x86, calibrate: {on: digits-train, samples: 128}}}\n"
+            "  int8-qnnpack: {ptq: {backend: qnnpack, observer: minmax}}\n"
+            "  int8-dynamic: {ptq: {method: dynamic}}\n"
+            "  int8-pt2e: {ptq: {backend: pt2e}}\n",
+        ),
+        "tiny.yaml",
+    )
+    # In subprocesses: pytester's in-process runs unload what a run imported, and torch.compile's
+    # modules cannot be imported twice in one process.
+    cold = tiny_project.runpytest_subprocess("--robustgate-cache-dir=cache", "--junitxml=cold.xml")
+    cold.assert_outcomes(passed=9)
+    cold.stdout.fnmatch_lines(["*ptq: quantizing with the pt2e path*", "*ptq: compiling the int8 graph with inductor*"])
+    warm = tiny_project.runpytest_subprocess("--robustgate-cache-dir=cache", "--junitxml=warm.xml")
+    warm.assert_outcomes(passed=9)
+    assert "compressing" not in warm.stdout.str()
+    runs = [junit_properties(tiny_project.path / name) for name in ("cold.xml", "warm.xml")]
+    metrics = lambda cases: {c: {k: v for k, v in p.items() if k.startswith("robustgate.")} for c, p in cases.items()}  # noqa: E731
+    assert metrics(runs[0]) == metrics(runs[1])
+    pt2e = next(props for name, props in runs[0].items() if "int8-pt2e" in name and "printed" in name)
+    dynamic = next(props for name, props in runs[0].items() if "int8-dynamic" in name and "printed" in name)
+    assert float(pt2e["robustgate.size_ratio"]) < 0.5
+    # Dynamic int8 touches only the 32x10 Linear head: the CNN's size barely moves.
+    assert float(dynamic["robustgate.size_ratio"]) == pytest.approx(1, abs=0.05)

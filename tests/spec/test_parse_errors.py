@@ -593,6 +593,14 @@ def test_a_variant_without_steps_is_refused(tmp_path: Path) -> None:
     assert problem.startswith("variants.int8: a variant needs at least one compression step")
 
 
+def test_ptq_options_that_contradict_each_other_name_the_step(tmp_path: Path) -> None:
+    text = VALID.replace("{ptq: {backend: x86}}", "{ptq: {backend: pt2e, method: eager}}")
+    line, problem = single(error_of(tmp_path, text))
+    assert line == 11
+    assert problem.startswith("variants.int8.ptq: backend: pt2e has its own graph capture (torch.export)")
+    assert "drop method:" in problem
+
+
 def test_an_unknown_calibration_dataset_suggests_the_closest(tmp_path: Path) -> None:
     text = VALID.replace("{ptq: {backend: x86}}", "{ptq: {backend: x86, calibrate: {on: trian}}}")
     line, problem = single(error_of(tmp_path, text))

@@ -20,13 +20,17 @@ from robustgate.spec.fields import Params
 
 @dataclass(frozen=True)
 class StepContext:
-    """What a step may use besides the model: data by name (calibration, fine-tuning) and run settings."""
+    """What a step may use besides the model: data by name (calibration, fine-tuning) and run settings.
+
+    Steps take and return CPU models (that is what the cache stores); ``device`` is where training
+    inside a step (fine-tuning, distillation) runs. Quantization always runs on the CPU."""
 
     dataset: Callable[[str], ImageSet]
     default_data: str | None  # the baseline's training set, used when a step names none
     example: torch.Tensor  # one input batch of the model's geometry, for tracing
     seed: int
     progress: Callable[[str], None]
+    device: torch.device = torch.device("cpu")
 
 
 class CompressionStep:

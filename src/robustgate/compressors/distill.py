@@ -39,6 +39,7 @@ from pydantic import Field, field_validator
 from torch.nn import functional as F
 
 from robustgate.compressors.base import CompressionStep, StepContext, compression_steps, load_into_rebuilt, net_state
+from robustgate.compressors.int8.engine import Int8Net
 from robustgate.compressors.prune import PruneParams, count_parameters, prune_channels
 from robustgate.data.imageset import ImageSet
 from robustgate.errors import CompressionError, first_line
@@ -107,7 +108,8 @@ class DistillStep(CompressionStep):
             f"parameters (teacher {count_parameters(teacher.net):,}); training on '{name}' ({len(data)} images, "
             f"{params.epochs} epoch{'s' if params.epochs != 1 else ''})"
         )
-        with torch.random.fork_rng(devices=[]):
+        cuda = [ctx.device.index or 0] if ctx.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # dropout on the device draws from its own generator
             torch.manual_seed(ctx.seed)
             try:
                 self._train(student, teacher, data, params, ctx)
@@ -185,9 +187,13 @@ class DistillStep(CompressionStep):
 
     @staticmethod
     def _train(student: Classifier, teacher: Classifier, data: ImageSet, params: DistillParams, ctx: StepContext) -> None:
-        # On the CPU: StepContext carries no device yet (the spec's `device:` does not reach compression steps).
         generator = torch.Generator().manual_seed(ctx.seed)
-        student.train()
+        device = ctx.device
+        student.to(device).train()
+        # An int8 teacher runs on the CPU only; an fp32 one is copied to the device (the parent stays put).
+        teacher_device = torch.device("cpu") if isinstance(teacher.net, Int8Net) else device
+        if teacher_device.type != "cpu":
+            teacher = copy.deepcopy(teacher).to(teacher_device)
         optimizer = torch.optim.AdamW(student.net.parameters(), lr=params.lr, weight_decay=_WEIGHT_DECAY)
         steps_per_epoch = -(-len(data) // params.batch_size)
         schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -205,8 +211,10 @@ class DistillStep(CompressionStep):
                     continue  # BatchNorm cannot train on a batch of one; the image is seen in other epochs
                 x, y = random_shift(images[batch], generator), labels[batch]
                 with torch.inference_mode():
-                    soft = teacher(x)
-                soft = soft.float().clone()  # an ordinary tensor: inference tensors cannot be saved for backward
+                    soft = teacher(x.to(teacher_device))
+                # An ordinary tensor: inference tensors cannot be saved for backward.
+                soft = soft.float().to(device).clone()
+                x, y = x.to(device), y.to(device)
                 out = student(x)
                 loss = F.cross_entropy(out, y) if alpha < 1 else out.new_zeros(())
                 if alpha > 0:
@@ -233,7 +241,7 @@ class DistillStep(CompressionStep):
                 f"distill: epoch {epoch + 1}/{params.epochs}: loss {total_loss / seen:.3f}, train accuracy "
                 f"{correct / seen:.3f}, agreement with the teacher {agree / seen:.3f} ({time.perf_counter() - started:.1f}s)"
             )
-        student.eval()
+        student.cpu().eval()  # steps hand back CPU models (what the cache stores)
 
 
 def _logit_count(model: Classifier, ctx: StepContext, what: str) -> int:

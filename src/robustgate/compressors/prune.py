@@ -109,14 +109,14 @@ class PruneStep(CompressionStep):
         train = TrainParams(on=params.on, epochs=params.epochs, batch_size=params.batch_size, lr=params.lr)
         try:
             train_classifier(
-                model, data, train, seed=ctx.seed, device=torch.device("cpu"),
+                model, data, train, seed=ctx.seed, device=ctx.device,
                 progress=lambda message: ctx.progress(f"prune: fine-tuning {message}"),
             )
         except ModelError as err:
             raise CompressionError(
                 f"prune: fine-tuning failed: {err.message}", hint="lower finetune: lr, or check the fine-tuning dataset"
             ) from None
-        model.eval()
+        model.cpu().eval()  # steps hand back CPU models (what the cache stores)
 
 
 def prune_channels(model: Classifier, params: PruneParams, ctx: StepContext) -> Classifier:

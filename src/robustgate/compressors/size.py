@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from robustgate.compressors.int8.engine import Int8Net
+
 
 @dataclass(frozen=True)
 class ModelSize:
@@ -21,14 +23,14 @@ class ModelSize:
 
 
 def count_params(model: nn.Module) -> int:
-    """Stored weights and biases, counted through the state_dict so int8 packed weights count too."""
-    total = 0
-    for name, value in model.state_dict().items():
-        if isinstance(value, torch.Tensor) and (name.endswith("weight") or name.endswith("bias")):
-            total += value.numel()
-        elif isinstance(value, tuple):  # quantized Linear packs (weight, bias)
-            total += sum(v.numel() for v in value if isinstance(v, torch.Tensor))
-    return total
+    """Stored weights and biases (BatchNorm's running statistics are not parameters).
+
+    int8 networks count their own, since each path stores weights differently."""
+    if isinstance(model, Int8Net):
+        return model.stored_parameters()
+    return sum(
+        value.numel() for name, value in model.state_dict().items() if name.endswith("weight") or name.endswith("bias")
+    )
 
 
 def count_macs(model: nn.Module, example: torch.Tensor) -> int:

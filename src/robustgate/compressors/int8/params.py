@@ -1,0 +1,56 @@
+"""What a ``ptq:`` step may say, and which combinations make sense."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from robustgate.spec.fields import DatasetRef, Params
+
+
+class CalibrateParams(Params):
+    on: DatasetRef
+    samples: int = Field(256, ge=1)
+    batch_size: int = Field(32, ge=1)
+
+
+class PTQParams(Params):
+    # x86/fbgemm/qnnpack/onednn: a torch.ao quantized engine (kernels chosen at run time);
+    # pt2e: torchao's PT2E flow (torch.export, X86InductorQuantizer, inductor-compiled int8 kernels).
+    backend: Literal["x86", "fbgemm", "qnnpack", "onednn", "pt2e"] = "x86"
+    # torch.ao only. fx: static int8 in FX graph mode (any traceable model); eager: static int8 in
+    # eager mode (torchvision ResNets, or a model with its own QuantStub/DeQuantStub); dynamic:
+    # int8 Linear weights, activations quantized per batch at run time (no calibration).
+    method: Literal["fx", "eager", "dynamic"] = "fx"
+    calibrate: CalibrateParams | None = None  # default: 256 images of the baseline's training set
+    # How activation ranges are read off the calibration images: a histogram search that minimises
+    # the quantization error (torch's default), the plain min/max, or a moving average of min/max.
+    observer: Literal["histogram", "minmax", "moving_average"] = "histogram"
+    # One scale per output channel for weights; None: the engine's default (per channel except on qnnpack).
+    per_channel: bool | None = None
+
+    @model_validator(mode="after")
+    def _combination_makes_sense(self) -> "PTQParams":
+        given = self.model_fields_set
+        if self.backend == "pt2e" and "method" in given:
+            raise ValueError(
+                "backend: pt2e has its own graph capture (torch.export) and is static int8; "
+                "drop method:, or pick a torch.ao backend (x86, qnnpack) for method: eager/dynamic"
+            )
+        if self.backend == "pt2e" and self.per_channel is False:
+            raise ValueError("backend: pt2e (X86InductorQuantizer) quantizes weights per channel only; drop per_channel: false")
+        if self.method == "dynamic":
+            needless = sorted(given & {"calibrate", "observer"})
+            if needless:
+                raise ValueError(
+                    f"method: dynamic measures activation ranges on each batch at run time, so "
+                    f"{' and '.join(needless)} {'has' if len(needless) == 1 else 'have'} no effect; drop "
+                    f"{'it' if len(needless) == 1 else 'them'}, or use method: fx for static int8"
+                )
+        return self
+
+    @property
+    def path(self) -> str:
+        """The registered quantization path that carries out these parameters."""
+        return "pt2e" if self.backend == "pt2e" else self.method
