@@ -62,9 +62,13 @@ class PostTrainingQuantization(CompressionStep):
         model = parent.with_net(net).eval()
         if params.path == "pt2e":
             ctx.progress("ptq: compiling the int8 graph with inductor (tens of seconds on a small CPU)")
+        # torch.ao's x86 engine caches oneDNN kernel data on the first run (pytorch/pytorch#84470); other
+        # batch sizes then run 2-5x slower here. So the trial runs on a copy: the model's first real use decides.
+        # PT2E runs on the model itself: the compile must happen now, and inductor serves every size.
+        trial = model if params.path == "pt2e" else copy.deepcopy(model)
         try:
             with torch.inference_mode():
-                model(ctx.example)
+                trial(ctx.example)
         except RobustgateError:
             raise
         except Exception as err:  # kernels and compilers fail with many exception types

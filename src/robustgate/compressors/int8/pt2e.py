@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -126,15 +126,14 @@ class CompiledInt8Net(Int8Net):
         object.__setattr__(self, "_compiled", None)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self._compiled is None:
-            # dynamic: one compile serves every batch size (batch 1 gets its own specialisation).
+        first = self._compiled is None
+        if first:
+            # dynamic: one compile serves every batch size of 2 or more; batch 1 gets its own.
             object.__setattr__(self, "_compiled", torch.compile(self.converted, dynamic=True))
-        import torch._inductor.config as inductor_config
-
-        # Freezing is what turns q/dq patterns into oneDNN int8 convolutions; it must be on when
-        # compilation happens (the first call), and passing it through torch.compile(options=)
-        # fails on torch 2.14 (UnsupportedOperatorException onednn.qconv_prepack).
-        with torch.no_grad(), inductor_config.patch(freezing=True), _quiet_inductor():
+        # Any call may compile (a new batch size class, another grad mode), and a compile must see
+        # freezing on, or the q/dq ops stay unfused reference code several times slower.
+        quiet = _quiet_loggers("torch.utils.cpp_extension") if first else nullcontext()
+        with torch.no_grad(), _freezing(), quiet:
             return self._compiled(images)
 
     def cache_state(self) -> dict[str, Any]:
@@ -158,10 +157,20 @@ def _quiet_torchao() -> Iterator[None]:
 
 
 @contextmanager
-def _quiet_inductor() -> Iterator[None]:
-    with _quiet_loggers("torch.utils.cpp_extension"), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\._inductor")
-        yield
+def _freezing() -> Iterator[None]:
+    # Set directly rather than through torch.compile(options=), which fails on torch 2.14
+    # (UnsupportedOperatorException: onednn.qconv_prepack) for the same graph, or config.patch(),
+    # whose bookkeeping costs a sizeable share of a small model's latency on every call.
+    import torch._inductor.config as inductor_config
+
+    previous = inductor_config.freezing
+    inductor_config.freezing = True
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\._inductor")
+            yield
+    finally:
+        inductor_config.freezing = previous
 
 
 @contextmanager
