@@ -40,6 +40,8 @@ def content_key(*parts: Any) -> str:
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "torch-pruning": _distribution_version("torch-pruning"),  # its module __version__ lags the release
+        "torchao": _distribution_version("torchao"),  # PT2E int8 numerics
+        "torchattacks": _distribution_version("torchattacks"),  # adversarial examples
         "parts": parts,
     }
     text = json.dumps(payload, sort_keys=True, default=_jsonable, separators=(",", ":"))

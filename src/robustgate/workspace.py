@@ -11,14 +11,19 @@ import copy
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from robustgate.attacks.base import AttackSettings
+from robustgate.attacks.protocol import RobustResult, robust_correct
+from robustgate.attacks.strength import format_strength
 from robustgate.cache import ArtifactCache, content_key
-from robustgate.compressors.base import StepContext
+from robustgate.compressors.base import StepContext, compression_steps
 from robustgate.compressors.pipeline import BuiltModel, compress, measure
 from robustgate.data.imageset import ImageSet
 from robustgate.data.resolve import SpecDatasets
+from robustgate.data.splits import stratified_sample
 from robustgate.errors import DataError, ModelError, RobustgateError
 from robustgate.inference import predict_logits
 from robustgate.models.architectures import build_network, network_digest
@@ -44,6 +49,7 @@ class Workspace:
         self._logits: dict[tuple[str, str], torch.Tensor] = {}
         self._outputs: dict[int, int] = {}  # logits per image, by model identity
         self._trained_classes: tuple[str, ...] | None = None
+        self._robust: dict[tuple[str, str, float], RobustResult] = {}
 
     @property
     def confidence(self) -> float | str:
@@ -228,6 +234,53 @@ class Workspace:
 
         self._logits[(variant, dataset)] = logits = self.cache.get_or_create("logits", key, predict)
         return logits
+
+
+    # -- attacks ---------------------------------------------------------------
+
+    def robust(self, variant: str, params: Any, strength: float) -> RobustResult:
+        """Per-image robustness of ``variant`` under an attack contract at one strength (cached)."""
+        memo = (variant, params.model_dump_json(), strength)
+        if memo in self._robust:
+            return self._robust[memo]
+        built = self.model(variant)
+        data = self.datasets[params.on]
+        try:
+            self.check_fits(params.on, data, built.model)
+        except RobustgateError as err:
+            raise err.at(self.spec.where(self.spec.datasets[params.on].line)) from None
+        if params.samples is not None and params.samples < len(data):
+            data = data.subset(stratified_sample(data.labels, params.samples, self.spec.seed))
+        parent = None if built.differentiable else self._differentiable_parent(variant)
+        settings = AttackSettings(strength, params.norm, params.steps, params.step_size, params.restarts)
+        attack = params.model_dump(include={"kind", "norm", "steps", "step_size", "restarts", "queries"})
+        key = content_key("attack", built.key, parent.key if parent else None, data.fingerprint(), attack, strength, self.spec.seed)
+
+        def run() -> dict[str, torch.Tensor]:
+            how = "directly" if parent is None else "by transfer from its fp32 parent and a gradient-free attack"
+            self.progress(
+                f"attacking {variant} with {params.kind} at {format_strength(strength)} on '{params.on}' "
+                f"({len(data)} images) {how}"
+            )
+            model, _ = self._evaluation_copy(variant, built)
+            fp32 = self._evaluation_copy(f"{variant} (parent)", parent)[0] if parent else None
+            result = robust_correct(
+                params.kind, settings, model, fp32, data.floats(), data.labels, self.spec.seed, params.queries
+            )
+            return {"correct": result.correct, "found_by": result.found_by}
+
+        stored = self.cache.get_or_create("attacks", key, run)
+        self._robust[memo] = result = RobustResult(stored["correct"], stored["found_by"])
+        return result
+
+    def _differentiable_parent(self, variant: str) -> BuiltModel:
+        """The variant before its first non-differentiable step (the fp32 model it was quantized from)."""
+        prefix = []
+        for step in self.spec.variants[variant].steps:
+            if not compression_steps.get(step.kind).differentiable:
+                break
+            prefix.append(step)
+        return compress(self.baseline(), tuple(prefix), self._step_context(), self.cache, self._built, self.fingerprint)
 
 
 def _preview(classes: tuple[str, ...]) -> str:

@@ -878,3 +878,32 @@ def test_an_unhashable_key_is_a_yaml_error_not_a_tag_error(tmp_path: Path) -> No
 def test_malformed_device_names_are_refused(tmp_path: Path, device: str) -> None:
     message = error_of(tmp_path, VALID.replace("robustgate: 1", f"robustgate: 1\ndevice: {device}"))
     assert "device must be `cpu`, `cuda` or `cuda:N`" in message
+
+
+# --- attack contracts ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("{kind: pgdd, eps: 8/255, on: test, min: 0.1}", "contracts[0].attack.kind: unknown attack 'pgdd'; did you mean 'pgd'?"),
+        ("{kind: pgd, eps: -8/255, on: test, min: 0.1}", "contracts[0].attack.eps: must be at least 0 (got '-8/255')"),
+        ("{kind: salt_pepper, amount: [0.1, 2], on: test, min: 0.1}", "contracts[0].attack.amount: must be between 0 and 1 (not 2)"),
+        ("{kind: pgd, eps: 8, on: test, min: 0.1}", "contracts[0].attack: an Linf eps above 1 covers the whole [0, 1] pixel range; did you mean 8/255 rather than 8?"),
+        ("{kind: pgd, eps: eight, on: test, min: 0.1}", "contracts[0].attack.eps: expected a number or a fraction such as 8/255 (got 'eight')"),
+        ("{kind: pgd, on: test, min: 0.1}", "contracts[0].attack: an attack contract with kind pgd needs eps: (e.g. eps: 8/255)"),
+        ("{kind: salt_pepper, eps: 0.1, on: test, min: 0.1}", "contracts[0].attack: salt_pepper is set by amount:, not eps:; write amount: 0.1"),
+        ("{kind: fgsm, eps: 0.5, norm: L2, on: test, min: 0.1}", "contracts[0].attack: fgsm supports norm Linf, not L2"),
+        ("{kind: pgd, eps: 8/255, on: test}", "contracts[0].attack: an attack contract needs a gate: min, max_drop or max_relative_drop"),
+    ],
+)
+def test_a_bad_attack_contract_gives_one_clear_error(tmp_path: Path, body: str, problem: str) -> None:
+    line, found = single(error_of(tmp_path, VALID.replace("- accuracy: {on: test, min: 0.9}", f"- attack: {body}")))
+    assert line == 13
+    assert found.startswith(problem), found
+
+
+def test_an_attack_sweep_and_fractions_load(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, VALID + "  - attack: {kind: pgd, eps: [0, 1/255, 8/255], on: test, min: 0.1}\n"))
+    params = spec.contracts[1].params
+    assert params.strengths == [0.0, pytest.approx(1 / 255), pytest.approx(8 / 255)] and params.sweep

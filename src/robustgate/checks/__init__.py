@@ -4,5 +4,6 @@ from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.outcome import Gate, Outcome
 from robustgate.checks import accuracy as _accuracy  # noqa: F401  (registers `accuracy`)
 from robustgate.checks import size as _size  # noqa: F401  (registers `size`)
+from robustgate.checks import attack as _attack  # noqa: F401  (registers `attack`)
 
 __all__ = ["ContractKind", "Evaluation", "Gate", "Outcome", "contract_kinds"]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+import torch
 from pydantic import model_validator
 
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
@@ -57,30 +56,36 @@ class AccuracyContract(ContractKind):
             value = acc.estimate if read_low == "point" else acc.low
             outcome.gates.append(Gate("accuracy", ">=", params.min, acc.estimate, value, read_low))
         if variant != BASELINE and (params.max_drop is not None or params.max_relative_drop is not None):
-            self._drop_gates(evaluation, variant, params, correct, level, read_high, outcome)
+            base_correct = evaluation.logits(BASELINE, params.on).argmax(dim=1) == labels
+            add_drop_gates(outcome, base_correct, correct, params.max_drop, params.max_relative_drop, level, read_high)
         return outcome
 
-    @staticmethod
-    def _drop_gates(
-        evaluation: Evaluation, variant: str, params: AccuracyParams, correct: Any, level: float, read: str,
-        outcome: Outcome,
-    ) -> None:
-        base_correct = evaluation.logits(BASELINE, params.on).argmax(dim=1) == evaluation.labels(params.on)
-        drop = paired_drop(base_correct, correct, level)
-        base_acc = float(base_correct.float().mean())
-        outcome.metrics.update(
-            baseline_accuracy=base_acc, drop=drop.drop, drop_low=drop.low, drop_high=drop.high,
-            lost=drop.lost, gained=drop.gained, mcnemar_p=drop.p_value,
-        )
-        if params.max_drop is not None:
-            value = drop.drop if read == "point" else drop.high
-            outcome.gates.append(Gate("drop", "<=", params.max_drop, drop.drop, value, read))
-        if params.max_relative_drop is not None:
-            relative = drop.drop / base_acc if base_acc else 0.0
-            bound = drop.high / base_acc if base_acc else 0.0
-            outcome.metrics.update(relative_drop=relative)
-            value = relative if read == "point" else bound
-            outcome.gates.append(Gate("relative_drop", "<=", params.max_relative_drop, relative, value, read))
+
+def add_drop_gates(
+    outcome: Outcome, base_correct: torch.Tensor, correct: torch.Tensor, max_drop: float | None,
+    max_relative_drop: float | None, level: float, read: str, suffix: str = "",
+) -> None:
+    """Paired drop of ``correct`` against the baseline's ``base_correct`` on the same images, with its gates.
+
+    ``suffix`` tells points of a sweep apart (``drop@8/255``)."""
+    drop = paired_drop(base_correct, correct, level)
+    base_acc = float(base_correct.float().mean())
+    outcome.metrics.update(
+        {
+            f"baseline_accuracy{suffix}": base_acc, f"drop{suffix}": drop.drop, f"drop_low{suffix}": drop.low,
+            f"drop_high{suffix}": drop.high, f"lost{suffix}": drop.lost, f"gained{suffix}": drop.gained,
+            f"mcnemar_p{suffix}": drop.p_value,
+        }
+    )
+    if max_drop is not None:
+        value = drop.drop if read == "point" else drop.high
+        outcome.gates.append(Gate(f"drop{suffix}", "<=", max_drop, drop.drop, value, read))
+    if max_relative_drop is not None:
+        relative = drop.drop / base_acc if base_acc else 0.0
+        bound = drop.high / base_acc if base_acc else 0.0
+        outcome.metrics[f"relative_drop{suffix}"] = relative
+        value = relative if read == "point" else bound
+        outcome.gates.append(Gate(f"relative_drop{suffix}", "<=", max_relative_drop, relative, value, read))
 
 
 contract_kinds.register("accuracy")(AccuracyContract())

@@ -23,6 +23,10 @@ class Evaluation(Protocol):
 
     def size_metrics(self, variant: str) -> dict[str, float | int]: ...
 
+    def robust(self, variant: str, params: Any, strength: float) -> Any:
+        """A :class:`robustgate.attacks.protocol.RobustResult` for an attack contract at one strength."""
+        ...
+
 
 class ContractKind:
     """One registered kind of contract; subclasses declare ``Params`` and implement :meth:`check`."""

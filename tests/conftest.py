@@ -1,4 +1,4 @@
-"""Fixtures shared by the compressor tests: the digits at 16x16 and one trained small CNN."""
+"""Fixtures shared by the compressor and attack tests: the digits at 16x16 and one trained small CNN."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The small BatchNorm CNN the compressor tests prune, distill and quantize.
+"""The small BatchNorm CNN the compressor and attack tests prune, distill, quantize and attack.
 
 A module of its own so specs and the ``distill`` step can name it as ``small_cnn:cnn``.
 """

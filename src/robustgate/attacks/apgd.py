@@ -1,0 +1,23 @@
+"""APGD-CE (Croce & Hein 2020): step-size-free PGD with momentum, Linf or L2, through torchattacks."""
+
+from __future__ import annotations
+
+import torchattacks
+
+from robustgate.attacks.base import AttackKind, AttackSettings, Perturb, attack_kinds, torchattack
+
+
+class APGD(AttackKind):
+    norms = ("Linf", "L2")
+    default_steps = 10
+
+    def build(self, model, settings: AttackSettings, seed: int) -> Perturb:
+        return torchattack(
+            lambda: torchattacks.APGD(
+                model, norm=settings.norm, eps=settings.strength, steps=settings.steps or self.default_steps,
+                n_restarts=settings.restarts, seed=seed, loss="ce",
+            )
+        )
+
+
+attack_kinds.register("apgd")(APGD())

@@ -1,0 +1,53 @@
+"""What an attack kind is: how it perturbs a batch, and whether it needs the model's gradients."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from robustgate.registry import Registry
+
+Perturb = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""(images in [0, 1], labels) -> perturbed images in [0, 1], same shape."""
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    """One point of an attack contract: the strength and the budget, resolved from the spec."""
+
+    strength: float  # eps (Linf or L2 radius), or the noise level for noise kinds
+    norm: str  # "Linf" or "L2"
+    steps: int | None  # iterations (queries for query-based attacks); None: the kind's default
+    step_size: float | None  # None: the kind's default for the strength and steps
+    restarts: int
+
+
+class AttackKind:
+    """One registered attack. ``build`` returns a function that perturbs one batch; it is called
+    under a seeded RNG, so random starts and noise are reproducible."""
+
+    needs_gradients: ClassVar[bool] = True  # False: forward passes only (runs on int8 models as they are)
+    norms: ClassVar[tuple[str, ...]] = ("Linf",)
+    strength: ClassVar[str] = "eps"  # the contract key that sets the strength ("amount" for salt_pepper)
+    default_steps: ClassVar[int | None] = None
+
+    def build(self, model: torch.nn.Module, settings: AttackSettings, seed: int) -> Perturb:
+        raise NotImplementedError
+
+
+def torchattack(make: Callable[[], Any]) -> Any:
+    """A torchattacks attack, built quietly (it prints when a model has no parameters, as int8
+    models have none) and on the CPU when it could not read a device off the model."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        attack = make()
+    if attack.device is None:
+        attack.set_device(torch.device("cpu"))
+    return attack
+
+
+attack_kinds: Registry[AttackKind] = Registry("attack", base=AttackKind)

@@ -1,0 +1,15 @@
+"""FGSM (Goodfellow et al. 2015): one signed-gradient step of size eps, through torchattacks."""
+
+from __future__ import annotations
+
+import torchattacks
+
+from robustgate.attacks.base import AttackKind, AttackSettings, Perturb, attack_kinds, torchattack
+
+
+class FGSM(AttackKind):
+    def build(self, model, settings: AttackSettings, seed: int) -> Perturb:
+        return torchattack(lambda: torchattacks.FGSM(model, eps=settings.strength))
+
+
+attack_kinds.register("fgsm")(FGSM())

@@ -1,0 +1,21 @@
+"""Additive Gaussian noise of standard deviation eps, clipped to [0, 1].
+
+torchattacks' GN draws from torch's global RNG without a seed argument; it is used as is,
+because the runner seeds that RNG per batch.
+"""
+
+from __future__ import annotations
+
+import torchattacks
+
+from robustgate.attacks.base import AttackKind, AttackSettings, Perturb, attack_kinds, torchattack
+
+
+class GaussianNoise(AttackKind):
+    needs_gradients = False
+
+    def build(self, model, settings: AttackSettings, seed: int) -> Perturb:
+        return torchattack(lambda: torchattacks.GN(model, std=settings.strength))
+
+
+attack_kinds.register("gaussian_noise")(GaussianNoise())

@@ -1,0 +1,67 @@
+"""Robust accuracy that means something for every variant, int8 included.
+
+Differentiable models (and attacks that need no gradients) are attacked directly. An int8 model
+has no autograd: a white-box attack on it crashes, and attacking the fp32 model instead says
+nothing about the int8 one. For those, an image counts as robust only if it survives every
+attack in the protocol, each scored on the real int8 model:
+
+- transfer: the white-box attack run on the fp32 parent (the variant before quantization);
+- gradient-free: the Square attack (forward passes only) run on the int8 model itself.
+
+Which attack broke each image first is recorded, in the order clean, white-box, transfer,
+gradient-free. (A differentiable fake-quant twin of the int8 model, the strongest white-box
+proxy, is not part of the protocol yet.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from robustgate.attacks.base import AttackSettings, attack_kinds
+from robustgate.attacks.run import attacked_correct, predictions
+
+METHODS = ("robust", "clean", "white-box", "transfer", "gradient-free")
+"""Codes of ``RobustResult.found_by``: index 0 means the image withstood everything."""
+
+
+@dataclass(frozen=True)
+class RobustResult:
+    correct: torch.Tensor  # bool per image: right on the clean image and after every attack
+    found_by: torch.Tensor  # uint8 per image: index into METHODS of the first attack that broke it
+
+    def counts(self) -> dict[str, int]:
+        return {method: int((self.found_by == code).sum()) for code, method in enumerate(METHODS) if code}
+
+
+def robust_correct(
+    kind: str,
+    settings: AttackSettings,
+    model: nn.Module,
+    parent: nn.Module | None,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    seed: int,
+    queries: int,
+) -> RobustResult:
+    """``parent``: the differentiable model ``model`` was quantized from, or None when ``model``
+    itself is differentiable."""
+    attack = attack_kinds.get(kind)
+    found = torch.zeros(len(labels), dtype=torch.uint8)
+    correct = predictions(model, images) == labels
+    found[~correct] = METHODS.index("clean")
+    if parent is None or not attack.needs_gradients:
+        rounds = [("white-box", attack.build(model, settings, seed), model)]
+    else:
+        free = AttackSettings(settings.strength, settings.norm, queries, None, 1)
+        rounds = [
+            ("transfer", attack.build(parent, settings, seed), parent),
+            ("gradient-free", attack_kinds.get("square").build(model, free, seed), model),
+        ]
+    for method, perturb, attacker in rounds:
+        survived = attacked_correct(perturb, attacker, model, images, labels, seed)
+        found[correct & ~survived] = METHODS.index(method)
+        correct &= survived
+    return RobustResult(correct, found)

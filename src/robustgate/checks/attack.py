@@ -1,0 +1,111 @@
+"""``attack:`` contracts: accuracy under an adversarial or noise attack, absolute or against the
+baseline under the same attack, at one strength or along a sweep (``eps: [1/255, ..., 16/255]``).
+
+How the robust accuracy of each model is obtained (directly, or by the int8 protocol) is
+``robustgate.attacks.protocol``'s business; this module turns it into metrics and gates.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from robustgate.attacks import attack_kinds
+from robustgate.attacks.strength import Shares, Strength, Strengths, format_strength
+from robustgate.checks.accuracy import add_drop_gates, reading
+from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
+from robustgate.checks.outcome import Gate, Outcome
+from robustgate.checks.stats import wilson_interval
+from robustgate.registry import did_you_mean
+from robustgate.spec.fields import DatasetRef, Params, Probability
+from robustgate.spec.model import BASELINE
+
+
+class AttackParams(Params):
+    kind: str
+    on: DatasetRef
+    eps: Strengths | None = None  # radius in pixel units ([0, 1] images), or a list (a sweep); noise std for gaussian_noise
+    amount: Shares | None = None  # share of pixels flipped, for salt_pepper (or a list)
+    norm: Literal["Linf", "L2"] = "Linf"
+    steps: int | None = Field(None, ge=1)  # iterations (queries for square); None: the attack's default
+    step_size: Strength | None = None  # None: the attack's default (PGD: 2.5 * eps / steps)
+    restarts: int = Field(1, ge=1)
+    queries: int = Field(200, ge=1)  # the gradient-free attack's budget in the int8 protocol
+    samples: int | None = Field(None, ge=1)  # a stratified subset of `on` (the same images for every model)
+    min: Probability | None = None
+    max_drop: Probability | None = None  # robust accuracy lost vs the baseline under the same attack
+    max_relative_drop: Probability | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in attack_kinds:
+            raise ValueError(f"unknown attack '{kind}'; {did_you_mean(kind, attack_kinds.names())}")
+        return kind
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "AttackParams":
+        attack = attack_kinds.get(self.kind)
+        key, other = attack.strength, "amount" if attack.strength == "eps" else "eps"
+        if getattr(self, other) is not None:
+            raise ValueError(f"{self.kind} is set by {key}:, not {other}:; write {key}: {getattr(self, other)}")
+        if getattr(self, key) is None:
+            example = "8/255" if key == "eps" else "0.05"
+            raise ValueError(f"an attack contract with kind {self.kind} needs {key}: (e.g. {key}: {example})")
+        if self.norm not in attack.norms:
+            raise ValueError(f"{self.kind} supports norm {' or '.join(attack.norms)}, not {self.norm}")
+        if key == "eps" and self.norm == "Linf" and any(s > 1 for s in self.strengths):
+            raise ValueError("an Linf eps above 1 covers the whole [0, 1] pixel range; did you mean 8/255 rather than 8?")
+        if self.min is None and self.max_drop is None and self.max_relative_drop is None:
+            raise ValueError("an attack contract needs a gate: min, max_drop or max_relative_drop")
+        return self
+
+    @property
+    def strengths(self) -> list[float]:
+        value = self.eps if self.eps is not None else self.amount
+        return list(value) if isinstance(value, list) else [value]
+
+    @property
+    def sweep(self) -> bool:
+        return isinstance(self.eps if self.eps is not None else self.amount, list)
+
+
+class AttackContract(ContractKind):
+    Params = AttackParams
+
+    def label(self, params: AttackParams) -> str:
+        return f"{params.kind}@{params.on}"
+
+    def applies_to_baseline(self, params: AttackParams) -> bool:
+        return params.min is not None
+
+    def check(self, evaluation: Evaluation, variant: str, params: AttackParams) -> Outcome:
+        level, read_low = reading(evaluation.confidence, "lower")
+        _, read_high = reading(evaluation.confidence, "upper")
+        key = attack_kinds.get(params.kind).strength
+        outcome = Outcome(contract=f"attack[{self.label(params)}]", variant=variant)
+        for strength in params.strengths:
+            at = f"@{format_strength(strength)}" if params.sweep else ""
+            result = evaluation.robust(variant, params, strength)
+            acc = wilson_interval(int(result.correct.sum()), len(result.correct), level)
+            outcome.metrics.update(
+                {
+                    f"robust_accuracy{at}": acc.estimate, f"robust_accuracy_low{at}": acc.low,
+                    f"robust_accuracy_high{at}": acc.high, f"n{at}": acc.n,
+                    **{f"broken_by_{method.replace('-', '_')}{at}": n for method, n in result.counts().items()},
+                }
+            )
+            if not params.sweep:
+                outcome.metrics[key] = strength
+            if params.min is not None:
+                value = acc.estimate if read_low == "point" else acc.low
+                outcome.gates.append(Gate(f"robust_accuracy{at}", ">=", params.min, acc.estimate, value, read_low))
+            if variant != BASELINE and (params.max_drop is not None or params.max_relative_drop is not None):
+                base = evaluation.robust(BASELINE, params, strength).correct
+                add_drop_gates(outcome, base, result.correct, params.max_drop, params.max_relative_drop, level, read_high, at)
+        outcome.metrics["interval_level"] = level
+        return outcome
+
+
+contract_kinds.register("attack")(AttackContract())

@@ -1,0 +1,54 @@
+"""End to end: attack contracts through pytest, on the tiny CNN and its int8 variant."""
+
+from __future__ import annotations
+
+import pytest
+
+ATTACKS = """\
+  - attack: {kind: pgd, eps: 2/255, on: handwritten, samples: 120, min: 0.3, max_drop: 0.25}
+  - attack: {kind: fgsm, eps: [0, 1/255, 8/255], on: handwritten, samples: 120, min: 0.0}
+  - attack: {kind: salt_pepper, amount: 0.05, on: handwritten, samples: 120, min: 0.1}
+"""
+
+
+@pytest.fixture
+def attack_project(tiny_project: pytest.Pytester, write_spec) -> pytest.Pytester:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    write_spec(spec + ATTACKS, "tiny.yaml")
+    return tiny_project
+
+
+def test_attack_contracts_gate_every_variant_and_rerun_from_the_cache(attack_project: pytest.Pytester, junit_properties) -> None:
+    cold = attack_project.runpytest("--robustgate-cache-dir=cache", "--junitxml=cold.xml", "-p", "no:cacheprovider")
+    cold.assert_outcomes(passed=9)
+    cold.stdout.fnmatch_lines(
+        [
+            "*attacking baseline with pgd at 2/255 on 'handwritten' (120 images) directly*",
+            "*attacking int8 with pgd at 2/255 on 'handwritten' (120 images) by transfer from its fp32 parent and a gradient-free attack*",
+            "*int8*attack[[]pgd@handwritten]*PASS*robust_accuracy 0.* (lower 95% bound 0.*) >= 0.3; drop *",
+        ]
+    )
+    warm = attack_project.runpytest("--robustgate-cache-dir=cache", "--junitxml=warm.xml", "-p", "no:cacheprovider")
+    warm.assert_outcomes(passed=9)
+    assert "attacking" not in warm.stdout.str()
+
+    cases = [junit_properties(attack_project.path / name) for name in ("cold.xml", "warm.xml")]
+    assert cases[0] == cases[1]
+    props = cases[0]
+    int8_pgd = next(p for name, p in props.items() if "int8" in name and "pgd" in name)
+    int8_clean = next(p for name, p in props.items() if "int8" in name and "accuracy[handwritten]" in name)
+    assert int(int8_pgd["robustgate.n"]) == 120
+    assert float(int8_pgd["robustgate.robust_accuracy"]) <= float(int8_clean["robustgate.accuracy"]) + 0.05
+    assert int(int8_pgd["robustgate.broken_by_white_box"]) == 0  # int8 has no gradients to attack directly
+    assert int(int8_pgd["robustgate.broken_by_transfer"]) + int(int8_pgd["robustgate.broken_by_gradient_free"]) > 0
+    fgsm = next(p for name, p in props.items() if "baseline" in name and "fgsm" in name)
+    curve = [float(fgsm[f"robustgate.robust_accuracy@{eps}"]) for eps in ("0", "1/255", "8/255")]
+    assert curve[0] >= curve[1] >= curve[2]
+
+
+def test_a_broken_attack_contract_fails_with_its_numbers(attack_project: pytest.Pytester, write_spec) -> None:
+    spec = (attack_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    write_spec(spec.replace("on: handwritten, samples: 120, min: 0.3", "on: handwritten, samples: 120, min: 0.99"), "tiny.yaml")
+    result = attack_project.runpytest("--robustgate-no-cache", "-p", "no:cacheprovider", "-k", "pgd")
+    result.assert_outcomes(failed=2, deselected=7)
+    result.stdout.fnmatch_lines(["robustgate contract broken: baseline :: attack[[]pgd@handwritten]*", "*robust_accuracy*>= 0.99*FAIL*"])

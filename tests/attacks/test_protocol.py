@@ -1,0 +1,79 @@
+"""The robust accuracy of int8 models: worst case over transfer and a gradient-free attack, never above clean."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robustgate.attacks import AttackSettings, attack_kinds
+from robustgate.attacks.protocol import METHODS, robust_correct
+from robustgate.attacks.run import attacked_correct, predictions
+from robustgate.compressors import StepContext, compression_steps
+from robustgate.compressors.ptq import PTQParams
+from robustgate.data.imageset import ImageSet
+from robustgate.models.classifier import Classifier
+
+
+@pytest.fixture(scope="module")
+def int8(trained_cnn: Classifier, digits: tuple[ImageSet, ImageSet]) -> Classifier:
+    ctx = StepContext(lambda _: digits[0], "digits-train", torch.zeros(2, 3, 16, 16), 0, lambda _: None)
+    return compression_steps.get("ptq").apply(trained_cnn, PTQParams(), ctx)
+
+
+@pytest.fixture(scope="module")
+def batch(digits: tuple[ImageSet, ImageSet]) -> tuple[torch.Tensor, torch.Tensor]:
+    return digits[1].floats()[:96], digits[1].labels[:96]
+
+
+def pgd(eps: float) -> AttackSettings:
+    return AttackSettings(eps, "Linf", 10, None, 1)
+
+
+def test_an_int8_model_is_scored_by_transfer_and_a_gradient_free_attack(trained_cnn, int8, batch) -> None:
+    images, labels = batch
+    # A white-box attack cannot even start on int8 kernels: there is no autograd.
+    assert int8(images[:2].requires_grad_(True)).grad_fn is None
+    result = robust_correct("pgd", pgd(4 / 255), int8, trained_cnn, images, labels, seed=0, queries=50)
+    clean = predictions(int8, images) == labels
+    assert result.correct.sum() <= clean.sum()
+    assert not (result.correct & ~clean).any()
+    assert torch.equal(result.correct, result.found_by == 0)
+    counts = result.counts()
+    assert set(counts) == set(METHODS[1:]) and counts["white-box"] == 0
+    assert counts["transfer"] > 0 and counts["clean"] == int((~clean).sum())
+
+
+def test_the_protocol_is_the_worst_case_of_its_attacks(trained_cnn, int8, batch) -> None:
+    images, labels = batch
+    result = robust_correct("pgd", pgd(4 / 255), int8, trained_cnn, images, labels, seed=0, queries=50)
+    clean = predictions(int8, images) == labels
+    transfer = attacked_correct(attack_kinds.get("pgd").build(trained_cnn, pgd(4 / 255), 0), trained_cnn, int8, images, labels, 0)
+    square = AttackSettings(4 / 255, "Linf", 50, None, 1)
+    free = attacked_correct(attack_kinds.get("square").build(int8, square, 0), int8, int8, images, labels, 0)
+    assert torch.equal(result.correct, clean & transfer & free)
+    for single in (clean, transfer, free):
+        assert result.correct.sum() <= single.sum()
+
+
+def test_eps_zero_gives_clean_accuracy(trained_cnn, int8, batch) -> None:
+    images, labels = batch
+    for model, parent in ((trained_cnn, None), (int8, trained_cnn)):
+        result = robust_correct("pgd", pgd(0.0), model, parent, images, labels, seed=0, queries=20)
+        assert torch.equal(result.correct, predictions(model, images) == labels)
+
+
+def test_robust_accuracy_falls_along_an_eps_sweep(trained_cnn, batch) -> None:
+    images, labels = batch
+    curve = [
+        float(robust_correct("pgd", pgd(eps / 255), trained_cnn, None, images, labels, seed=0, queries=1).correct.float().mean())
+        for eps in (0, 1, 2, 4, 8, 16)
+    ]
+    assert all(later <= earlier + 0.02 for earlier, later in zip(curve, curve[1:])), curve
+    assert curve[0] > 0.9 and curve[-1] < 0.2
+
+
+def test_noise_attacks_run_on_int8_models_directly(int8, trained_cnn, batch) -> None:
+    images, labels = batch
+    result = robust_correct("salt_pepper", AttackSettings(0.1, "Linf", None, None, 1), int8, trained_cnn, images, labels, seed=0, queries=10)
+    counts = result.counts()
+    assert counts["transfer"] == counts["gradient-free"] == 0 and counts["white-box"] > 0
