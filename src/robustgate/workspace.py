@@ -257,7 +257,7 @@ class Workspace:
         key = content_key("attack", built.key, parent.key if parent else None, data.fingerprint(), attack, strength, self.spec.seed)
 
         def run() -> dict[str, torch.Tensor]:
-            how = "directly" if parent is None else "by transfer from its fp32 parent and a gradient-free attack"
+            how = "directly" if parent is None else "through its fake-quant twin, transfer from its fp32 parent and a gradient-free attack"
             self.progress(
                 f"attacking {variant} with {params.kind} at {format_strength(strength)} on '{params.on}' "
                 f"({len(data)} images) {how}"
@@ -267,10 +267,14 @@ class Workspace:
             result = robust_correct(
                 params.kind, settings, model, fp32, data.floats(), data.labels, self.spec.seed, params.queries
             )
-            return {"correct": result.correct, "found_by": result.found_by}
+            agreement = torch.tensor([] if result.twin_agreement is None else [result.twin_agreement])
+            return {"correct": result.correct, "found_by": result.found_by, "twin_agreement": agreement}
 
         stored = self.cache.get_or_create("attacks", key, run)
-        self._robust[memo] = result = RobustResult(stored["correct"], stored["found_by"])
+        agreement = stored["twin_agreement"]
+        self._robust[memo] = result = RobustResult(
+            stored["correct"], stored["found_by"], float(agreement[0]) if len(agreement) else None
+        )
         return result
 
     def _differentiable_parent(self, variant: str) -> BuiltModel:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from robustgate.attacks import AttackSettings, attack_kinds
-from robustgate.attacks.protocol import METHODS, robust_correct
+from robustgate.attacks.protocol import METHODS, fake_quant_twin, robust_correct
 from robustgate.attacks.run import attacked_correct, predictions
 from robustgate.compressors import StepContext, compression_steps
 from robustgate.compressors.ptq import PTQParams
@@ -29,7 +29,7 @@ def pgd(eps: float) -> AttackSettings:
     return AttackSettings(eps, "Linf", 10, None, 1)
 
 
-def test_an_int8_model_is_scored_by_transfer_and_a_gradient_free_attack(trained_cnn, int8, batch) -> None:
+def test_an_int8_model_is_scored_by_its_twin_transfer_and_a_gradient_free_attack(trained_cnn, int8, batch) -> None:
     images, labels = batch
     # A white-box attack cannot even start on int8 kernels: there is no autograd.
     assert int8(images[:2].requires_grad_(True)).grad_fn is None
@@ -40,19 +40,35 @@ def test_an_int8_model_is_scored_by_transfer_and_a_gradient_free_attack(trained_
     assert torch.equal(result.correct, result.found_by == 0)
     counts = result.counts()
     assert set(counts) == set(METHODS[1:]) and counts["white-box"] == 0
-    assert counts["transfer"] > 0 and counts["clean"] == int((~clean).sum())
+    assert counts["twin"] > 0 and counts["clean"] == int((~clean).sum())
+    assert result.twin_agreement is not None and result.twin_agreement > 0.95
 
 
 def test_the_protocol_is_the_worst_case_of_its_attacks(trained_cnn, int8, batch) -> None:
     images, labels = batch
     result = robust_correct("pgd", pgd(4 / 255), int8, trained_cnn, images, labels, seed=0, queries=50)
+    pgd_on = lambda model: attack_kinds.get("pgd").build(model, pgd(4 / 255), 0)  # noqa: E731
+    twin = fake_quant_twin(int8)
     clean = predictions(int8, images) == labels
-    transfer = attacked_correct(attack_kinds.get("pgd").build(trained_cnn, pgd(4 / 255), 0), trained_cnn, int8, images, labels, 0)
+    via_twin = attacked_correct(pgd_on(twin), twin, int8, images, labels, 0)
+    transfer = attacked_correct(pgd_on(trained_cnn), trained_cnn, int8, images, labels, 0)
     square = AttackSettings(4 / 255, "Linf", 50, None, 1)
     free = attacked_correct(attack_kinds.get("square").build(int8, square, 0), int8, int8, images, labels, 0)
-    assert torch.equal(result.correct, clean & transfer & free)
-    for single in (clean, transfer, free):
+    assert torch.equal(result.correct, clean & via_twin & transfer & free)
+    for single in (clean, via_twin, transfer, free):
         assert result.correct.sum() <= single.sum()
+
+
+def test_every_int8_path_has_a_faithful_differentiable_twin(trained_cnn, digits, batch) -> None:
+    images, labels = batch
+    ctx = StepContext(lambda _: digits[0], "digits-train", torch.zeros(2, 3, 16, 16), 0, lambda _: None)
+    for params in (PTQParams(), PTQParams(method="dynamic"), PTQParams(backend="qnnpack")):
+        int8 = compression_steps.get("ptq").apply(trained_cnn, params, ctx)
+        twin = fake_quant_twin(int8)
+        assert (predictions(twin, images) == predictions(int8, images)).float().mean() > 0.95
+        x = images[:8].clone().requires_grad_(True)
+        gradient = torch.autograd.grad(twin(x).logsumexp(1).sum(), x)[0]
+        assert torch.isfinite(gradient).all() and (gradient != 0).float().mean() > 0.5
 
 
 def test_eps_zero_gives_clean_accuracy(trained_cnn, int8, batch) -> None:

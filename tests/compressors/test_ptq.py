@@ -248,3 +248,13 @@ def test_pt2e_on_a_model_export_cannot_capture_names_export(digits) -> None:
 def test_combinations_that_mean_nothing_are_refused(given: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         PTQParams(**given)
+
+
+def test_pt2e_model_has_a_differentiable_twin_that_agrees_with_it(pt2e_int8: Classifier, digits) -> None:
+    twin = pt2e_int8.with_net(pt2e_int8.net.twin()).eval()
+    x = digits[1].floats()[:128]
+    with torch.inference_mode():
+        assert (twin(x).argmax(1) == pt2e_int8(x).argmax(1)).float().mean() > 0.95
+    grad_input = x[:8].clone().requires_grad_(True)
+    gradient = torch.autograd.grad(twin(grad_input).logsumexp(1).sum(), grad_input)[0]
+    assert torch.isfinite(gradient).all() and (gradient != 0).float().mean() > 0.5

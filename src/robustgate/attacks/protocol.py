@@ -5,12 +5,13 @@ has no autograd: a white-box attack on it crashes, and attacking the fp32 model 
 nothing about the int8 one. For those, an image counts as robust only if it survives every
 attack in the protocol, each scored on the real int8 model:
 
+- twin: the white-box attack run on a differentiable fake-quant twin of the int8 model
+  (straight-through gradients; its clean agreement with the int8 model is reported);
 - transfer: the white-box attack run on the fp32 parent (the variant before quantization);
 - gradient-free: the Square attack (forward passes only) run on the int8 model itself.
 
-Which attack broke each image first is recorded, in the order clean, white-box, transfer,
-gradient-free. (A differentiable fake-quant twin of the int8 model, the strongest white-box
-proxy, is not part of the protocol yet.)
+Which attack broke each image first is recorded, in the order clean, white-box, twin,
+transfer, gradient-free.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from torch import nn
 
 from robustgate.attacks.base import AttackSettings, attack_kinds
 from robustgate.attacks.run import attacked_correct, predictions
+from robustgate.compressors.int8.engine import Int8Net
+from robustgate.errors import CompressionError
 
-METHODS = ("robust", "clean", "white-box", "transfer", "gradient-free")
+METHODS = ("robust", "clean", "white-box", "twin", "transfer", "gradient-free")
 """Codes of ``RobustResult.found_by``: index 0 means the image withstood everything."""
 
 
@@ -31,6 +34,7 @@ METHODS = ("robust", "clean", "white-box", "transfer", "gradient-free")
 class RobustResult:
     correct: torch.Tensor  # bool per image: right on the clean image and after every attack
     found_by: torch.Tensor  # uint8 per image: index into METHODS of the first attack that broke it
+    twin_agreement: float | None = None  # share of clean images where the twin predicts as the int8 model
 
     def counts(self) -> dict[str, int]:
         return {method: int((self.found_by == code).sum()) for code, method in enumerate(METHODS) if code}
@@ -52,6 +56,7 @@ def robust_correct(
     found = torch.zeros(len(labels), dtype=torch.uint8)
     correct = predictions(model, images) == labels
     found[~correct] = METHODS.index("clean")
+    agreement = None
     if parent is None or not attack.needs_gradients:
         rounds = [("white-box", attack.build(model, settings, seed), model)]
     else:
@@ -60,8 +65,23 @@ def robust_correct(
             ("transfer", attack.build(parent, settings, seed), parent),
             ("gradient-free", attack_kinds.get("square").build(model, free, seed), model),
         ]
+        twin = fake_quant_twin(model)
+        if twin is not None:
+            agreement = float((predictions(twin, images) == predictions(model, images)).float().mean())
+            rounds.insert(0, ("twin", attack.build(twin, settings, seed), twin))
     for method, perturb, attacker in rounds:
         survived = attacked_correct(perturb, attacker, model, images, labels, seed)
         found[correct & ~survived] = METHODS.index(method)
         correct &= survived
-    return RobustResult(correct, found)
+    return RobustResult(correct, found, agreement)
+
+
+def fake_quant_twin(model: nn.Module) -> nn.Module | None:
+    """The differentiable twin of an int8 Classifier, or None when its network has none."""
+    net = getattr(model, "net", None)
+    if not isinstance(net, Int8Net):
+        return None
+    try:
+        return model.with_net(net.twin()).eval()
+    except CompressionError:
+        return None

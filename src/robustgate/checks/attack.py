@@ -96,6 +96,8 @@ class AttackContract(ContractKind):
                     **{f"broken_by_{method.replace('-', '_')}{at}": n for method, n in result.counts().items()},
                 }
             )
+            if result.twin_agreement is not None:
+                outcome.metrics[f"twin_agreement{at}"] = result.twin_agreement
             if not params.sweep:
                 outcome.metrics[key] = strength
             if params.min is not None:

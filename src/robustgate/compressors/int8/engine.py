@@ -24,6 +24,10 @@ class Int8Net(nn.Module):
         """Weights and biases as stored (int8 weights count one each)."""
         raise NotImplementedError
 
+    def twin(self) -> nn.Module:
+        """A differentiable fp32 network that mimics this one (see ``int8/twin.py``)."""
+        raise NotImplementedError
+
 
 @contextmanager
 def quantized_engine(backend: str) -> Iterator[None]:
@@ -74,6 +78,11 @@ class QuantizedNet(Int8Net):
 
     def cache_state(self) -> dict[str, Any]:
         return {"state_dict": self.quantized.state_dict()}
+
+    def twin(self) -> nn.Module:
+        from robustgate.compressors.int8.twin import torch_ao_twin
+
+        return torch_ao_twin(self.quantized)
 
     def stored_parameters(self) -> int:
         total = 0

@@ -139,6 +139,11 @@ class CompiledInt8Net(Int8Net):
     def cache_state(self) -> dict[str, Any]:
         return {"observers": self._observers}
 
+    def twin(self) -> nn.Module:
+        from robustgate.compressors.int8.twin import pt2e_twin
+
+        return pt2e_twin(self.converted)
+
     def stored_parameters(self) -> int:
         # int8 weights and fp32 biases; scales and zero points are quantization metadata.
         return sum(
