@@ -47,6 +47,17 @@ def nan_net(num_classes: int = 10) -> nn.Module:
     return NaNNet(num_classes)
 
 
+class RoundInput(nn.Module):
+    """Planted gradient masking: rounding has a zero gradient everywhere."""
+
+    def forward(self, x):
+        return torch.round(x * 4) / 4
+
+
+def rounded(num_classes: int = 10) -> nn.Module:
+    return nn.Sequential(RoundInput(), *build(num_classes))
+
+
 def with_dropout(num_classes: int = 10) -> nn.Module:
     """The same CNN with dropout before its classifier: training draws from torch's global RNG."""
     body = build(num_classes)

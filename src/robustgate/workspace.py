@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
-from robustgate.attacks.base import AttackSettings
-from robustgate.attacks.protocol import RobustResult, robust_correct
+from robustgate.attacks.base import AttackSettings, attack_kinds
+from robustgate.attacks.diagnostics import masking_findings
+from robustgate.attacks.protocol import RobustResult, fake_quant_twin, robust_correct
 from robustgate.attacks.strength import format_strength
 from robustgate.cache import ArtifactCache, content_key
 from robustgate.compressors.base import StepContext, compression_steps
@@ -243,21 +244,13 @@ class Workspace:
         memo = (variant, params.model_dump_json(), strength)
         if memo in self._robust:
             return self._robust[memo]
-        built = self.model(variant)
-        data = self.datasets[params.on]
-        try:
-            self.check_fits(params.on, data, built.model)
-        except RobustgateError as err:
-            raise err.at(self.spec.where(self.spec.datasets[params.on].line)) from None
-        if params.samples is not None and params.samples < len(data):
-            data = data.subset(stratified_sample(data.labels, params.samples, self.spec.seed))
-        parent = None if built.differentiable else self._differentiable_parent(variant)
+        built, parent, data = self._attack_inputs(variant, params)
         settings = AttackSettings(strength, params.norm, params.steps, params.step_size, params.restarts)
-        attack = params.model_dump(include={"kind", "norm", "steps", "step_size", "restarts", "queries"})
-        key = content_key("attack", built.key, parent.key if parent else None, data.fingerprint(), attack, strength, self.spec.seed)
+        key = content_key("attack", *self._attack_identity(built, parent, data, params), strength)
 
         def run() -> dict[str, torch.Tensor]:
-            how = "directly" if parent is None else "through its fake-quant twin, transfer from its fp32 parent and a gradient-free attack"
+            indirect = parent is not None and attack_kinds.get(params.kind).needs_gradients
+            how = "through its fake-quant twin, transfer from its fp32 parent and a gradient-free attack" if indirect else "directly"
             self.progress(
                 f"attacking {variant} with {params.kind} at {format_strength(strength)} on '{params.on}' "
                 f"({len(data)} images) {how}"
@@ -276,6 +269,43 @@ class Workspace:
             stored["correct"], stored["found_by"], float(agreement[0]) if len(agreement) else None
         )
         return result
+
+    def masking_findings(self, variant: str, params: Any) -> list[str]:
+        """Signs of a too-weak evaluation (gradient masking) at the contract's largest strength (cached)."""
+        strength = max(params.strengths)
+        result = self.robust(variant, params, strength)
+        built, parent, data = self._attack_inputs(variant, params)
+        key = content_key("masking", *self._attack_identity(built, parent, data, params), strength)
+
+        def run() -> dict[str, list[str]]:
+            self.progress(f"checking {variant} for gradient masking under {params.kind} on '{params.on}'")
+            model, _ = self._evaluation_copy(variant, built)
+            attacker = model if parent is None else fake_quant_twin(model)
+            settings = AttackSettings(strength, params.norm, params.steps, params.step_size, params.restarts)
+            findings = masking_findings(
+                params.kind, settings, attacker, model, data.floats(), data.labels, result,
+                len(data.classes), self.spec.seed, params.queries,
+            )
+            return {"findings": findings}
+
+        return list(self.cache.get_or_create("masking", key, run)["findings"])
+
+    def _attack_inputs(self, variant: str, params: Any) -> tuple[BuiltModel, BuiltModel | None, ImageSet]:
+        """The model, its differentiable parent when it has no gradients itself, and the images to attack."""
+        built = self.model(variant)
+        data = self.datasets[params.on]
+        try:
+            self.check_fits(params.on, data, built.model)
+        except RobustgateError as err:
+            raise err.at(self.spec.where(self.spec.datasets[params.on].line)) from None
+        if params.samples is not None and params.samples < len(data):
+            data = data.subset(stratified_sample(data.labels, params.samples, self.spec.seed))
+        parent = None if built.differentiable else self._differentiable_parent(variant)
+        return built, parent, data
+
+    def _attack_identity(self, built: BuiltModel, parent: BuiltModel | None, data: ImageSet, params: Any) -> tuple:
+        attack = params.model_dump(include={"kind", "norm", "steps", "step_size", "restarts", "queries"})
+        return built.key, parent.key if parent else None, data.fingerprint(), attack, self.spec.seed
 
     def _differentiable_parent(self, variant: str) -> BuiltModel:
         """The variant before its first non-differentiable step (the fp32 model it was quantized from)."""

@@ -54,3 +54,18 @@ def test_a_broken_attack_contract_fails_with_its_numbers(attack_project: pytest.
     result = attack_project.runpytest("--robustgate-no-cache", "-p", "no:cacheprovider", "-k", "pgd")
     result.assert_outcomes(failed=2, deselected=7)
     result.stdout.fnmatch_lines(["robustgate contract broken: baseline :: attack[[]pgd@handwritten]*", "*robust_accuracy*>= 0.99*FAIL*"])
+
+
+def test_gradient_masking_warns_and_fails_under_strict(tiny_project: pytest.Pytester, write_spec) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text().replace("tinynet:build", "tinynet:rounded")
+    contract = "  - attack: {kind: pgd, eps: 4/255, on: handwritten, samples: 64, min: 0.0, variants: [baseline]%s}\n"
+    write_spec(spec + contract % "", "tiny.yaml")
+    warned = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "pgd")
+    outcomes = warned.parseoutcomes()
+    assert outcomes["passed"] == 1 and outcomes["warnings"] >= 1
+    warned.stdout.fnmatch_lines(["*EvaluationWarning: baseline :: attack[[]pgd@handwritten]: the input gradient is exactly zero on 32 of 32 images*"])
+
+    write_spec(spec + contract % ", strict: true", "tiny.yaml")
+    strict = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "pgd")
+    strict.assert_outcomes(failed=1, deselected=3)
+    strict.stdout.fnmatch_lines(["*masking_findings*<= 0*FAIL*", "*finding: the input gradient is exactly zero on 32 of 32 images*"])

@@ -36,6 +36,8 @@ class AttackParams(Params):
     min: Probability | None = None
     max_drop: Probability | None = None  # robust accuracy lost vs the baseline under the same attack
     max_relative_drop: Probability | None = None
+    diagnostics: bool = True  # look for signs of gradient masking (costs a few more attacks)
+    strict: bool = False  # a masking finding fails the item instead of warning
 
     @field_validator("kind")
     @classmethod
@@ -107,6 +109,12 @@ class AttackContract(ContractKind):
                 base = evaluation.robust(BASELINE, params, strength).correct
                 add_drop_gates(outcome, base, result.correct, params.max_drop, params.max_relative_drop, level, read_high, at)
         outcome.metrics["interval_level"] = level
+        if (params.diagnostics or params.strict) and attack_kinds.get(params.kind).needs_gradients:
+            outcome.findings = evaluation.masking_findings(variant, params)
+            outcome.metrics["masking_findings"] = len(outcome.findings)
+            if params.strict:
+                n = len(outcome.findings)
+                outcome.gates.append(Gate("masking_findings", "<=", 0, n, n, "exact"))
         return outcome
 
 

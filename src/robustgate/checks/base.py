@@ -27,6 +27,8 @@ class Evaluation(Protocol):
         """A :class:`robustgate.attacks.protocol.RobustResult` for an attack contract at one strength."""
         ...
 
+    def masking_findings(self, variant: str, params: Any) -> list[str]: ...
+
 
 class ContractKind:
     """One registered kind of contract; subclasses declare ``Params`` and implement :meth:`check`."""

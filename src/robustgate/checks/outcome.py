@@ -48,6 +48,7 @@ class Outcome:
     variant: str
     metrics: dict[str, Number] = field(default_factory=dict)
     gates: list[Gate] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # warnings about the evaluation itself (e.g. gradient masking)
 
     @property
     def passed(self) -> bool:

@@ -7,6 +7,7 @@ Items are ``pytest.Function`` objects, so fixtures (and later pytest-benchmark's
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 
 from robustgate.checks import contract_kinds
 from robustgate.errors import RobustgateError
-from robustgate.plugin.verdict import ContractViolation, format_violation
+from robustgate.plugin.verdict import ContractViolation, EvaluationWarning, format_violation
 from robustgate.spec import Contract, Spec, load_spec
 from robustgate.plan import applies, models
 
@@ -96,6 +97,10 @@ class ContractItem(pytest.Function):
             raise RobustgateError(f"{self.contract.kind} contract read no gate on {self.variant}", where=self.spec.where(self.contract.line))
         for metric, value in {**outcome.metrics, **workspace.size_metrics(self.variant)}.items():
             self.user_properties.append((f"robustgate.{metric}", value))
+        for finding in outcome.findings:  # shown in pytest's warnings summary; a failure only under strict: true
+            warnings.warn(EvaluationWarning(f"{self.variant} :: {self.name}: {finding}"), stacklevel=1)
+        if outcome.findings:
+            self.user_properties.append(("robustgate.findings", "; ".join(outcome.findings)))
         self.user_properties.append(("robustgate.verdict", "pass" if outcome.passed else "fail"))
         self.user_properties.append(("robustgate.headline", outcome.headline()))
         if not outcome.passed:

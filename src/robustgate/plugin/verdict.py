@@ -16,6 +16,10 @@ class ContractViolation(Exception):
         super().__init__(outcome.headline())
 
 
+class EvaluationWarning(UserWarning):
+    """The evaluation behind a result may be too weak to trust (e.g. signs of gradient masking)."""
+
+
 def format_violation(err: ContractViolation) -> str:
     outcome, metrics = err.outcome, err.outcome.metrics
     rows = [("gate", "measured", "read as", "threshold", "result")]
@@ -28,6 +32,7 @@ def format_violation(err: ContractViolation) -> str:
     context = _context(metrics)
     if context:
         lines.append("  " + " · ".join(context))
+    lines += [f"  finding: {finding}" for finding in outcome.findings]
     if err.source_line:
         lines.append(f"  spec: {err.source_line.strip()}")
     return "\n".join(lines)

@@ -1,0 +1,49 @@
+"""Gradient-masking diagnostics flag a planted masked gradient and stay quiet on gradients that work."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from robustgate.attacks import AttackSettings
+from robustgate.attacks.diagnostics import masking_findings
+from robustgate.attacks.protocol import robust_correct
+from robustgate.data.imageset import ImageSet
+from robustgate.models.classifier import Classifier
+
+
+class RoundInput(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.round(x * 4) / 4  # zero gradient everywhere: the textbook masked gradient
+
+
+@pytest.fixture(scope="module")
+def batch(digits: tuple[ImageSet, ImageSet]) -> tuple[torch.Tensor, torch.Tensor]:
+    return digits[1].floats()[:96], digits[1].labels[:96]
+
+
+def findings_for(model: nn.Module, batch, eps: float = 8 / 255) -> list[str]:
+    images, labels = batch
+    settings = AttackSettings(eps, "Linf", 10, None, 1)
+    result = robust_correct("pgd", settings, model, None, images, labels, seed=0, queries=300)
+    return masking_findings("pgd", settings, model, model, images, labels, result, 10, seed=0, queries=300)
+
+
+def test_a_rounding_layer_is_flagged_as_gradient_masking(trained_cnn: Classifier, batch) -> None:
+    masked = trained_cnn.with_net(nn.Sequential(RoundInput(), trained_cnn.net)).eval()
+    findings = findings_for(masked, batch)
+    assert any("input gradient is exactly zero on 32 of 32 images" in f for f in findings), findings
+    assert any("still leaves accuracy" in f for f in findings), findings  # PGD cannot move it at all
+
+
+def test_working_gradients_raise_no_gradient_finding(trained_cnn: Classifier, batch) -> None:
+    findings = findings_for(trained_cnn, batch)
+    assert not any("gradient is" in f or "still leaves accuracy" in f for f in findings), findings
+
+
+def test_noise_attacks_need_no_diagnostics(trained_cnn: Classifier, batch) -> None:
+    images, labels = batch
+    settings = AttackSettings(0.05, "Linf", None, None, 1)
+    result = robust_correct("salt_pepper", settings, trained_cnn, None, images, labels, seed=0, queries=10)
+    assert masking_findings("salt_pepper", settings, trained_cnn, trained_cnn, images, labels, result, 10, 0, 10) == []
