@@ -6,7 +6,7 @@ import pytest
 
 ATTACKS = """\
   - attack: {kind: pgd, eps: 2/255, on: handwritten, samples: 120, min: 0.3, max_drop: 0.25}
-  - attack: {kind: fgsm, eps: [0, 1/255, 8/255], on: handwritten, samples: 120, min: 0.0}
+  - attack: {kind: fgsm, eps: [0, 1/255, 8/255], on: handwritten, samples: 120, min: 0.0, min_area: 0.05}
   - attack: {kind: salt_pepper, amount: 0.05, on: handwritten, samples: 120, min: 0.1}
 """
 
@@ -46,6 +46,10 @@ def test_attack_contracts_gate_every_variant_and_rerun_from_the_cache(attack_pro
     fgsm = next(p for name, p in props.items() if "baseline" in name and "fgsm" in name)
     curve = [float(fgsm[f"robustgate.robust_accuracy@{eps}"]) for eps in ("0", "1/255", "8/255")]
     assert curve[0] >= curve[1] >= curve[2]
+    # The area gate reads the trapezoid mean of the curve over [0, 8/255].
+    area = ((curve[0] + curve[1]) / 2 * (1 / 255) + (curve[1] + curve[2]) / 2 * (7 / 255)) / (8 / 255)
+    assert float(fgsm["robustgate.robust_area"]) == pytest.approx(area)
+    assert float(fgsm["robustgate.robust_area_low"]) <= area
 
 
 def test_a_broken_attack_contract_fails_with_its_numbers(attack_project: pytest.Pytester, write_spec) -> None:

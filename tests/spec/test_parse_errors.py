@@ -894,7 +894,8 @@ def test_malformed_device_names_are_refused(tmp_path: Path, device: str) -> None
         ("{kind: pgd, on: test, min: 0.1}", "contracts[0].attack: an attack contract with kind pgd needs eps: (e.g. eps: 8/255)"),
         ("{kind: salt_pepper, eps: 0.1, on: test, min: 0.1}", "contracts[0].attack: salt_pepper is set by amount:, not eps:; write amount: 0.1"),
         ("{kind: fgsm, eps: 0.5, norm: L2, on: test, min: 0.1}", "contracts[0].attack: fgsm supports norm Linf, not L2"),
-        ("{kind: pgd, eps: 8/255, on: test}", "contracts[0].attack: an attack contract needs a gate: min, max_drop or max_relative_drop"),
+        ("{kind: pgd, eps: 8/255, on: test}", "contracts[0].attack: an attack contract needs a gate: min, max_drop, max_relative_drop or min_area"),
+        ("{kind: pgd, eps: 8/255, on: test, min_area: 0.5}", "contracts[0].attack: min_area gates the area under a sweep: give eps: a list of at least two values"),
     ],
 )
 def test_a_bad_attack_contract_gives_one_clear_error(tmp_path: Path, body: str, problem: str) -> None:

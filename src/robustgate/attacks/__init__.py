@@ -11,6 +11,7 @@ from robustgate.attacks import fgsm as _fgsm  # noqa: F401
 from robustgate.attacks import gaussian_noise as _gaussian_noise  # noqa: F401
 from robustgate.attacks import pgd as _pgd  # noqa: F401
 from robustgate.attacks import salt_pepper as _salt_pepper  # noqa: F401
+from robustgate.attacks import salt_pepper_search as _salt_pepper_search  # noqa: F401
 from robustgate.attacks import square as _square  # noqa: F401
 
 __all__ = ["AttackKind", "AttackSettings", "attack_kinds"]

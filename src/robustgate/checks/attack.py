@@ -36,6 +36,7 @@ class AttackParams(Params):
     min: Probability | None = None
     max_drop: Probability | None = None  # robust accuracy lost vs the baseline under the same attack
     max_relative_drop: Probability | None = None
+    min_area: Probability | None = None  # a sweep's mean robust accuracy over its range (trapezoid rule)
     diagnostics: bool = True  # look for signs of gradient masking (costs a few more attacks)
     strict: bool = False  # a masking finding fails the item instead of warning
 
@@ -59,8 +60,10 @@ class AttackParams(Params):
             raise ValueError(f"{self.kind} supports norm {' or '.join(attack.norms)}, not {self.norm}")
         if key == "eps" and self.norm == "Linf" and any(s > 1 for s in self.strengths):
             raise ValueError("an Linf eps above 1 covers the whole [0, 1] pixel range; did you mean 8/255 rather than 8?")
-        if self.min is None and self.max_drop is None and self.max_relative_drop is None:
-            raise ValueError("an attack contract needs a gate: min, max_drop or max_relative_drop")
+        if self.min_area is not None and len(set(self.strengths)) < 2:
+            raise ValueError(f"min_area gates the area under a sweep: give {key}: a list of at least two values")
+        if all(g is None for g in (self.min, self.max_drop, self.max_relative_drop, self.min_area)):
+            raise ValueError("an attack contract needs a gate: min, max_drop, max_relative_drop or min_area")
         return self
 
     @property
@@ -80,7 +83,7 @@ class AttackContract(ContractKind):
         return f"{params.kind}@{params.on}"
 
     def applies_to_baseline(self, params: AttackParams) -> bool:
-        return params.min is not None
+        return params.min is not None or params.min_area is not None
 
     def check(self, evaluation: Evaluation, variant: str, params: AttackParams) -> Outcome:
         level, read_low = reading(evaluation.confidence, "lower")
@@ -108,6 +111,8 @@ class AttackContract(ContractKind):
             if variant != BASELINE and (params.max_drop is not None or params.max_relative_drop is not None):
                 base = evaluation.robust(BASELINE, params, strength).correct
                 add_drop_gates(outcome, base, result.correct, params.max_drop, params.max_relative_drop, level, read_high, at)
+        if params.sweep:
+            self._area(outcome, params, read_low)
         outcome.metrics["interval_level"] = level
         if (params.diagnostics or params.strict) and attack_kinds.get(params.kind).needs_gradients:
             outcome.findings = evaluation.masking_findings(variant, params)
@@ -116,6 +121,25 @@ class AttackContract(ContractKind):
                 n = len(outcome.findings)
                 outcome.gates.append(Gate("masking_findings", "<=", 0, n, n, "exact"))
         return outcome
+
+
+    @staticmethod
+    def _area(outcome: Outcome, params: AttackParams, read: str) -> None:
+        """Mean robust accuracy over the sweep's range (trapezoid rule), and of the lower bounds."""
+        points = sorted(set(params.strengths))
+        tags = [f"@{format_strength(s)}" for s in points]
+        width = points[-1] - points[0]
+
+        def area(metric: str) -> float:
+            values = [outcome.metrics[f"{metric}{tag}"] for tag in tags]
+            return sum((b - a) * (u + v) / 2 for a, b, u, v in zip(points, points[1:], values, values[1:])) / width
+
+        estimate, low = area("robust_accuracy"), area("robust_accuracy_low")
+        outcome.metrics.update(robust_area=estimate, robust_area_low=low)
+        if params.min_area is not None:
+            value = estimate if read == "point" else low
+            shown = "point" if read == "point" else f"area of the {read.replace(' bound', ' bounds')}"
+            outcome.gates.append(Gate("robust_area", ">=", params.min_area, estimate, value, shown))
 
 
 contract_kinds.register("attack")(AttackContract())
