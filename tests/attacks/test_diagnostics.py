@@ -47,3 +47,13 @@ def test_noise_attacks_need_no_diagnostics(trained_cnn: Classifier, batch) -> No
     settings = AttackSettings(0.05, "Linf", None, None, 1)
     result = robust_correct("salt_pepper", settings, trained_cnn, None, images, labels, seed=0, queries=10)
     assert masking_findings("salt_pepper", settings, trained_cnn, trained_cnn, images, labels, result, 10, 0, 10) == []
+
+
+def test_a_model_with_zero_gradients_is_also_attacked_without_them(trained_cnn: Classifier, batch) -> None:
+    images, labels = batch
+    masked = trained_cnn.with_net(nn.Sequential(RoundInput(), trained_cnn.net)).eval()
+    settings = AttackSettings(16 / 255, "Linf", 10, None, 1)
+    result = robust_correct("pgd", settings, masked, None, images, labels, seed=0, queries=300)
+    counts = result.counts()
+    # PGD cannot move through the rounding; the gradient-free round is what finds adversarial images.
+    assert counts["gradient-free"] > counts["white-box"]

@@ -18,15 +18,14 @@ from dataclasses import replace
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from robustgate.attacks.base import AttackSettings, attack_kinds
+from robustgate.attacks.gradients import gradient_problem
 from robustgate.attacks.protocol import METHODS, RobustResult
-from robustgate.attacks.run import attacked_correct, device_of
+from robustgate.attacks.run import attacked_correct
 from robustgate.attacks.strength import format_strength
 
 LARGE_LINF = 64 / 255  # a quarter of the pixel range: any honest attack reaches chance well before
-GRADIENT_IMAGES = 32
 
 
 def masking_findings(
@@ -47,7 +46,8 @@ def masking_findings(
     if attacker is None:
         return ["no differentiable twin of this model: the white-box attack could not run, so robust accuracy "
                 "rests on transfer and gradient-free attacks alone"]
-    findings = _gradient_findings(attacker, images[:GRADIENT_IMAGES], labels[:GRADIENT_IMAGES])
+    problem = gradient_problem(attacker, images, labels)
+    findings = [problem] if problem else []
     standing = result.correct
     enough = max(2, round(0.02 * len(labels)))  # more than noise: 2% of the images, at least 2
 
@@ -83,20 +83,3 @@ def masking_findings(
         if found >= enough:
             findings.append(f"{steps} steps break {found} images that {name} left standing: the attack had not converged")
     return findings
-
-
-def _gradient_findings(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> list[str]:
-    x = images.to(device_of(model)).clone().requires_grad_(True)
-    with torch.enable_grad():
-        loss = F.cross_entropy(model(x), labels.to(x.device))
-        if not loss.requires_grad:
-            return ["the model's output does not depend differentiably on its input (no input gradient)"]
-        (gradient,) = torch.autograd.grad(loss, x, allow_unused=True)
-    if gradient is None:
-        return ["the model's input gradient is None"]
-    if not bool(torch.isfinite(gradient).all()):
-        return ["the model's input gradient has NaN or infinite values"]
-    zero = int((gradient.flatten(1).abs().amax(dim=1) == 0).sum())
-    if zero > len(images) // 2:
-        return [f"the input gradient is exactly zero on {zero} of {len(images)} images"]
-    return []

@@ -10,6 +10,10 @@ attack in the protocol, each scored on the real int8 model:
 - transfer: the white-box attack run on the fp32 parent (the variant before quantization);
 - gradient-free: the Square attack (forward passes only) run on the int8 model itself.
 
+A model that has autograd but whose input gradients are None, NaN or mostly zero (a rounding
+or other masking layer) is attacked directly and also by the gradient-free attack, and by
+transfer when it has a differentiable parent.
+
 Which attack broke each image first is recorded, in the order clean, white-box, twin,
 transfer, gradient-free.
 """
@@ -22,6 +26,7 @@ import torch
 from torch import nn
 
 from robustgate.attacks.base import AttackSettings, attack_kinds
+from robustgate.attacks.gradients import gradient_problem
 from robustgate.attacks.run import attacked_correct, predictions
 from robustgate.compressors.int8.engine import Int8Net
 from robustgate.errors import CompressionError
@@ -57,10 +62,14 @@ def robust_correct(
     correct = predictions(model, images) == labels
     found[~correct] = METHODS.index("clean")
     agreement = None
-    if parent is None or not attack.needs_gradients:
+    free = AttackSettings(settings.strength, settings.norm, queries, None, 1)
+    if not attack.needs_gradients:
         rounds = [("white-box", attack.build(model, settings, seed), model)]
+    elif parent is None:
+        rounds = [("white-box", attack.build(model, settings, seed), model)]
+        if gradient_problem(model, images, labels) is not None:  # the white-box attack is blind here
+            rounds.append(("gradient-free", attack_kinds.get("square").build(model, free, seed), model))
     else:
-        free = AttackSettings(settings.strength, settings.norm, queries, None, 1)
         rounds = [
             ("transfer", attack.build(parent, settings, seed), parent),
             ("gradient-free", attack_kinds.get("square").build(model, free, seed), model),
