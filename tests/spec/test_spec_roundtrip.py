@@ -223,6 +223,8 @@ def test_the_quickstart_spec_round_trips(tmp_path: Path) -> None:
         ("printed", None, 0.05),
         ("noisy", None, 0.05),
         ("low-contrast", None, 0.05),
+        ("handwritten", None, 0.05),
     ]
+    assert spec.contracts[-1].kind == "attack" and spec.contracts[-1].params.strengths == [2 / 255]
     again, _ = dump_and_load(redump(spec), tmp_path / "quickstart.yaml")
     assert_same_params(spec, again)
