@@ -57,7 +57,7 @@ def main() -> None:
                 rows.append((contract.params.kind, variant, ", ".join(points), f"{seconds:.0f}s"))
                 findings[(contract.params.kind, variant)] = outcome.findings
         clean = {v: float((workspace.logits(v, "handwritten").argmax(1) == workspace.labels("handwritten")).float().mean()) for v in ("baseline", "int8", "pruned50")}
-    print(f"clean accuracy on handwritten (all 359): " + ", ".join(f"{v} {a:.3f}" for v, a in clean.items()))
+    print("clean accuracy on handwritten (all 359): " + ", ".join(f"{v} {a:.3f}" for v, a in clean.items()))
     print(f"robust accuracy on {args.samples} handwritten test images (strength: accuracy)")
     for row in rows:
         print(f"  {row[0]:<12}{row[1]:<10}{row[2]}   ({row[3]})")
