@@ -280,7 +280,7 @@ class Workspace:
         def run() -> dict[str, list[str]]:
             self.progress(f"checking {variant} for gradient masking under {params.kind} on '{params.on}'")
             model, _ = self._evaluation_copy(variant, built)
-            attacker = model if parent is None else fake_quant_twin(model)
+            attacker = model if parent is None else fake_quant_twin(model, data.floats()[:2])
             settings = AttackSettings(strength, params.norm, params.steps, params.step_size, params.restarts)
             findings = masking_findings(
                 params.kind, settings, attacker, model, data.floats(), data.labels, result,
@@ -308,13 +308,10 @@ class Workspace:
         return built.key, parent.key if parent else None, data.fingerprint(), attack, self.spec.seed
 
     def _differentiable_parent(self, variant: str) -> BuiltModel:
-        """The variant before its first non-differentiable step (the fp32 model it was quantized from)."""
-        prefix = []
-        for step in self.spec.variants[variant].steps:
-            if not compression_steps.get(step.kind).differentiable:
-                break
-            prefix.append(step)
-        return compress(self.baseline(), tuple(prefix), self._step_context(), self.cache, self._built, self.fingerprint)
+        """The variant before its last non-differentiable step: the fp32 model it was quantized from."""
+        steps = self.spec.variants[variant].steps
+        last = max(i for i, step in enumerate(steps) if not compression_steps.get(step.kind).differentiable)
+        return compress(self.baseline(), steps[:last], self._step_context(), self.cache, self._built, self.fingerprint)
 
 
 def _preview(classes: tuple[str, ...]) -> str:

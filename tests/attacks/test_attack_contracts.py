@@ -73,3 +73,11 @@ def test_gradient_masking_warns_and_fails_under_strict(tiny_project: pytest.Pyte
     strict = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "pgd")
     strict.assert_outcomes(failed=1, deselected=3)
     strict.stdout.fnmatch_lines(["*masking_findings*<= 0*FAIL*", "*finding: the input gradient is exactly zero on 32 of 32 images*"])
+
+
+def test_a_sweep_of_one_point_reads_like_a_single_eps(tiny_project: pytest.Pytester, write_spec, junit_properties) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    write_spec(spec + "  - attack: {kind: fgsm, eps: [4/255], on: handwritten, samples: 32, min: 0.0, variants: [baseline]}\n", "tiny.yaml")
+    tiny_project.runpytest("--robustgate-no-cache", "-p", "no:cacheprovider", "-k", "fgsm", "--junitxml=j.xml").assert_outcomes(passed=1, deselected=3)
+    props = next(p for name, p in junit_properties(tiny_project.path / "j.xml").items() if "fgsm" in name)
+    assert "robustgate.robust_accuracy@4/255" in props and "robustgate.robust_area" not in props

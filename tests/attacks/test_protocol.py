@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from robustgate.attacks import AttackSettings, attack_kinds
 from robustgate.attacks.protocol import METHODS, fake_quant_twin, robust_correct
@@ -11,7 +12,7 @@ from robustgate.attacks.run import attacked_correct, predictions
 from robustgate.compressors import StepContext, compression_steps
 from robustgate.compressors.ptq import PTQParams
 from robustgate.data.imageset import ImageSet
-from robustgate.models.classifier import Classifier
+from robustgate.models.classifier import Classifier, Normalize
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +24,10 @@ def int8(trained_cnn: Classifier, digits: tuple[ImageSet, ImageSet]) -> Classifi
 @pytest.fixture(scope="module")
 def batch(digits: tuple[ImageSet, ImageSet]) -> tuple[torch.Tensor, torch.Tensor]:
     return digits[1].floats()[:96], digits[1].labels[:96]
+
+
+def trained_normalize() -> Normalize:
+    return Normalize((0.5,) * 3, (0.25,) * 3)
 
 
 def pgd(eps: float) -> AttackSettings:
@@ -48,7 +53,7 @@ def test_the_protocol_is_the_worst_case_of_its_attacks(trained_cnn, int8, batch)
     images, labels = batch
     result = robust_correct("pgd", pgd(4 / 255), int8, trained_cnn, images, labels, seed=0, queries=50)
     pgd_on = lambda model: attack_kinds.get("pgd").build(model, pgd(4 / 255), 0)  # noqa: E731
-    twin = fake_quant_twin(int8)
+    twin = fake_quant_twin(int8, images[:2])
     clean = predictions(int8, images) == labels
     via_twin = attacked_correct(pgd_on(twin), twin, int8, images, labels, 0)
     transfer = attacked_correct(pgd_on(trained_cnn), trained_cnn, int8, images, labels, 0)
@@ -64,7 +69,7 @@ def test_every_int8_path_has_a_faithful_differentiable_twin(trained_cnn, digits,
     ctx = StepContext(lambda _: digits[0], "digits-train", torch.zeros(2, 3, 16, 16), 0, lambda _: None)
     for params in (PTQParams(), PTQParams(method="dynamic"), PTQParams(backend="qnnpack")):
         int8 = compression_steps.get("ptq").apply(trained_cnn, params, ctx)
-        twin = fake_quant_twin(int8)
+        twin = fake_quant_twin(int8, images[:2])
         assert (predictions(twin, images) == predictions(int8, images)).float().mean() > 0.95
         x = images[:8].clone().requires_grad_(True)
         gradient = torch.autograd.grad(twin(x).logsumexp(1).sum(), x)[0]
@@ -93,3 +98,32 @@ def test_noise_attacks_run_on_int8_models_directly(int8, trained_cnn, batch) -> 
     result = robust_correct("salt_pepper", AttackSettings(0.1, "Linf", None, None, 1), int8, trained_cnn, images, labels, seed=0, queries=10)
     counts = result.counts()
     assert counts["transfer"] == counts["gradient-free"] == 0 and counts["white-box"] > 0
+
+
+def test_l2_pgd_at_eps_zero_is_the_clean_accuracy(trained_cnn, batch) -> None:
+    images, labels = batch
+    result = robust_correct("pgd", AttackSettings(0.0, "L2", 10, None, 1), trained_cnn, None, images, labels, seed=0, queries=10)
+    assert torch.equal(result.correct, predictions(trained_cnn, images) == labels)
+
+
+class AddsAConstant(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 10, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.conv(x)) + 1.0  # FX turns this into the scalar form of quantized.add
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1))
+
+
+def test_twins_handle_scalar_adds_and_linear_layers_without_bias(digits, batch) -> None:
+    images, _ = batch
+    torch.manual_seed(0)
+    model = Classifier(trained_normalize(), AddsAConstant()).eval()
+    ctx = StepContext(lambda _: digits[0], "digits-train", torch.zeros(2, 3, 16, 16), 0, lambda _: None)
+    for params in (PTQParams(), PTQParams(method="dynamic")):
+        int8 = compression_steps.get("ptq").apply(model, params, ctx)
+        twin = fake_quant_twin(int8, images[:2])
+        assert twin is not None
+        with torch.inference_mode():
+            assert torch.allclose(twin(images), int8(images), atol=0.05)

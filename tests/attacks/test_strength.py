@@ -22,7 +22,7 @@ def test_numbers_pass_through_and_print_parseably(value: float) -> None:
     assert parse_strength(format_strength(value)) == pytest.approx(value, rel=1e-5, abs=1e-6)
 
 
-@pytest.mark.parametrize("text", ["8/0", "eight", "8/255/2", "1/2.5"])
+@pytest.mark.parametrize("text", ["8/0", "eight", "8/255/2", "1/2.5", "nan", "inf"])
 def test_text_that_is_no_fraction_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="expected a number or a fraction such as 8/255"):
         parse_strength(text)

@@ -141,9 +141,17 @@ def test_distill_then_ptq_gives_a_running_int8_student(
 
 def test_an_int8_teacher_only_needs_forward_passes(teacher: Classifier, digits: tuple[ImageSet, ImageSet]) -> None:
     few = digits[0].subset(torch.arange(128))
-    int8 = compression_steps.get("ptq").apply(teacher, PTQParams(calibrate={"on": "x", "samples": 64}), context(few))
-    built = distill.apply(int8, DistillParams(student=student(0.5), epochs=1), context(few))
-    assert built(few.floats()[:4]).shape == (4, 10)
+    ctx = context(few)
+    parent = BuiltModel(teacher, "parent", measure(teacher, ctx.example), differentiable=True)
+    steps = (Step("ptq", PTQParams(calibrate={"on": "x", "samples": 64})), Step("distill", DistillParams(student=student(0.5), epochs=1)))
+    memo: dict[str, BuiltModel] = {}
+    built = compress(parent, steps, ctx, ArtifactCache(None), memo, fingerprint=lambda name: few.fingerprint())
+    assert built.model(few.floats()[:4]).shape == (4, 10)
+    # The student is an fp32 network again: attacks must treat it as differentiable.
+    int8 = next(b for b in memo.values() if b is not built)
+    assert not int8.differentiable and built.differentiable
+    x = few.floats()[:4].requires_grad_(True)
+    assert torch.autograd.grad(built.model(x).sum(), x)[0].abs().sum() > 0
 
 
 # -- misuse -------------------------------------------------------------------

@@ -41,8 +41,8 @@ def masking_findings(
     queries: int,
 ) -> list[str]:
     attack = attack_kinds.get(kind)
-    if not attack.needs_gradients:
-        return []  # noise and query attacks do not depend on gradients
+    if not attack.needs_gradients or settings.strength == 0:
+        return []  # noise and query attacks do not depend on gradients; eps 0 attacks nothing
     if attacker is None:
         return ["no differentiable twin of this model: the white-box attack could not run, so robust accuracy "
                 "rests on transfer and gradient-free attacks alone"]

@@ -29,7 +29,6 @@ from robustgate.attacks.base import AttackSettings, attack_kinds
 from robustgate.attacks.gradients import gradient_problem
 from robustgate.attacks.run import attacked_correct, predictions
 from robustgate.compressors.int8.engine import Int8Net
-from robustgate.errors import CompressionError
 
 METHODS = ("robust", "clean", "white-box", "twin", "transfer", "gradient-free")
 """Codes of ``RobustResult.found_by``: index 0 means the image withstood everything."""
@@ -62,19 +61,21 @@ def robust_correct(
     correct = predictions(model, images) == labels
     found[~correct] = METHODS.index("clean")
     agreement = None
+    if settings.strength == 0:  # no perturbation at all (and L2 PGD divides by zero on it)
+        return RobustResult(correct, found)
     free = AttackSettings(settings.strength, settings.norm, queries, None, 1)
+    square_images = images.shape[-1] == images.shape[-2]  # torchattacks' Square assumes h == w
     if not attack.needs_gradients:
         rounds = [("white-box", attack.build(model, settings, seed), model)]
     elif parent is None:
         rounds = [("white-box", attack.build(model, settings, seed), model)]
-        if gradient_problem(model, images, labels) is not None:  # the white-box attack is blind here
+        if gradient_problem(model, images, labels) is not None and square_images:  # white-box is blind here
             rounds.append(("gradient-free", attack_kinds.get("square").build(model, free, seed), model))
     else:
-        rounds = [
-            ("transfer", attack.build(parent, settings, seed), parent),
-            ("gradient-free", attack_kinds.get("square").build(model, free, seed), model),
-        ]
-        twin = fake_quant_twin(model)
+        rounds = [("transfer", attack.build(parent, settings, seed), parent)]
+        if square_images:
+            rounds.append(("gradient-free", attack_kinds.get("square").build(model, free, seed), model))
+        twin = fake_quant_twin(model, images[:2])
         if twin is not None:
             agreement = float((predictions(twin, images) == predictions(model, images)).float().mean())
             rounds.insert(0, ("twin", attack.build(twin, settings, seed), twin))
@@ -85,12 +86,16 @@ def robust_correct(
     return RobustResult(correct, found, agreement)
 
 
-def fake_quant_twin(model: nn.Module) -> nn.Module | None:
-    """The differentiable twin of an int8 Classifier, or None when its network has none."""
+def fake_quant_twin(model: nn.Module, example: torch.Tensor) -> nn.Module | None:
+    """The differentiable twin of an int8 Classifier, or None when its network has none
+    (or it fails on ``example``, a batch of the model's inputs)."""
     net = getattr(model, "net", None)
     if not isinstance(net, Int8Net):
         return None
     try:
-        return model.with_net(net.twin()).eval()
-    except CompressionError:
+        twin = model.with_net(net.twin()).eval()
+        with torch.no_grad():  # ops the twin does not know surface here, not inside an attack
+            twin(example)
+        return twin
+    except Exception:  # no twin is a weaker evaluation, not an error; the diagnostics say so
         return None

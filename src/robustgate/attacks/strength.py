@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Annotated, Any
 
@@ -14,11 +15,12 @@ def parse_strength(value: Any) -> Any:
         text = value.strip()
         numerator, slash, denominator = text.partition("/")
         try:
-            if slash:
-                return float(Fraction(int(numerator), int(denominator)))
-            return float(text)
+            number = float(Fraction(int(numerator), int(denominator))) if slash else float(text)
         except (ValueError, ZeroDivisionError):
             raise ValueError("expected a number or a fraction such as 8/255") from None
+        if not math.isfinite(number):
+            raise ValueError("expected a number or a fraction such as 8/255")
+        return number
     return value
 
 
@@ -30,7 +32,7 @@ def _strengths(upper: float | None) -> Any:
         values = value if isinstance(value, list) else [value]
         parsed = [parse_strength(v) for v in values]
         for original, number in zip(values, parsed):
-            if isinstance(number, bool) or not isinstance(number, (int, float)):
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
                 raise ValueError("expected a number or a fraction such as 8/255")
             if number < 0 or (upper is not None and number > upper):
                 bounds = "at least 0" if upper is None else f"between 0 and {upper:g}"

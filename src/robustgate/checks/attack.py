@@ -111,7 +111,7 @@ class AttackContract(ContractKind):
             if variant != BASELINE and (params.max_drop is not None or params.max_relative_drop is not None):
                 base = evaluation.robust(BASELINE, params, strength).correct
                 add_drop_gates(outcome, base, result.correct, params.max_drop, params.max_relative_drop, level, read_high, at)
-        if params.sweep:
+        if params.sweep and len(set(params.strengths)) > 1:
             self._area(outcome, params, read_low)
         outcome.metrics["interval_level"] = level
         if (params.diagnostics or params.strict) and attack_kinds.get(params.kind).needs_gradients:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from robustgate.cache import ArtifactCache, content_key
 from robustgate.compressors.base import StepContext, compression_steps
+from robustgate.compressors.int8.engine import Int8Net
 from robustgate.compressors.size import ModelSize, count_macs, count_params, serialized_bytes
 from robustgate.models.classifier import Classifier
 from robustgate.spec.fields import dataset_refs
@@ -71,5 +72,6 @@ def _run_step(parent: BuiltModel, step: Step, step_impl, key: str, ctx: StepCont
         model=model.eval(),
         key=key,
         size=measure(model, ctx.example, macs),
-        differentiable=parent.differentiable and step_impl.differentiable,
+        # From the result, not the chain: a student distilled from an int8 teacher is fp32 again.
+        differentiable=not isinstance(model.net, Int8Net),
     )

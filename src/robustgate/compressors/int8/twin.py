@@ -65,6 +65,15 @@ class Functional(nn.Module):
     def mul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self._fq(a * b)
 
+    def add_scalar(self, a: torch.Tensor, b: float) -> torch.Tensor:
+        return a + b
+
+    def mul_scalar(self, a: torch.Tensor, b: float) -> torch.Tensor:
+        return a * b
+
+    def matmul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self._fq(a @ b)
+
     def cat(self, tensors: list[torch.Tensor], dim: int = 0) -> torch.Tensor:
         return self._fq(torch.cat(tensors, dim=dim))
 
@@ -76,9 +85,7 @@ def _float_layer(module: nn.Module) -> nn.Module | None:
     import torch.ao.nn.quantized.dynamic as nnqd
 
     if isinstance(module, nnqd.Linear):  # activations are quantized per batch at run time: left in float
-        layer = nn.Linear(module.in_features, module.out_features)
-        layer.weight.data, layer.bias.data = module.weight().dequantize(), module.bias().detach().clone()
-        return layer
+        return _linear(module)
     if isinstance(module, (nniq.ConvReLU2d, nnq.Conv2d)):
         layer = nn.Conv2d(
             module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
@@ -89,9 +96,7 @@ def _float_layer(module: nn.Module) -> nn.Module | None:
             layer.bias.data = module.bias().detach().clone()
         return FakeQuantized(layer, module.scale, module.zero_point, isinstance(module, nniq.ConvReLU2d))
     if isinstance(module, (nniq.LinearReLU, nnq.Linear)):
-        layer = nn.Linear(module.in_features, module.out_features)
-        layer.weight.data, layer.bias.data = module.weight().dequantize(), module.bias().detach().clone()
-        return FakeQuantized(layer, module.scale, module.zero_point, isinstance(module, nniq.LinearReLU))
+        return FakeQuantized(_linear(module), module.scale, module.zero_point, isinstance(module, nniq.LinearReLU))
     if isinstance(module, nnq.Quantize):
         return Quantize(float(module.scale), int(module.zero_point), module.dtype)
     if isinstance(module, nnq.DeQuantize):
@@ -99,6 +104,15 @@ def _float_layer(module: nn.Module) -> nn.Module | None:
     if isinstance(module, nnq.QFunctional):
         return Functional(module.scale, module.zero_point)
     return None
+
+
+def _linear(module: nn.Module) -> nn.Linear:
+    bias = module.bias()
+    layer = nn.Linear(module.in_features, module.out_features, bias=bias is not None)
+    layer.weight.data = module.weight().dequantize()
+    if bias is not None:
+        layer.bias.data = bias.detach().clone()
+    return layer
 
 
 def _swap_modules(root: nn.Module) -> None:
@@ -110,16 +124,21 @@ def _swap_modules(root: nn.Module) -> None:
             _swap_modules(child)
 
 
-def _quantized_add(a, b, scale, zero_point):
-    return fake_quantize(a + b, scale, zero_point, torch.quint8)
+# The scalar forms (``x + 1.0``) come without output qparams: int8 keeps the input's, so the sum
+# is left as it is (the twin is an approximation there).
 
 
-def _quantized_add_relu(a, b, scale, zero_point):
-    return fake_quantize(F.relu(a + b), scale, zero_point, torch.quint8)
+def _quantized_add(a, b, scale=None, zero_point=None):
+    return a + b if scale is None else fake_quantize(a + b, scale, zero_point, torch.quint8)
 
 
-def _quantized_mul(a, b, scale, zero_point):
-    return fake_quantize(a * b, scale, zero_point, torch.quint8)
+def _quantized_add_relu(a, b, scale=None, zero_point=None):
+    out = F.relu(a + b)
+    return out if scale is None else fake_quantize(out, scale, zero_point, torch.quint8)
+
+
+def _quantized_mul(a, b, scale=None, zero_point=None):
+    return a * b if scale is None else fake_quantize(a * b, scale, zero_point, torch.quint8)
 
 
 def _quantized_cat(tensors, dim, scale, zero_point):
