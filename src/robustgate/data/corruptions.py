@@ -404,6 +404,94 @@ def pixelate(images: torch.Tensor, severity: int, generator: torch.Generator) ->
     return torch.matmul(torch.matmul(rows, images), cols.T).clamp_(0.0, 1.0)
 
 
+_ZOOM_BLUR = (  # make_imagenet_c.py zoom_blur: np.arange(1, stop, step) zoom factors, averaged with the image
+    (1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03),
+)
+
+
+def _zoom_axis(n: int, zoom: float, device: torch.device) -> torch.Tensor:
+    """Source coordinates (in pixels) of the script's ``clipped_zoom`` along one axis: crop the centre
+    ``ceil(n / zoom)`` pixels, scale by ``zoom`` with scipy's corner-aligned linear zoom (output side
+    ``round(crop * zoom)``), and keep the centre ``n``."""
+    crop = math.ceil(n / zoom)
+    top = (n - crop) // 2
+    out = round(crop * zoom)
+    trim = (out - n) // 2
+    index = torch.arange(n, device=device, dtype=torch.float64) + trim
+    return top + index * ((crop - 1) / (out - 1) if out > 1 else 0.0)
+
+
+def _clipped_zoom(images: torch.Tensor, zoom: float) -> torch.Tensor:
+    h, w = images.shape[-2:]
+    rows, cols = _zoom_axis(h, zoom, images.device), _zoom_axis(w, zoom, images.device)
+    # grid_sample's align_corners=True maps -1..1 onto pixel centres 0..n-1.
+    grid_y = (2 * rows / max(h - 1, 1) - 1).to(images.dtype)
+    grid_x = (2 * cols / max(w - 1, 1) - 1).to(images.dtype)
+    grid = torch.stack(torch.meshgrid(grid_y, grid_x, indexing="ij")[::-1], dim=-1)
+    grid = grid.unsqueeze(0).expand(images.shape[0], h, w, 2)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+@corruptions.register("zoom_blur")
+def zoom_blur(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
+    """The mean of the image and its centre zooms by each factor (relative, so no size scaling)."""
+    _check_images(images)
+    stop, step = _pick(_ZOOM_BLUR, severity)
+    factors = np.arange(1, stop, step)  # numpy's arange, so the factor list is the script's exactly
+    out = images.clone()
+    for zoom in factors:
+        out += _clipped_zoom(images, float(zoom))
+    return (out / (len(factors) + 1)).clamp_(0.0, 1.0)
+
+
+_FOG = ((1.5, 2.0), (2.0, 2.0), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4))  # make_imagenet_c.py fog: (strength, wibble decay)
+_FRACTAL_SIDE = 256  # the script's plasma_fractal mapsize, cropped to 224
+
+
+def plasma_fractal(n: int, decay: float, generator: torch.Generator, side: int = _FRACTAL_SIDE) -> torch.Tensor:
+    """``n`` diamond-square height maps in [0, 1], as the script's ``plasma_fractal`` (in float64,
+    including its ``wibble * uniform(-wibble, wibble)`` noise), drawn from ``generator``."""
+    maps = torch.zeros(n, side, side, dtype=torch.float64, device=generator.device)
+    step, wibble = side, 100.0
+
+    def wibbled_mean(total: torch.Tensor) -> torch.Tensor:
+        noise = torch.rand(total.shape, generator=generator, dtype=torch.float64, device=generator.device) * 2 - 1
+        return total / 4 + wibble * (wibble * noise)
+
+    while step >= 2:
+        half = step // 2
+        corners = maps[:, 0:side:step, 0:side:step]
+        square = corners + torch.roll(corners, -1, dims=1)
+        square = square + torch.roll(square, -1, dims=2)
+        maps[:, half:side:step, half:side:step] = wibbled_mean(square)
+        centres = maps[:, half:side:step, half:side:step]
+        corners = maps[:, 0:side:step, 0:side:step]
+        left = centres + torch.roll(centres, 1, dims=1) + corners + torch.roll(corners, -1, dims=2)
+        maps[:, 0:side:step, half:side:step] = wibbled_mean(left)
+        top = centres + torch.roll(centres, 1, dims=2) + corners + torch.roll(corners, -1, dims=1)
+        maps[:, half:side:step, 0:side:step] = wibbled_mean(top)
+        step //= 2
+        wibble /= decay
+    low = maps.flatten(1).amin(dim=1).view(-1, 1, 1)
+    maps = maps - low
+    return maps / maps.flatten(1).amax(dim=1).view(-1, 1, 1)
+
+
+@corruptions.register("fog")
+def fog(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
+    """Add a plasma-fractal haze and rescale by the image's maximum. The fractal is made at the
+    script's 256 and cropped to its 224, then resized to the image, so the haze has the same
+    structure relative to the frame at any size (a new fractal per image, as in the script)."""
+    _check_images(images)
+    strength, decay = _pick(_FOG, severity)
+    n, _, h, w = images.shape
+    haze = plasma_fractal(n, decay, generator)[:, :_REFERENCE_SIDE, :_REFERENCE_SIDE].unsqueeze(1)
+    haze = F.interpolate(haze, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    haze = haze.to(device=images.device, dtype=images.dtype)
+    peak = images.flatten(1).amax(dim=1).view(-1, 1, 1, 1)
+    return ((images + strength * haze) * peak / (peak + strength)).clamp_(0.0, 1.0)
+
+
 # --------------------------------------------------------------------------- datasets
 
 
