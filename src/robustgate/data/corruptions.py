@@ -480,12 +480,18 @@ def plasma_fractal(n: int, decay: float, generator: torch.Generator, side: int =
 @corruptions.register("fog")
 def fog(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     """Add a plasma-fractal haze and rescale by the image's maximum. The fractal is made at the
-    script's 256 and cropped to its 224, then resized to the image, so the haze has the same
-    structure relative to the frame at any size (a new fractal per image, as in the script)."""
+    script's 256 and cropped to its 224 (7/8 of the side), then resized to the image, so the haze
+    has the same structure relative to the frame at any size (a new fractal per image, as in the
+    script); images under 224 px use a smaller map with the same coarse octaves."""
     _check_images(images)
     strength, decay = _pick(_FOG, severity)
     n, _, h, w = images.shape
-    haze = plasma_fractal(n, decay, generator)[:, :_REFERENCE_SIDE, :_REFERENCE_SIDE].unsqueeze(1)
+    # Below 224 px the finest octaves of a 256 map fall under one output pixel: a smaller map
+    # (the same coarse octaves, statistically) at the next power of two is as good and much faster.
+    needed = math.ceil(_FRACTAL_SIDE * max(h, w) / _REFERENCE_SIDE)
+    side = min(_FRACTAL_SIDE, max(8, 1 << (needed - 1).bit_length()))
+    crop = side * _REFERENCE_SIDE // _FRACTAL_SIDE
+    haze = plasma_fractal(n, decay, generator, side)[:, :crop, :crop].unsqueeze(1)
     haze = F.interpolate(haze, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
     haze = haze.to(device=images.device, dtype=images.dtype)
     peak = images.flatten(1).amax(dim=1).view(-1, 1, 1, 1)
