@@ -20,7 +20,7 @@ from robustgate.data.imageset import ImageSet, to_uint8
 from robustgate.errors import DataError, RegistryError
 
 NAMES = corruptions.names()
-RANDOM = {"gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "fog"}
+RANDOM = {"gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "fog", "motion_blur"}
 SEVERITIES = [1, 2, 3, 4, 5]
 
 
@@ -376,3 +376,26 @@ def test_fog_adds_one_haze_in_unit_range_to_every_channel(severity: int) -> None
     haze = (out * (peak + strength) / peak - clean) / strength
     assert haze.min() > -1e-4 and haze.max() < 1 + 1e-4 and haze.std() > 0.01
     assert torch.allclose(haze[:, 0], haze[:, 1], atol=1e-4) and torch.allclose(haze[:, 0], haze[:, 2], atol=1e-4)
+
+
+def test_motion_blur_taps_follow_imagemagick() -> None:
+    from robustgate.data.corruptions import _motion_taps
+
+    weights, dx, dy = _motion_taps(15, 8, torch.tensor([0.0, 90.0, 45.0, -45.0]))
+    assert len(weights) == 31 and float(weights.sum()) == pytest.approx(1.0)
+    assert torch.all(weights[1:] < weights[:-1])  # one-sided: the nearest tap weighs most
+    assert weights[8] / weights[0] == pytest.approx(math.exp(-0.5))  # sigma 8: one sigma out
+    assert dx[0].tolist() == list(range(31)) and dy[0].tolist() == [0] * 31
+    assert dx[1].tolist() == [0] * 31 and dy[1].tolist() == list(range(31))
+    assert dx[2].tolist() == dy[2].tolist() and dx[2, 10] == 7  # round(10 * cos 45°)
+    assert dy[3].tolist() == [-v for v in dy[2].tolist()]
+
+
+def test_motion_blur_keeps_flat_images_flat_and_smears_edges() -> None:
+    flat = torch.full((3, 3, 64, 64), 0.4)
+    assert torch.allclose(corruptions.get("motion_blur")(flat, 5, gen(0)), flat, atol=1e-6)
+    edge = torch.zeros(3, 1, 64, 64)
+    edge[..., 32:] = 1.0
+    out = corruptions.get("motion_blur")(edge, 5, gen(0))
+    # Every angle lies within 45° of the x axis, so a vertical edge always smears sideways.
+    assert ((out > 0.05) & (out < 0.95)).any(dim=-1).all()

@@ -444,6 +444,46 @@ def zoom_blur(images: torch.Tensor, severity: int, generator: torch.Generator) -
     return (out / (len(factors) + 1)).clamp_(0.0, 1.0)
 
 
+_MOTION_BLUR = ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15))  # make_imagenet_c.py motion_blur: (radius, sigma) at 224
+
+
+def _motion_taps(radius: float, sigma: float, angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """ImageMagick's MotionBlurImage (effect.c), which the script calls through Wand: a one-sided
+    Gaussian of ``2 * ceil(radius) + 1`` taps, ``exp(-i^2 / (2 sigma^2))`` normalised, at integer
+    offsets ``round(i * (cos a, sin a))``. Returns the weights and the per-image x and y offsets."""
+    width = 2 * math.ceil(radius) + 1
+    taps = torch.arange(width, dtype=torch.float64)
+    weights = torch.exp(-(taps**2) / (2 * sigma**2))
+    weights /= weights.sum()
+    radians = torch.deg2rad(angles.double()).unsqueeze(1)
+    # ceil(v - 0.5), as ImageMagick rounds the offsets
+    dx = torch.ceil(taps * torch.cos(radians) - 0.5).long()
+    dy = torch.ceil(taps * torch.sin(radians) - 0.5).long()
+    return weights, dx, dy
+
+
+@corruptions.register("motion_blur")
+def motion_blur(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
+    """A motion blur at a random angle in [-45, 45) degrees per image, with edge-replicated borders
+    (ImageMagick's default virtual pixels). Radius and sigma scale with the image side."""
+    _check_images(images)
+    radius, sigma = _pick(_MOTION_BLUR, severity)
+    scale = _length_scale(images)
+    n, c, h, w = images.shape
+    angles = torch.rand(n, generator=generator, device=generator.device).cpu() * 90 - 45
+    weights, dx, dy = _motion_taps(radius * scale, sigma * scale, angles)
+    rows = torch.arange(h).view(1, h, 1)
+    cols = torch.arange(w).view(1, 1, w)
+    batch = torch.arange(n).view(n, 1, 1)
+    out = torch.zeros_like(images)
+    channels_last = images.permute(0, 2, 3, 1)
+    for tap in range(len(weights)):
+        r = (rows + dy[:, tap].view(n, 1, 1)).clamp(0, h - 1)
+        q = (cols + dx[:, tap].view(n, 1, 1)).clamp(0, w - 1)
+        out += float(weights[tap]) * channels_last[batch, r, q].permute(0, 3, 1, 2)
+    return out.clamp_(0.0, 1.0)
+
+
 _FOG = ((1.5, 2.0), (2.0, 2.0), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4))  # make_imagenet_c.py fog: (strength, wibble decay)
 _FRACTAL_SIDE = 256  # the script's plasma_fractal mapsize, cropped to 224
 
