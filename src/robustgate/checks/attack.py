@@ -122,7 +122,6 @@ class AttackContract(ContractKind):
                 outcome.gates.append(Gate("masking_findings", "<=", 0, n, n, "exact"))
         return outcome
 
-
     @staticmethod
     def _area(outcome: Outcome, params: AttackParams, read: str) -> None:
         """Mean robust accuracy over the sweep's range (trapezoid rule), and of the lower bounds."""
