@@ -58,7 +58,8 @@ def robust_correct(
     itself is differentiable."""
     attack = attack_kinds.get(kind)
     found = torch.zeros(len(labels), dtype=torch.uint8)
-    correct = predictions(model, images) == labels
+    clean = predictions(model, images)
+    correct = clean == labels
     found[~correct] = METHODS.index("clean")
     agreement = None
     if settings.strength == 0:  # no perturbation at all (and L2 PGD divides by zero on it)
@@ -77,7 +78,7 @@ def robust_correct(
             rounds.append(("gradient-free", attack_kinds.get("square").build(model, free, seed), model))
         twin = fake_quant_twin(model, images[:2])
         if twin is not None:
-            agreement = float((predictions(twin, images) == predictions(model, images)).float().mean())
+            agreement = float((predictions(twin, images) == clean).float().mean())
             rounds.insert(0, ("twin", attack.build(twin, settings, seed), twin))
     for method, perturb, attacker in rounds:
         survived = attacked_correct(perturb, attacker, model, images, labels, seed)
