@@ -70,3 +70,23 @@ def test_loading_is_deterministic(tmp_path) -> None:
     first, second = SpecDatasets(load_spec(path)), SpecDatasets(load_spec(path))
     for name in ("train", "printed", "noisy"):
         assert first[name].fingerprint() == second[name].fingerprint()
+
+
+def test_any_dataset_can_be_corrupted_including_a_user_imagefolder(tmp_path, monkeypatch) -> None:
+    from PIL import Image
+
+    for label in ("cat", "dog"):
+        folder = tmp_path / "site" / "images" / label
+        folder.mkdir(parents=True)
+        for i in range(3):
+            pixels = torch.randint(0, 256, (40, 30, 3), generator=torch.Generator().manual_seed(i)).to(torch.uint8)
+            Image.fromarray(pixels.numpy()).save(folder / f"{i}.png")
+    monkeypatch.setenv("SITE_ROOT", str(tmp_path / "site"))
+    spec = SPEC.replace("  site: {imagefolder: ${SITE_ROOT}/images}\n", "  site: {imagefolder: ${SITE_ROOT}/images}\n  site-snow: {from: site, corruption: snow, severity: 2}\n")
+    path = tmp_path / "spec.yaml"
+    path.write_text(textwrap.dedent(spec))
+    datasets = SpecDatasets(load_spec(path))
+    site, snowy = datasets["site"], datasets["site-snow"]
+    assert snowy.images.shape == site.images.shape == (6, 1, 24, 24) and torch.equal(snowy.labels, site.labels)
+    assert snowy.classes == ("cat", "dog")
+    assert snowy.images.float().mean() > site.images.float().mean()  # snow whitens

@@ -1,0 +1,195 @@
+"""Digital corruptions: contrast, brightness, saturate, JPEG, pixelate and the elastic transform."""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+import numpy as np
+import torch
+from PIL import Image
+
+from robustgate.data.corruptions.base import (
+    check_images, corruptions, in_rgb, length_scale, needs_grey_or_rgb, pick, reference_shape, uniform,
+)
+from robustgate.data.corruptions.filters import gaussian_filter, resize, sample_at
+from robustgate.data.imageset import to_uint8
+
+_CONTRAST = (0.4, 0.3, 0.2, 0.1, 0.05)  # make_imagenet_c.py contrast: factor towards the mean
+
+
+@corruptions.register("contrast")
+def contrast(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
+    """Contrast reduction towards each image's per-channel mean: ``(x - m) * c + m``.
+    Per channel as in the original, so grey images need no special case."""
+    check_images(images)
+    c = pick(_CONTRAST, severity)
+    means = images.mean(dim=(-2, -1), keepdim=True)
+    return images.sub(means).mul_(c).add_(means).clamp_(0.0, 1.0)
+
+
+_BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)  # make_imagenet_c.py brightness: added to HSV value
+
+
+@corruptions.register("brightness")
+def brightness(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
+    """``V <- clip(V + c)`` in HSV, hue and saturation kept.
+
+    For fixed hue and saturation, RGB is linear in V, so the HSV round trip is
+    ``rgb * V'/V`` (and ``V'`` in every channel for black, where S = 0)."""
+    check_images(images)
+    c = pick(_BRIGHTNESS, severity)
+
+    def fn(rgb: torch.Tensor) -> torch.Tensor:
+        v = rgb.amax(dim=1, keepdim=True)
+        v_new = (v + c).clamp_(0.0, 1.0)
+        return torch.where(v > 0, rgb * (v_new / v.clamp_min(1e-12)), v_new)
+
+    return in_rgb(images, "brightness", fn).clamp_(0.0, 1.0)
+
+
+# make_imagenet_c.py saturate: (factor, offset) on HSV saturation; 1-2 desaturate, 3-5 oversaturate
+_SATURATE = ((0.3, 0.0), (0.1, 0.0), (2.0, 0.0), (5.0, 0.1), (20.0, 0.2))
+
+
+@corruptions.register("saturate")
+def saturate(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
+    """``S <- clip(S * a + b)`` in HSV, hue and value kept.
+
+    With V = max, m = min and S = (V - m) / V, a channel is ``V - S*V*w`` where
+    ``w = (V - x) / (V - m)`` depends on hue only; so the new channel is
+    ``V - S'*V*w``. Greys (V = m) have hue 0 in skimage's HSV, i.e. ``w = (0, 1, 1)``."""
+    check_images(images)
+    a, b = pick(_SATURATE, severity)
+
+    def fn(rgb: torch.Tensor) -> torch.Tensor:
+        v = rgb.amax(dim=1, keepdim=True)
+        delta = v - rgb.amin(dim=1, keepdim=True)
+        s = torch.where(v > 0, delta / v.clamp_min(1e-12), torch.zeros_like(v))
+        s_new = (s * a + b).clamp_(0.0, 1.0)
+        grey_w = torch.tensor((0.0, 1.0, 1.0), device=rgb.device, dtype=rgb.dtype).view(1, 3, 1, 1)
+        w = torch.where(delta > 0, (v - rgb) / delta.clamp_min(1e-12), grey_w)
+        return v - s_new * v * w
+
+    return in_rgb(images, "saturate", fn).clamp_(0.0, 1.0)
+
+
+_JPEG_QUALITY = (25, 18, 15, 10, 7)  # make_imagenet_c.py jpeg_compression: PIL quality
+
+
+@corruptions.register("jpeg_compression")
+def jpeg_compression(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
+    """JPEG round trip at the ImageNet-C quality, through Pillow (libjpeg defaults, 4:2:0)
+    as the original; images are put on the uint8 grid first, as the original's PIL images were."""
+    check_images(images)
+    needs_grey_or_rgb(images, "jpeg_compression")
+    quality = pick(_JPEG_QUALITY, severity)
+    pixels = to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
+    out = []
+    for pixel in pixels:
+        buffer = io.BytesIO()
+        Image.fromarray(pixel[..., 0] if pixel.shape[-1] == 1 else pixel).save(buffer, "JPEG", quality=quality)
+        buffer.seek(0)
+        out.append(np.asarray(Image.open(buffer)).reshape(pixel.shape))
+    decoded = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
+    return decoded.to(device=images.device, dtype=images.dtype).div_(255.0)
+
+
+def _pil_box_weights(n_in: int, n_out: int) -> torch.Tensor:
+    """``n_out x n_in`` weights of Pillow's BOX resize along one axis (``precompute_coeffs`` in
+    Resample.c with the box filter): an output pixel averages the input pixels whose centres fall in
+    its box; upscaling with BOX is nearest-neighbour."""
+    scale = n_in / n_out
+    filterscale = max(scale, 1.0)
+    support = 0.5 * filterscale
+    centre = (torch.arange(n_out, dtype=torch.float64) + 0.5) * scale
+    xmin = torch.floor(centre - support + 0.5).clamp(min=0)
+    xmax = torch.floor(centre + support + 0.5).clamp(max=n_in)
+    j = torch.arange(n_in, dtype=torch.float64)
+    t = (j[None, :] - centre[:, None] + 0.5) / filterscale
+    w = (t > -0.5) & (t <= 0.5) & (j[None, :] >= xmin[:, None]) & (j[None, :] < xmax[:, None])
+    w = w.to(torch.float64)
+    return w / w.sum(dim=1, keepdim=True)
+
+
+@lru_cache(maxsize=64)
+def _box_segments(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pillow's BOX weights are a mean over a contiguous run of input pixels: its first and end index."""
+    inside = _pil_box_weights(n_in, n_out) > 0
+    first = inside.to(torch.int64).argmax(dim=1)
+    return first, first + inside.sum(dim=1)
+
+
+def _box_resize(images: torch.Tensor, dim: int, n_out: int) -> torch.Tensor:
+    """Pillow's BOX resize of one axis as run means from a cumulative sum (linear in the side)."""
+    first, end = (i.to(images.device) for i in _box_segments(images.shape[dim], n_out))
+    shape = list(images.shape)
+    shape[dim] = 1
+    sums = torch.cat([images.new_zeros(shape), images.cumsum(dim)], dim)
+    runs = sums.index_select(dim, end) - sums.index_select(dim, first)
+    count = (end - first).to(images.dtype).view([-1 if d == dim % images.dim() else 1 for d in range(images.dim())])
+    return runs / count
+
+
+_PIXELATE = (0.6, 0.5, 0.4, 0.3, 0.25)  # make_imagenet_c.py pixelate: side fraction kept
+
+
+@corruptions.register("pixelate")
+def pixelate(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
+    """BOX-downsample each side to ``int(side * c)`` pixels and BOX-upsample back, as PIL.
+    (The original's ``int(224 * c)`` with 224 read as the image's own side; Pillow rounds to uint8
+    after each pass, here the passes stay in float.)"""
+    check_images(images)
+    c = pick(_PIXELATE, severity)
+    h, w = images.shape[-2:]
+    low = _box_resize(_box_resize(images, -2, max(1, int(h * c))), -1, max(1, int(w * c)))
+    return _box_resize(_box_resize(low, -2, h), -1, w).clamp_(0.0, 1.0)
+
+
+_ELASTIC = (  # make_imagenet_c.py elastic_transform: (alpha, sigma, affine jitter) in pixels at 224 x 224;
+    # the script's "244 should have been 224, but ultimately nothing is incorrect" is kept as published
+    (244 * 2, 244 * 0.7, 244 * 0.1),
+    (244 * 2, 244 * 0.08, 244 * 0.2),
+    (244 * 0.05, 244 * 0.01, 244 * 0.02),
+    (244 * 0.07, 244 * 0.01, 244 * 0.02),
+    (244 * 0.12, 244 * 0.01, 244 * 0.02),
+)
+
+
+def _jittered_affine(n: int, h: int, w: int, jitter: float, generator: torch.Generator) -> torch.Tensor:
+    """``n x 2 x 3`` inverse affine maps (output pixel -> source pixel) of the script's random affine:
+    three points around the centre each moved by up to ``jitter`` px (``cv2.getAffineTransform``),
+    inverted as ``cv2.warpAffine`` does."""
+    cx, cy, side = w // 2, h // 2, min(h, w) // 3
+    src = torch.tensor([[cx + side, cy + side], [cx + side, cy - side], [cx - side, cy - side]], dtype=torch.float64)
+    dst = src + uniform((n, 3, 2), -jitter, jitter, generator, src)
+    forward = torch.linalg.solve(torch.cat([src, torch.ones(3, 1, dtype=torch.float64)], 1), dst).mT  # n x 2 x 3
+    linear_inv = torch.linalg.inv(forward[..., :2])
+    return torch.cat([linear_inv, -(linear_inv @ forward[..., 2:])], dim=2)
+
+
+@corruptions.register("elastic_transform")
+def elastic_transform(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
+    """A small random affine warp (reflect-101 border), then a smooth random displacement field:
+    uniform noise Gaussian-filtered at ``sigma`` (scipy 'reflect', truncate 3) times ``alpha``,
+    sampled bilinearly with scipy's 'reflect' border, as ``map_coordinates(order=1)``. The jitter
+    scales with the image side; the field is made at the reference shape and resized."""
+    check_images(images)
+    alpha, sigma, jitter = pick(_ELASTIC, severity)
+    scale = length_scale(images)
+    n, _, h, w = images.shape
+    inverse = _jittered_affine(n, h, w, jitter * scale, generator).to(images.device)
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=images.device, dtype=torch.float64),
+        torch.arange(w, device=images.device, dtype=torch.float64),
+        indexing="ij",
+    )
+    src_x = inverse[:, 0, 0, None, None] * xs + inverse[:, 0, 1, None, None] * ys + inverse[:, 0, 2, None, None]
+    src_y = inverse[:, 1, 0, None, None] * xs + inverse[:, 1, 1, None, None] * ys + inverse[:, 1, 2, None, None]
+    warped = sample_at(images, src_x, src_y, "mirror")
+    # The field is drawn at the reference shape: filtered per-pixel noise gets stronger as sigma shrinks
+    # in pixels, so a field drawn at 32 px would shake a 32 px image 8x harder than 224 px photos.
+    noise = uniform((n, 2, *reference_shape(h, w)), -1.0, 1.0, generator, images).float()  # dx's field, then dy's
+    shift = gaussian_filter(noise, sigma, border="reflect", truncate=3.0) * alpha  # float32, as the script casts it
+    shift = resize(shift, (h, w)) * scale
+    return sample_at(warped, xs + shift[:, 0], ys + shift[:, 1], "reflect").clamp_(0.0, 1.0)
