@@ -22,6 +22,7 @@ from robustgate.attacks.strength import format_strength
 from robustgate.cache import ArtifactCache, content_key
 from robustgate.compressors.base import StepContext, compression_steps
 from robustgate.compressors.pipeline import BuiltModel, compress, measure
+from robustgate.data.corruptions import corrupt, corruptions_revision
 from robustgate.data.imageset import ImageSet
 from robustgate.data.resolve import SpecDatasets
 from robustgate.data.splits import stratified_sample
@@ -33,6 +34,8 @@ from robustgate.models.train import train_classifier
 from robustgate.models.weights import load_checkpoint
 from robustgate.spec.model import BASELINE, Spec
 from robustgate.spec.paths import resolve_path
+
+_CORRUPTED_BYTES = 512 * 2**20  # corrupted image sets kept in memory for the next model
 
 
 class Workspace:
@@ -51,10 +54,15 @@ class Workspace:
         self._outputs: dict[int, int] = {}  # logits per image, by model identity
         self._trained_classes: tuple[str, ...] | None = None
         self._robust: dict[tuple[str, str, float], RobustResult] = {}
+        self._corrupted_sets: dict[tuple[str, int | None, str, int], ImageSet] = {}  # oldest first
 
     @property
     def confidence(self) -> float | str:
         return self.spec.confidence
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
 
     def progress(self, message: str) -> None:
         self._progress(f"[{self.spec.name}] {message}")
@@ -221,21 +229,62 @@ class Workspace:
         except RobustgateError as err:
             raise err.at(self.spec.where(entry.line)) from None
         key = content_key("logits", built.key, data.fingerprint())
-
-        def predict() -> torch.Tensor:
-            model, device = self._evaluation_copy(variant, built)
-            logits = predict_logits(model, data, device)
-            bad = int((~torch.isfinite(logits)).any(dim=1).sum())
-            if bad:
-                raise ModelError(
-                    f"{variant} produced NaN or infinite logits on {bad} of {len(data)} images of '{dataset}'",
-                    hint="check the weights (a diverged training run?) and the input normalisation",
-                )
-            return logits
-
-        self._logits[(variant, dataset)] = logits = self.cache.get_or_create("logits", key, predict)
+        logits = self.cache.get_or_create("logits", key, lambda: self._predict(variant, built, data, f"'{dataset}'"))
+        self._logits[(variant, dataset)] = logits
         return logits
 
+    def _predict(self, variant: str, built: BuiltModel, data: ImageSet, what: str) -> torch.Tensor:
+        model, device = self._evaluation_copy(variant, built)
+        logits = predict_logits(model, data, device)
+        bad = int((~torch.isfinite(logits)).any(dim=1).sum())
+        if bad:
+            raise ModelError(
+                f"{variant} produced NaN or infinite logits on {bad} of {len(data)} images of {what}",
+                hint="check the weights (a diverged training run?) and the input normalisation",
+            )
+        return logits
+
+    # -- corruptions -----------------------------------------------------------
+
+    def sample(self, dataset: str, samples: int | None) -> torch.Tensor | None:
+        """Indices of a stratified subset of ``dataset``, the same for every model; None: all of it."""
+        labels = self.labels(dataset)
+        if samples is None or samples >= len(labels):
+            return None
+        return stratified_sample(labels, samples, self.spec.seed)
+
+    def corrupted_logits(self, variant: str, dataset: str, corruption: str, severity: int, samples: int | None) -> torch.Tensor:
+        """Logits of ``variant`` on ``dataset`` (or its ``samples`` subset) under one corruption and severity.
+
+        Cached by model, images, corruption, severity, seed and the corruptions' code, so a warm run
+        neither corrupts nor predicts again."""
+        self.logits(variant, dataset)  # checks the model fits the images, and fails with the dataset's line
+        built = self.model(variant)
+        source = self.datasets[dataset]
+        key = content_key(
+            "corrupted-logits", built.key, source.fingerprint(), samples, corruption, severity, self.spec.seed,
+            corruptions_revision(),
+        )
+
+        def predict() -> torch.Tensor:
+            data = self._corrupted(dataset, samples, corruption, severity)
+            return self._predict(variant, built, data, f"'{dataset}' under {corruption} at severity {severity}")
+
+        return self.cache.get_or_create("logits", key, predict)
+
+    def _corrupted(self, dataset: str, samples: int | None, corruption: str, severity: int) -> ImageSet:
+        """The corrupted images, kept while they fit a memory budget (every model sees the same ones)."""
+        memo = (dataset, samples, corruption, severity)
+        if memo not in self._corrupted_sets:
+            data = self.datasets[dataset]
+            indices = self.sample(dataset, samples)
+            if indices is not None:
+                data = data.subset(indices)
+            self._corrupted_sets[memo] = corrupt(data, corruption, severity, seed=self.spec.seed)
+            kept = self._corrupted_sets
+            while len(kept) > 1 and sum(c.images.numel() for c in kept.values()) > _CORRUPTED_BYTES:
+                kept.pop(next(iter(kept)))
+        return self._corrupted_sets[memo]
 
     # -- attacks ---------------------------------------------------------------
 

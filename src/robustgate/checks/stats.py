@@ -84,3 +84,24 @@ def _newcombe_paired(both: int, lost: int, gained: int, neither: int, level: flo
     low = drop - math.sqrt(max(d1_low**2 - 2 * phi * d1_low * d2_high + d2_high**2, 0.0))
     high = drop + math.sqrt(max(d2_low**2 - 2 * phi * d2_low * d1_high + d1_high**2, 0.0))
     return max(low, -1.0), min(high, 1.0)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``a - b`` for accuracies measured on different images, with its interval."""
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+
+
+def unpaired_difference(a: Proportion, b: Proportion) -> Difference:
+    """Difference of two independent proportions with Newcombe's hybrid score interval (method 10 of
+    Newcombe 1998, Statistics in Medicine 17:873), built from the two Wilson intervals at one level."""
+    if a.level != b.level:
+        raise ValueError("both proportions need intervals at the same level")
+    d = a.estimate - b.estimate
+    low = d - math.sqrt((a.estimate - a.low) ** 2 + (b.high - b.estimate) ** 2)
+    high = d + math.sqrt((a.high - a.estimate) ** 2 + (b.estimate - b.low) ** 2)
+    return Difference(d, max(low, -1.0), min(high, 1.0), a.level)

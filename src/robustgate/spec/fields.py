@@ -48,5 +48,7 @@ def dataset_refs(params: BaseModel, loc: tuple[str | int, ...] = ()) -> Iterator
             continue
         if _is_dataset_ref(field.annotation, field.metadata):
             yield loc + (key,), value
+        elif get_origin(field.annotation) is list and _is_dataset_ref(get_args(field.annotation)[0], []):
+            yield from ((loc + (key, i), name) for i, name in enumerate(value))
         elif isinstance(value, BaseModel):
             yield from dataset_refs(value, loc + (key,))

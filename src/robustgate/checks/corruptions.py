@@ -1,0 +1,237 @@
+"""``corruptions:`` contracts: accuracy under the ImageNet-C corruptions, summarised as the protocol does.
+
+Hendrycks & Dietterich (ICLR 2019) define, for a model f, corruption c and severity s with top-1
+error E^f_{s,c}: the corruption error CE^f_c = sum_s E^f_{s,c} / sum_s E^AlexNet_{s,c}, the relative
+CE^f_c = sum_s (E^f_{s,c} - E^f_clean) / sum_s (E^AlexNet_{s,c} - E^AlexNet_clean), and mCE and
+relative mCE as their means over the corruptions. Here the spec's fp32 baseline stands where the
+protocol has AlexNet, so a relative mCE of 1.2 means "the compressed model loses 20% more accuracy
+to corruptions than the model it was made from".
+
+A gate takes a number (the overall summary) or a mapping: ``{mean: 0.7, fog: 0.5, each: 0.4}`` gates
+the summary, one corruption, and every corruption of the suite. Intervals are percentile bootstraps
+over images (every model sees the same corrupted images, so resampling images keeps the pairing).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field, field_validator, model_validator
+from scipy.stats import bootstrap
+
+from robustgate.checks.accuracy import reading
+from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
+from robustgate.checks.outcome import Gate, Outcome
+from robustgate.data.corruptions import SUITES, corruptions
+from robustgate.registry import did_you_mean
+from robustgate.spec.fields import DatasetRef, Params, Probability
+from robustgate.spec.model import BASELINE
+
+Threshold = float | dict[str, float]
+_SUMMARY, _EACH = "mean", "each"
+_RESAMPLES = 2000
+
+
+class CorruptionsParams(Params):
+    on: DatasetRef
+    suite: Literal["common", "extra", "all"] | list[str] = "common"
+    severities: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
+    samples: int | None = Field(None, ge=1)  # a stratified subset of `on` (the same images for every model)
+    min_accuracy: Probability | dict[str, Probability] | None = None  # accuracy under corruption
+    max_drop: Probability | dict[str, Probability] | None = None  # corruption accuracy lost vs the baseline
+    max_relative_mce: float | dict[str, float] | None = None  # relative mCE (or CE) vs the baseline
+
+    @field_validator("suite")
+    @classmethod
+    def _known_corruptions(cls, suite: str | list[str]) -> str | list[str]:
+        if isinstance(suite, list):
+            if not suite:
+                raise ValueError("suite: lists no corruption; name some, or use common, extra or all")
+            for name in suite:
+                if name not in corruptions:
+                    raise ValueError(f"unknown corruption '{name}'; {did_you_mean(name, corruptions.names())}")
+            if len(set(suite)) != len(suite):
+                raise ValueError("suite: names a corruption twice")
+        return suite
+
+    @field_validator("severities")
+    @classmethod
+    def _severities(cls, severities: list[int]) -> list[int]:
+        bad = [s for s in severities if not 1 <= s <= 5]
+        if bad:
+            raise ValueError(f"severities are the ImageNet-C levels 1 to 5, got {bad[0]}")
+        if len(set(severities)) != len(severities):
+            raise ValueError("severities: lists a level twice")
+        return sorted(severities)
+
+    @model_validator(mode="after")
+    def _gates(self) -> "CorruptionsParams":
+        gates = {"min_accuracy": self.min_accuracy, "max_drop": self.max_drop, "max_relative_mce": self.max_relative_mce}
+        if all(g is None for g in gates.values()):
+            raise ValueError("a corruptions contract needs a gate: min_accuracy, max_drop or max_relative_mce")
+        allowed = [_SUMMARY, _EACH, *self.names]
+        for key, gate in gates.items():
+            values = gate.values() if isinstance(gate, dict) else [] if gate is None else [gate]
+            if key == "max_relative_mce" and any(v <= 0 for v in values):
+                raise ValueError("max_relative_mce is a ratio to the baseline (1.0 = as robust); give a positive number")
+            for name in gate if isinstance(gate, dict) else []:
+                if name not in allowed:
+                    raise ValueError(
+                        f"{key}: '{name}' is not a corruption of this suite; {did_you_mean(name, allowed)} "
+                        f"(keys: {_SUMMARY} for the summary, {_EACH} for every corruption, or a corruption's name)"
+                    )
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.suite) if isinstance(self.suite, list) else SUITES[self.suite]
+
+
+class CorruptionsContract(ContractKind):
+    Params = CorruptionsParams
+
+    def label(self, params: CorruptionsParams) -> str:
+        if isinstance(params.suite, str):
+            suite = params.suite
+        else:
+            suite = "+".join(params.suite) if len(params.suite) <= 3 else f"{params.suite[0]}+{len(params.suite) - 1}"
+        return f"{suite}@{params.on}"
+
+    def applies_to_baseline(self, params: CorruptionsParams) -> bool:
+        return params.min_accuracy is not None
+
+    def check(self, evaluation: Evaluation, variant: str, params: CorruptionsParams) -> Outcome:
+        outcome = Outcome(contract=f"corruptions[{self.label(params)}]", variant=variant)
+        level, read_low = reading(evaluation.confidence, "lower")
+        _, read_high = reading(evaluation.confidence, "upper")
+        names, severities = params.names, params.severities
+        compare = variant != BASELINE
+        model = _Errors.measure(evaluation, variant, params)
+        base = _Errors.measure(evaluation, BASELINE, params) if compare else model
+        stats = _Summary(model, base, len(names), len(severities))
+        estimate = stats(np.arange(model.clean.shape[0])[None])[:, 0]
+        low, high = _bootstrap(stats, model.clean.shape[0], level, evaluation)
+        value = dict(zip(stats.keys(names), zip(estimate, low, high)))
+
+        m = outcome.metrics
+        m.update(clean_accuracy=1 - float(model.clean.mean()), n=int(model.clean.shape[0]), interval_level=level)
+        for c, name in enumerate(names):
+            for s, severity in enumerate(severities):
+                m[f"accuracy@{name}/{severity}"] = 1 - float(model.errors[c * len(severities) + s].mean())
+        for metric, (est, lo, hi) in value.items():
+            if not compare and metric.split("@")[0] in ("drop", "ce", "relative_ce", "mce", "relative_mce"):
+                continue
+            m[metric] = float(est)
+            m[f"{metric}_low"], m[f"{metric}_high"] = float(lo), float(hi)
+        if compare:
+            m["baseline_clean_accuracy"] = 1 - float(base.clean.mean())
+            m["baseline_mean_corruption_accuracy"] = float(value["mean_corruption_accuracy"][0] + value["drop"][0])
+            if params.max_relative_mce is not None:
+                outcome.findings = stats.undefined(names)
+
+        def gate(threshold: Threshold | None, summary: str, per: str, op: Literal[">=", "<="], read: str) -> None:
+            if threshold is None:
+                return
+            wanted = threshold if isinstance(threshold, dict) else {_SUMMARY: threshold}
+            for key, limit in wanted.items():
+                targets = [summary] if key == _SUMMARY else [f"{per}@{n}" for n in (names if key == _EACH else [key])]
+                for metric in targets:
+                    est, lo, hi = value[metric]
+                    bound = est if read == "point" else (lo if op == ">=" else hi)
+                    outcome.gates.append(Gate(metric, op, limit, float(est), float(bound), read))
+
+        gate(params.min_accuracy, "mean_corruption_accuracy", "accuracy", ">=", read_low)
+        if compare:
+            gate(params.max_drop, "drop", "drop", "<=", read_high)
+            gate(params.max_relative_mce, "relative_mce", "relative_ce", "<=", read_high)
+        return outcome
+
+
+class _Errors:
+    """Per-image top-1 errors of one model: ``clean`` (n,) and ``errors`` (corruptions x severities, n)."""
+
+    def __init__(self, clean: np.ndarray, errors: np.ndarray) -> None:
+        self.clean, self.errors = clean, errors
+
+    @classmethod
+    def measure(cls, evaluation: Evaluation, variant: str, params: CorruptionsParams) -> "_Errors":
+        indices = evaluation.sample(params.on, params.samples)
+        labels = evaluation.labels(params.on)
+        clean_logits = evaluation.logits(variant, params.on)
+        if indices is not None:
+            labels, clean_logits = labels[indices], clean_logits[indices]
+
+        def wrong(logits: torch.Tensor) -> np.ndarray:
+            return (logits.argmax(dim=1) != labels).numpy().astype(np.float64)
+
+        rows = [
+            wrong(evaluation.corrupted_logits(variant, params.on, name, severity, params.samples))
+            for name in params.names
+            for severity in params.severities
+        ]
+        return cls(wrong(clean_logits), np.stack(rows))
+
+
+class _Summary:
+    """The contract's statistics from resampled image indices, vectorised for scipy's bootstrap."""
+
+    def __init__(self, model: _Errors, base: _Errors, corruptions: int, severities: int) -> None:
+        self.model, self.base = model, base
+        self.shape = (corruptions, severities)
+
+    @staticmethod
+    def keys(names: tuple[str, ...]) -> list[str]:
+        keys = ["mean_corruption_accuracy", *(f"accuracy@{n}" for n in names), "drop", *(f"drop@{n}" for n in names)]
+        keys += ["mce", *(f"ce@{n}" for n in names), "relative_mce", *(f"relative_ce@{n}" for n in names)]
+        return keys
+
+    def __call__(self, index: np.ndarray, axis: int = -1) -> np.ndarray:
+        def rates(errors: np.ndarray) -> np.ndarray:  # (..., resamples)
+            return errors[..., index].mean(axis=-1)
+
+        e_model = rates(self.model.errors).reshape(*self.shape, -1)
+        e_base = rates(self.base.errors).reshape(*self.shape, -1)
+        clean_model, clean_base = rates(self.model.clean), rates(self.base.clean)
+        accuracy = 1 - e_model.mean(axis=1)  # per corruption, over severities
+        drop = e_model.mean(axis=1) - e_base.mean(axis=1)
+        ce = _ratio(e_model.sum(axis=1), e_base.sum(axis=1))
+        relative = _ratio((e_model - clean_model).sum(axis=1), (e_base - clean_base).sum(axis=1))
+        rows = []
+        for per in (accuracy, drop, ce, relative):
+            rows += [per.mean(axis=0, keepdims=True), per]
+        return np.concatenate(rows, axis=0)
+
+    def undefined(self, names: tuple[str, ...]) -> list[str]:
+        """Corruptions where the baseline loses no accuracy but the model does: an infinite relative CE."""
+
+        def lost(errors: _Errors) -> np.ndarray:
+            return (errors.errors - errors.clean).reshape(*self.shape, -1).mean(axis=-1).sum(axis=1)
+
+        return [
+            f"the baseline loses no accuracy under {name} at these severities but this model does: its relative CE "
+            "there is infinite (relative mCE divides by the baseline's loss)"
+            for name, base, model in zip(names, lost(self.base), lost(self.model))
+            if base <= 0 < model
+        ]
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, where a denominator <= 0 (the baseline unharmed) gives 1 for a numerator
+    <= 0 (unharmed too) and infinity otherwise: a gate never passes on a division by zero."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = numerator / np.where(denominator > 0, denominator, 1.0)
+    return np.where(denominator > 0, ratio, np.where(numerator <= 0, 1.0, np.inf))
+
+
+def _bootstrap(stats: _Summary, n: int, level: float, evaluation: Evaluation) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(invalid="ignore"):  # an infinite relative CE (unharmed baseline) makes inf - inf in percentiles
+        result = bootstrap(
+            (np.arange(n),), stats, vectorized=True, n_resamples=_RESAMPLES, batch=200, confidence_level=level,
+            method="percentile", random_state=np.random.default_rng(evaluation.seed),
+        )
+    return result.confidence_interval.low, result.confidence_interval.high
+
+
+contract_kinds.register("corruptions")(CorruptionsContract())
