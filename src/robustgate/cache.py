@@ -10,6 +10,7 @@ build each artifact once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -48,7 +49,8 @@ def content_key(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _distribution_version(name: str) -> str:
+@functools.lru_cache(maxsize=None)
+def _distribution_version(name: str) -> str:  # a metadata lookup scans site-packages: ~5 ms each
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:

@@ -280,6 +280,7 @@ class Workspace:
             indices = self.sample(dataset, samples)
             if indices is not None:
                 data = data.subset(indices)
+            self.progress(f"corrupting '{dataset}' ({len(data)} images) with {corruption} at severity {severity}")
             self._corrupted_sets[memo] = corrupt(data, corruption, severity, seed=self.spec.seed)
             kept = self._corrupted_sets
             while len(kept) > 1 and sum(c.images.numel() for c in kept.values()) > _CORRUPTED_BYTES:

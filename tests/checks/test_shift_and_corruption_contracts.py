@@ -43,10 +43,13 @@ def _metrics(props: dict[str, dict[str, str]], variant: str, kind: str) -> dict[
 def test_corruption_and_shift_contracts_report_the_protocol_numbers(project: pytest.Pytester, junit_properties) -> None:
     cold = project.runpytest("--robustgate-cache-dir=cache", "--junitxml=cold.xml", "-p", "no:cacheprovider")
     cold.assert_outcomes(passed=7)
+    cold.stdout.fnmatch_lines(["*corrupting 'handwritten' (120 images) with glass_blur at severity 5*"])
+    assert cold.stdout.str().count("corrupting") == 6, "each corrupted set is made once, for both models"
     cold.stdout.fnmatch_lines(["*int8*corruptions[[]gaussian_noise+contrast+glass_blur@handwritten]*PASS*", "*int8*shift[[]handwritten->printed+noisy]*PASS*"])
     warm = project.runpytest("--robustgate-cache-dir=cache", "--junitxml=warm.xml", "-p", "no:cacheprovider")
     warm.assert_outcomes(passed=7)
     warm.stdout.fnmatch_lines(["cache: * reused, 0 built*"])
+    assert "corrupting" not in warm.stdout.str()
     props = junit_properties(project.path / "cold.xml")
     assert props == junit_properties(project.path / "warm.xml")
 

@@ -51,5 +51,6 @@ class ImageSet:
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Float images in [0, 1] back onto the uint8 grid (rounded, clamped)."""
-    return images.clamp(0.0, 1.0).mul(255.0).round_().to(torch.uint8)
+    """Float images in [0, 1] back onto the uint8 grid (rounded, clamped; clamping after rounding
+    gives the same values in one pass less)."""
+    return images.mul(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)

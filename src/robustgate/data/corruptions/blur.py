@@ -92,22 +92,26 @@ def _glass_schedule(h: int, w: int, reach: int) -> tuple[torch.Tensor, torch.Ten
 
 
 def _glass_permutation(n: int, h: int, w: int, reach: int, sweeps: int, generator: torch.Generator) -> torch.Tensor:
-    """For each image, which source pixel ends at each flat position after the script's swaps."""
+    """For each image, which source pixel ends at each flat position after the script's swaps.
+
+    The swaps run in numpy on one flat array for the whole batch, pixel-major (the images' copies
+    of a pixel side by side, so a wavefront reads and writes short contiguous runs): a wavefront
+    is one fancy-index read and one write, where torch's per-call overhead is several times that."""
     positions, order, bounds = _glass_schedule(h, w, reach)
-    device = generator.device
-    positions, order = positions.to(device), order.to(device)
-    perm = torch.arange(h * w, device=device).repeat(n, 1)
+    here = positions[order].numpy().astype(np.int32)[:, None]  # wavefront order, P x 1
+    image = np.arange(n, dtype=np.int32)[None, :]
+    perm = np.repeat(np.arange(h * w, dtype=np.int32), n)  # flat [pixel * n + image] -> source pixel
+    pairs = np.empty((len(here), n, 2), dtype=np.int32)
+    pairs[..., 0] = here * n + image
     for _ in range(sweeps):
         # the script draws (dx, dy) = randint(-reach, reach, size=2) at each position of the sweep
-        draws = torch.randint(-reach, reach, (n, positions.numel(), 2), generator=generator, device=device)
-        partners = (positions + draws[..., 1] * w + draws[..., 0])[:, order]
-        here = positions[order]
+        draws = torch.randint(-reach, reach, (n, positions.numel(), 2), generator=generator, device=generator.device)
+        shift = (draws[..., 1] * w + draws[..., 0]).cpu().numpy().astype(np.int32).T[order.numpy()]  # P x n
+        pairs[..., 1] = (here + shift) * n + image
         for start, stop in zip(bounds[:-1], bounds[1:]):
-            a, b = here[start:stop], partners[:, start:stop]
-            at_a, at_b = perm[:, a], perm.gather(1, b)
-            perm[:, a] = at_b
-            perm.scatter_(1, b, at_a)
-    return perm
+            index = pairs[start:stop]
+            perm[index] = perm[index][..., ::-1]
+    return torch.from_numpy(perm.reshape(h * w, n).T.astype(np.int64))
 
 
 def _glass(images: torch.Tensor, sigma: float, reach: int, sweeps: int, generator: torch.Generator) -> torch.Tensor:

@@ -113,22 +113,25 @@ def _pil_box_weights(n_in: int, n_out: int) -> torch.Tensor:
 
 
 @lru_cache(maxsize=64)
-def _box_segments(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pillow's BOX weights are a mean over a contiguous run of input pixels: its first and end index."""
-    inside = _pil_box_weights(n_in, n_out) > 0
-    first = inside.to(torch.int64).argmax(dim=1)
-    return first, first + inside.sum(dim=1)
+def _box_pairs(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The non-zero BOX weights as (output index, input index, weight): about one per input pixel
+    when downscaling, exactly one per output pixel (nearest-neighbour) when upscaling."""
+    weights = _pil_box_weights(n_in, n_out)
+    out_index, in_index = weights.nonzero(as_tuple=True)
+    return out_index, in_index, weights[out_index, in_index]
 
 
 def _box_resize(images: torch.Tensor, dim: int, n_out: int) -> torch.Tensor:
-    """Pillow's BOX resize of one axis as run means from a cumulative sum (linear in the side)."""
-    first, end = (i.to(images.device) for i in _box_segments(images.shape[dim], n_out))
-    shape = list(images.shape)
-    shape[dim] = 1
-    sums = torch.cat([images.new_zeros(shape), images.cumsum(dim)], dim)
-    runs = sums.index_select(dim, end) - sums.index_select(dim, first)
-    count = (end - first).to(images.dtype).view([-1 if d == dim % images.dim() else 1 for d in range(images.dim())])
-    return runs / count
+    """Pillow's BOX resize of one axis as a sparse product (``index_add_``), linear in the side where
+    a dense resampling matrix is quadratic; a pure pick when every output copies one input."""
+    out_index, in_index, weight = (t.to(images.device) for t in _box_pairs(images.shape[dim], n_out))
+    picked = images.index_select(dim, in_index)
+    if len(out_index) == n_out and bool((weight == 1).all()):
+        return picked
+    shape = [-1 if d == dim % images.dim() else 1 for d in range(images.dim())]
+    sums_shape = list(images.shape)
+    sums_shape[dim] = n_out
+    return images.new_zeros(sums_shape).index_add_(dim, out_index, picked * weight.to(images.dtype).view(shape))
 
 
 _PIXELATE = (0.6, 0.5, 0.4, 0.3, 0.25)  # make_imagenet_c.py pixelate: side fraction kept
