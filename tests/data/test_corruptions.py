@@ -551,3 +551,13 @@ def test_spatter_histogram_equalisation_follows_opencv() -> None:
         lut = np.clip(np.round((cdf - low) * 255 / (cdf[-1] - low)), 0, 255)
         np.testing.assert_array_equal(out[i, 0].numpy(), lut[levels[i, 0].long().numpy()])
     assert torch.equal(_equalize_hist(torch.full((1, 1, 4, 4), 7.0)), torch.full((1, 1, 4, 4), 7.0))
+
+
+@pytest.mark.parametrize("name", ["snow", "frost", "spatter", "elastic_transform", "fog", "glass_blur", "motion_blur"])
+@pytest.mark.parametrize("severity", [2, 4])
+def test_a_small_image_takes_the_damage_its_224_px_version_takes(name: str, severity: int) -> None:
+    # Layers drawn per pixel (flakes, drops, displacement fields) are drawn at the reference scale,
+    # lengths scale with the side: the same scene at 32 and 224 px loses about as much (within 2x:
+    # whole-pixel offsets round differently at 32 px; a field drawn at 32 px would shake it 8x more).
+    small, large = damage(name, scene(32), severity), damage(name, scene(224), severity)
+    assert 0.5 < small / large < 2, (small, large)

@@ -40,28 +40,13 @@ def correlation_matrix(kernel: torch.Tensor, n: int, border: Border = "nearest")
 
 
 def separable_blur(images: torch.Tensor, kernel: torch.Tensor, border: Border = "nearest") -> torch.Tensor:
-    """Correlate every channel with ``kernel`` along H then W. Short kernels as shifted multiply-adds
-    on a border-padded copy; long ones as two batched matmuls with banded matrices (a one-channel
-    conv2d is an order of magnitude slower on CPU than either)."""
-    if kernel.shape[0] > _SHORT_KERNEL:
-        h, w = images.shape[-2:]
-        rows = correlation_matrix(kernel, h, border).to(device=images.device, dtype=images.dtype)
-        cols = correlation_matrix(kernel, w, border).to(device=images.device, dtype=images.dtype)
-        return torch.matmul(torch.matmul(rows, images), cols.T)
-    return _shift_add(_shift_add(images, kernel, -2, border), kernel, -1, border)
-
-
-_SHORT_KERNEL = 15  # taps; past this the matmul (about 2 x side multiply-adds a pixel) is faster
-
-
-def _shift_add(images: torch.Tensor, kernel: torch.Tensor, dim: int, border: Border) -> torch.Tensor:
-    radius = kernel.shape[0] // 2
-    n = images.shape[dim]
-    padded = images.index_select(dim, _border_index(torch.arange(-radius, n + radius), n, border).to(images.device))
-    out = torch.zeros_like(images)
-    for tap, weight in enumerate(kernel.tolist()):
-        out.add_(padded.narrow(dim, tap, n), alpha=weight)
-    return out
+    """Correlate every channel with ``kernel`` along H then W, as two batched matmuls with
+    banded matrices (an order of magnitude faster on CPU than single-channel conv2d, and
+    faster than shifted adds even for 5 taps at 224 px)."""
+    h, w = images.shape[-2:]
+    rows = correlation_matrix(kernel, h, border).to(device=images.device, dtype=images.dtype)
+    cols = correlation_matrix(kernel, w, border).to(device=images.device, dtype=images.dtype)
+    return torch.matmul(torch.matmul(rows, images), cols.T)
 
 
 def gaussian_kernel(sigma: float, radius: int) -> torch.Tensor:

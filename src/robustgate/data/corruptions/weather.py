@@ -120,6 +120,7 @@ def frost(images: torch.Tensor, severity: int, generator: torch.Generator) -> to
     kept, amount = pick(_FROST, severity)
     n, c, h, w = images.shape
     rh, rw = reference_shape(h, w)
+    # textures with room for the crop to move (the script's photographs are larger than 224 px too)
     bank = frost_textures(max(384, 64 * math.ceil((max(rh, rw) + 64) / 64))).to(images.device)
     side = bank.shape[-1]
     which = torch.randint(0, BANK_SIZE, (n,), generator=generator, device=generator.device).tolist()
@@ -173,10 +174,11 @@ def _water_sheen(liquid: torch.Tensor) -> torch.Tensor:
     drops' outlines (capped at 20 px), 3x3 mean, per-image histogram equalisation, an emboss filter,
     3x3 mean, times the liquid, scaled to peak 1 per image.
 
-    Two stand-ins, both exact for this input: the outlines come from the thresholded blobs directly
-    (``cv2.Canny(50, 150)`` marks exactly the blob borders here: inside a blob the smoothed noise
-    changes by a few grey levels per pixel, while a border steps from 0 to at least 165), and the
-    distance is the exact Euclidean one where OpenCV's 5x5 mask approximates it within 2%.
+    Two departures: the outlines come from the thresholded blobs directly, as each blob's inner
+    rim, where the script runs ``cv2.Canny(50, 150)`` on them (inside a blob the smoothed noise
+    changes by a few grey levels per pixel, while a rim steps from 0 to at least 165, so Canny finds
+    the rims and nothing else, one pixel to either side of the step); and the distance is the
+    exact Euclidean one, which OpenCV's 5x5 mask approximates within 2%.
     Float32 throughout: the chain rounds to whole grey levels at every step, as the script's uint8s do."""
     inside = liquid > 0
     outline = inside & ~(-F.max_pool2d(-inside.float(), 3, stride=1, padding=1) > 0.5)  # a 3x3 neighbour is dry
