@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,11 @@ from robustgate.data.resolve import SpecDatasets
 from robustgate.data.splits import stratified_sample
 from robustgate.errors import DataError, ModelError, RobustgateError
 from robustgate.inference import predict_logits
+from robustgate.latency.machine import describe
+from robustgate.latency.measure import (
+    LatencyResult, Plan, RoundRunner, loop_runner, peak_memory_mb, query_of, time_queries, torch_threads,
+)
+from robustgate.latency.percentiles import queries_for_bound
 from robustgate.models.architectures import build_network, network_digest
 from robustgate.models.classifier import Classifier, Normalize
 from robustgate.models.train import train_classifier
@@ -286,6 +292,59 @@ class Workspace:
             while len(kept) > 1 and sum(c.images.numel() for c in kept.values()) > _CORRUPTED_BYTES:
                 kept.pop(next(iter(kept)))
         return self._corrupted_sets[memo]
+
+    # -- latency ---------------------------------------------------------------
+
+    def restored(self, variant: str) -> tuple[Classifier, float]:
+        """A fresh copy of ``variant`` restored from the cache, and the seconds that took (its load time).
+
+        Latency needs a fresh one: torch.ao's x86 int8 kernels specialise to the first batch shape
+        they run (pytorch/pytorch#84470), and this session's copy already ran evaluation batches.
+        Without a cache (--robustgate-no-cache) it is a deep copy of the built model instead."""
+        built = self.model(variant)  # built (and stored) first, so the restore below only reads
+        start = time.perf_counter()
+        if self.cache.root is None:
+            model = copy.deepcopy(built.model)
+        else:
+            fresh = self._build_baseline()
+            if variant != BASELINE:
+                steps = self.spec.variants[variant].steps
+                fresh = compress(fresh, steps, self._step_context(), self.cache, {}, self.fingerprint)
+            model = fresh.model
+        return model.eval(), time.perf_counter() - start
+
+    def latency_smoke(self, variant: str, params: Any) -> None:
+        """One untimed query, for runs that switch timing off (--benchmark-disable)."""
+        model, _ = self.restored(variant)
+        channels, size = self.spec.model.input.channels, self.spec.model.input.size
+        query_of(model, torch.rand(params.batch_size, channels, *size))()
+
+    def latency(self, variant: str, params: Any, runner: RoundRunner = loop_runner, previous_p50_ms: float | None = None) -> LatencyResult:
+        """Time ``variant`` under a latency contract on the CPU (never cached: timings are of this run)."""
+        model, load_seconds = self.restored(variant)
+        channels, size = self.spec.model.input.channels, self.spec.model.input.size
+        generator = torch.Generator().manual_seed(self.spec.seed)
+        batch = torch.rand(params.batch_size, channels, *size, generator=generator)
+        needed = params.min_queries
+        if self.confidence != "point":
+            one_sided = (1 + float(self.confidence)) / 2
+            needed = max([needed] + [queries_for_bound(q, one_sided) for q in params.gated_percentiles()])
+        plan = Plan(warmup=params.warmup, min_queries=needed, min_seconds=params.min_seconds)
+        self.progress(f"timing {variant}: batch {params.batch_size}, {params.threads} thread(s), at least {needed} queries")
+        with torch_threads(params.threads):
+            reference = None
+            if params.min_speedup is not None and variant != BASELINE:
+                reference = query_of(self.restored(BASELINE)[0], batch)
+            timings = time_queries(query_of(model, batch), plan, runner, reference)
+            throughput = None
+            if params.throughput is not None:
+                big = torch.rand(params.throughput_batch, channels, *size, generator=generator)
+                throughput = time_queries(query_of(model, big), Plan(params.warmup and 3, 20, 0.0), loop_runner).seconds
+            peak = peak_memory_mb(query_of(model, batch))
+        return LatencyResult(
+            seconds=timings.seconds, reference=timings.reference, throughput_seconds=throughput, load_seconds=load_seconds,
+            peak_memory_mb=peak, previous_p50_ms=previous_p50_ms, machine=describe(params.threads),
+        )
 
     # -- attacks ---------------------------------------------------------------
 

@@ -7,5 +7,6 @@ from robustgate.checks import size as _size  # noqa: F401  (registers `size`)
 from robustgate.checks import attack as _attack  # noqa: F401  (registers `attack`)
 from robustgate.checks import corruptions as _corruptions  # noqa: F401  (registers `corruptions`)
 from robustgate.checks import shift as _shift  # noqa: F401  (registers `shift`)
+from robustgate.checks import latency as _latency  # noqa: F401  (registers `latency`)
 
 __all__ = ["ContractKind", "Evaluation", "Gate", "Outcome", "contract_kinds"]

@@ -38,6 +38,10 @@ class Evaluation(Protocol):
 
     def corrupted_logits(self, variant: str, dataset: str, corruption: str, severity: int, samples: int | None) -> torch.Tensor: ...
 
+    def latency(self, variant: str, params: Any) -> Any:
+        """A :class:`robustgate.latency.measure.LatencyResult` for a latency contract (timed now, never cached)."""
+        ...
+
 
 class ContractKind:
     """One registered kind of contract; subclasses declare ``Params`` and implement :meth:`check`."""

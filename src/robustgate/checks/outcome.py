@@ -31,7 +31,7 @@ class Gate:
     def describe(self) -> str:
         shown = format_number(self.estimate)
         if self.read not in ("point", "exact"):
-            shown += f" ({self.read} {self.value:.4f})"
+            shown += f" ({self.read} {format_number(self.value)})"
         return f"{self.metric} {shown} {self.op} {self.threshold:g}"
 
 
@@ -49,6 +49,7 @@ class Outcome:
     metrics: dict[str, Number] = field(default_factory=dict)
     gates: list[Gate] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # warnings about the evaluation itself (e.g. gradient masking)
+    notes: list[str] = field(default_factory=list)  # context a reader needs (e.g. the machine a latency ran on)
 
     @property
     def passed(self) -> bool:

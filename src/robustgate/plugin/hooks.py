@@ -38,6 +38,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="build everything afresh and store nothing (default: use the cache)",
     )
+    group.addoption(
+        "--robustgate-force-latency",
+        action="store_true",
+        default=False,
+        help="time latency contracts even under pytest-xdist (by default they are skipped there: parallel "
+        "workers share the cores, so their timings measure the load)",
+    )
     parser.addini("robustgate_cache_dir", "robustgate's artifact cache folder, relative to the rootdir", default=None)
     parser.addini(
         "robustgate_patterns",

@@ -50,9 +50,9 @@ class ModelNode(pytest.Collector):
             base, params = _item_name(contract, taken)
             name = f"{base}[{params}]" if params else base
             taken.add(name)
+            call = robustgate_latency if contract.kind == "latency" else robustgate_contract
             yield ContractItem.from_parent(
-                self, name=name, originalname=base, callobj=robustgate_contract, spec=self.spec, contract=contract,
-                id_params=params,
+                self, name=name, originalname=base, callobj=call, spec=self.spec, contract=contract, id_params=params,
             )
 
 
@@ -72,6 +72,11 @@ def robustgate_contract(request: pytest.FixtureRequest) -> None:
     request.node.run_contract()
 
 
+def robustgate_latency(request: pytest.FixtureRequest, benchmark: Any) -> None:
+    """Time this item's model: a pytest-benchmark benchmark, so --benchmark-skip/-only/-json/-compare apply."""
+    request.node.run_latency(benchmark)
+
+
 class ContractItem(pytest.Function):
     """One (model, contract) pair."""
 
@@ -87,12 +92,37 @@ class ContractItem(pytest.Function):
         self.contract = contract
         self.variant = self.parent.name
 
-    def run_contract(self) -> None:
+    def run_latency(self, benchmark: Any) -> None:
+        from robustgate.plugin.benchmark import LatencyEvaluation, disabled_by_user, previous_p50_ms, under_xdist
+        from robustgate.plugin.hooks import session_of
+
+        if under_xdist(self.config) and not self.config.getoption("robustgate_force_latency"):
+            pytest.skip(
+                "latency is not timed under pytest-xdist: parallel workers share the cores, so the numbers would "
+                "measure the load. Run latency items in a serial run (-p no:xdist -k latency), or pass "
+                "--robustgate-force-latency"
+            )
+        workspace = session_of(self.config).workspace(self.spec)
+        if disabled_by_user(self.config):  # --benchmark-disable: run once as a plain test, time nothing
+            self.user_properties.append(("robustgate.verdict", "not timed (--benchmark-disable)"))
+            workspace.latency_smoke(self.variant, self.contract.params)
+            return
+        # pytest-benchmark names a benchmark after the test function; ours are all "latency"
+        benchmark.name, benchmark.group = f"{self.variant}::{self.name}", f"{self.spec.name}::{self.name}"
+        evaluation = LatencyEvaluation(workspace, benchmark, previous_p50_ms(self.config, self.nodeid))
+        try:
+            outcome = self.run_contract(evaluation)
+        except ContractViolation as violation:
+            evaluation.record(violation.outcome)
+            raise
+        evaluation.record(outcome)
+
+    def run_contract(self, evaluation: Any = None) -> Any:
         from robustgate.plugin.hooks import session_of
 
         self.user_properties += [("robustgate.model", self.variant), ("robustgate.contract", self.name)]
         workspace = session_of(self.config).workspace(self.spec)
-        outcome = contract_kinds.get(self.contract.kind).check(workspace, self.variant, self.contract.params)
+        outcome = contract_kinds.get(self.contract.kind).check(evaluation or workspace, self.variant, self.contract.params)
         if not outcome.gates:  # a contract that checked nothing must not count as kept
             raise RobustgateError(f"{self.contract.kind} contract read no gate on {self.variant}", where=self.spec.where(self.contract.line))
         for metric, value in {**outcome.metrics, **workspace.size_metrics(self.variant)}.items():
@@ -101,10 +131,13 @@ class ContractItem(pytest.Function):
             warnings.warn(EvaluationWarning(f"{self.variant} :: {self.name}: {finding}"), stacklevel=1)
         if outcome.findings:
             self.user_properties.append(("robustgate.findings", "; ".join(outcome.findings)))
+        if outcome.notes:
+            self.user_properties.append(("robustgate.notes", "; ".join(outcome.notes)))
         self.user_properties.append(("robustgate.verdict", "pass" if outcome.passed else "fail"))
         self.user_properties.append(("robustgate.headline", outcome.headline()))
         if not outcome.passed:
             raise ContractViolation(outcome, self.name, self.spec.where(self.contract.line), self._source_line())
+        return outcome
 
     def _source_line(self) -> str:
         try:

@@ -32,6 +32,7 @@ def format_violation(err: ContractViolation) -> str:
     context = _context(metrics)
     if context:
         lines.append("  " + " · ".join(context))
+    lines += [f"  {note}" for note in outcome.notes]
     lines += [f"  finding: {finding}" for finding in outcome.findings]
     if err.source_line:
         lines.append(f"  spec: {err.source_line.strip()}")

@@ -1,0 +1,128 @@
+"""Timing queries: warm-up, enough rounds, pinned threads, and baseline/candidate pairs interleaved."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+Query = Callable[[], object]
+
+
+class RoundRunner(Protocol):
+    """Runs ``query`` for ``rounds`` timed rounds, calling ``before`` (untimed) ahead of each one;
+    returns the seconds of every round. pytest-benchmark's ``pedantic`` is one (see the plugin)."""
+
+    def __call__(self, query: Query, rounds: int, before: Callable[[], None] | None) -> np.ndarray: ...
+
+
+def loop_runner(query: Query, rounds: int, before: Callable[[], None] | None) -> np.ndarray:
+    """The runner without pytest-benchmark: a monotonic clock around each call."""
+    seconds = np.empty(rounds)
+    for i in range(rounds):
+        if before is not None:
+            before()
+        start = time.perf_counter_ns()
+        query()
+        seconds[i] = (time.perf_counter_ns() - start) / 1e9
+    return seconds
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Pin torch's intra-op threads for the measurement and restore the caller's setting after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def query_of(model: nn.Module, batch: torch.Tensor) -> Query:
+    model.eval()
+
+    def query() -> object:
+        with torch.inference_mode():
+            return model(batch)
+
+    return query
+
+
+@dataclass(frozen=True)
+class Plan:
+    warmup: int
+    min_queries: int
+    min_seconds: float
+    max_queries: int = 100_000
+
+
+def rounds_for(query: Query, plan: Plan) -> tuple[int, float]:
+    """Warm up, then size the run: at least ``min_queries`` and enough to fill ``min_seconds``.
+    Returns the rounds and the median warm-up query time (seconds)."""
+    warm = loop_runner(query, max(plan.warmup, 1), None)
+    typical = float(np.median(warm))
+    wanted = math.ceil(plan.min_seconds / typical) if typical > 0 else plan.min_queries
+    return min(max(plan.min_queries, wanted), plan.max_queries), typical
+
+
+@dataclass(frozen=True)
+class Timings:
+    seconds: np.ndarray  # the candidate's per-query times
+    reference: np.ndarray | None  # the baseline's, interleaved with the candidate's (pair i ran together)
+
+
+def time_queries(query: Query, plan: Plan, runner: RoundRunner, reference: Query | None = None) -> Timings:
+    """Per-query times of ``query``; with ``reference``, each round first runs one reference query
+    (timed by us, untimed by the runner) so the two share the machine's state pair by pair."""
+    if reference is not None:
+        rounds_for(reference, plan)
+    rounds, _ = rounds_for(query, plan)
+    if reference is None:
+        return Timings(runner(query, rounds, None), None)
+    paired: list[float] = []
+
+    def before() -> None:
+        start = time.perf_counter_ns()
+        reference()
+        paired.append((time.perf_counter_ns() - start) / 1e9)
+
+    seconds = runner(query, rounds, before)
+    return Timings(seconds, np.asarray(paired[-len(seconds):]))
+
+
+def peak_memory_mb(query: Query) -> float | None:
+    """Peak of the memory one query allocates on top of the model (activations, kernel workspaces),
+    from torch.profiler's allocation events in time order; None where the profiler records none."""
+    try:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+            query()
+        events = prof.profiler.kineto_results.events()  # type: ignore[union-attr]
+        allocations = sorted((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]")
+    except (AttributeError, RuntimeError):  # a torch without kineto's event API
+        return None
+    live = peak = 0
+    for _, nbytes in allocations:
+        live += nbytes
+        peak = max(peak, live)
+    return peak / 1e6 if allocations else None
+
+
+@dataclass
+class LatencyResult:
+    """What one latency contract measured on one model."""
+
+    seconds: np.ndarray  # per query
+    reference: np.ndarray | None = None  # the baseline's per-query times, interleaved pair by pair
+    throughput_seconds: np.ndarray | None = None  # per call at the throughput batch
+    load_seconds: float = 0.0  # restoring the model from the cache
+    peak_memory_mb: float | None = None
+    previous_p50_ms: float | None = None  # from a stored earlier run (pytest-benchmark's --benchmark-compare)
+    machine: dict[str, str | int] = field(default_factory=dict)

@@ -1,0 +1,64 @@
+"""Latency items as pytest-benchmark benchmarks: its fixture runs the timed rounds, so its storage,
+``--benchmark-json``, ``--benchmark-compare(-fail)`` and skip/only options treat them as their own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from robustgate.checks.outcome import Outcome
+from robustgate.latency.measure import LatencyResult, Query, loop_runner
+
+
+def under_xdist(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def disabled_by_user(config: pytest.Config) -> bool:
+    return bool(config.getoption("benchmark_disable", default=False))
+
+
+def previous_p50_ms(config: pytest.Config, nodeid: str) -> float | None:
+    """This item's p50 in the run ``--benchmark-compare`` loaded (the latest one holding it), if any."""
+    session = getattr(config, "_benchmarksession", None)
+    for _, mapping in sorted((getattr(session, "compared_mapping", None) or {}).items(), reverse=True):
+        stored = mapping.get(nodeid)
+        if stored:
+            extra = stored.get("extra_info", {})
+            return float(extra["p50_ms"]) if "p50_ms" in extra else float(stored["stats"]["median"]) * 1000
+    return None
+
+
+class LatencyEvaluation:
+    """The workspace, seen by one latency item: its queries run in the item's benchmark fixture."""
+
+    def __init__(self, workspace: Any, benchmark: Any, previous: float | None) -> None:
+        self._workspace = workspace
+        self._benchmark = benchmark
+        self._previous = previous
+        self.result: LatencyResult | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._workspace, name)
+
+    def latency(self, variant: str, params: Any) -> LatencyResult:
+        self.result = self._workspace.latency(variant, params, self._run, self._previous)
+        return self.result
+
+    def _run(self, query: Query, rounds: int, before: Any) -> np.ndarray:
+        if self._benchmark.disabled:  # pytest-benchmark switches itself off under xdist: time it ourselves
+            return loop_runner(query, rounds, before)
+        self._benchmark.pedantic(query, setup=before, rounds=rounds, iterations=1, warmup_rounds=0)
+        return np.asarray(self._benchmark.stats.stats.data, dtype=float)
+
+    def record(self, outcome: Outcome) -> None:
+        """Percentiles and the machine go into the benchmark's extra_info (and so into --benchmark-json)."""
+        if self._benchmark.disabled:
+            return
+        keep = ("p50_ms", "p90_ms", "p99_ms", "p50_ms_high", "p90_ms_high", "p99_ms_high", "max_ms", "mean_ms",
+                "queries", "speedup", "speedup_low", "throughput", "load_seconds", "peak_memory_mb", "slowdown")
+        self._benchmark.extra_info.update({k: outcome.metrics[k] for k in keep if k in outcome.metrics})
+        if self.result is not None:
+            self._benchmark.extra_info["machine"] = dict(self.result.machine)

@@ -1,0 +1,124 @@
+"""End to end: latency contracts as pytest-benchmark benchmarks, on the tiny CNN and its int8 variant."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from robustgate.errors import SpecError
+from robustgate.spec import load_spec
+
+SLOW_NET = '''
+import time
+from torch import nn
+from tinynet import build
+
+
+class Sleepy(nn.Module):
+    """A deliberately slowed layer: 3 ms of sleep on every forward."""
+
+    def forward(self, x):
+        time.sleep(0.003)
+        return x
+
+
+def slow(num_classes: int = 10) -> nn.Module:
+    return nn.Sequential(Sleepy(), *build(num_classes))
+'''
+
+FAST = "min_queries: 30, min_seconds: 0.05, warmup: 3"
+
+
+@pytest.fixture
+def latency_project(tiny_project: pytest.Pytester, write_spec) -> pytest.Pytester:
+    tiny_project.makepyfile(slownet=SLOW_NET)
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    spec = spec.replace(
+        "variants:\n",
+        "variants:\n  slowed: {distill: {student: {arch: slownet:slow, kwargs: {num_classes: 10}}, epochs: 1}}\n",
+    )
+    spec += f"  - latency: {{p90_ms: 1000, max_ms: 5000, throughput: 1, {FAST}}}\n"
+    spec += f"  - latency: {{min_speedup: 1.5, {FAST}, variants: [slowed]}}\n"
+    write_spec(spec, "tiny.yaml")
+    return tiny_project
+
+
+def test_latency_items_are_benchmarks_with_percentiles_and_a_failing_slowed_model(latency_project: pytest.Pytester) -> None:
+    result = latency_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "--benchmark-json=bench.json", "-k", "latency")
+    # baseline, int8 and slowed pass the absolute gates; the slowed student is 3 ms slower per query than the baseline
+    result.assert_outcomes(passed=3, failed=1, deselected=5)
+    result.stdout.fnmatch_lines(
+        [
+            "robustgate contract broken: slowed :: latency#2*",
+            "*speedup*>= 1.5*FAIL*",
+            "*measured on *, * cores, 1 thread(s), torch *, quantized engine *; batch 1, * queries*",
+        ]
+    )
+    data = json.loads((latency_project.path / "bench.json").read_text())
+    benches = {b["name"]: b for b in data["benchmarks"]}
+    assert set(benches) == {"baseline::latency", "int8::latency", "slowed::latency", "slowed::latency#2"}
+    extra = benches["int8::latency"]["extra_info"]
+    assert extra["p50_ms"] <= extra["p90_ms"] <= extra["p99_ms"] <= extra["max_ms"]
+    assert extra["p90_ms"] <= extra["p90_ms_high"]
+    assert extra["queries"] == benches["int8::latency"]["stats"]["rounds"] >= 30
+    assert extra["machine"]["threads"] == 1 and extra["machine"]["quantized_engine"]
+    assert extra["throughput"] > 0 and extra["load_seconds"] > 0
+    slowed = benches["slowed::latency#2"]["extra_info"]
+    assert slowed["speedup"] < 1 and slowed["p50_ms"] >= 3.0  # the sleep is in every query
+
+
+def test_benchmark_skip_skips_latency_items_and_nothing_else(latency_project: pytest.Pytester) -> None:
+    result = latency_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "--benchmark-skip")
+    outcomes = result.parseoutcomes()
+    # the 4 latency items skip; the 5 accuracy items all run (the 1-epoch slowed student fails its accuracy)
+    assert outcomes["skipped"] == 4 and outcomes.get("passed", 0) + outcomes.get("failed", 0) == 5
+    assert "latency" not in "".join(line for line in result.stdout.lines if "FAILED" in line)
+    only = latency_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "--benchmark-only", "-k", "not slowed")
+    only_outcomes = only.parseoutcomes()
+    assert only_outcomes["passed"] == 2 and only_outcomes["skipped"] == 3  # the accuracy items are not benchmarks
+
+
+def test_benchmark_disable_runs_latency_items_once_untimed(latency_project: pytest.Pytester, junit_properties) -> None:
+    result = latency_project.runpytest(
+        "--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "--benchmark-disable", "-k", "latency", "--junitxml=j.xml"
+    )
+    result.assert_outcomes(passed=4, deselected=5)  # the slowed model's speed-up gate is not read untimed
+    props = junit_properties(latency_project.path / "j.xml")
+    assert all(p["robustgate.verdict"] == "not timed (--benchmark-disable)" for p in props.values())
+
+
+def test_latency_items_are_skipped_under_xdist_unless_forced(latency_project: pytest.Pytester) -> None:
+    result = latency_project.runpytest_subprocess("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-n", "1", "-k", "int8 and latency", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*latency is not timed under pytest-xdist*--robustgate-force-latency*"])
+
+
+SPEC = """\
+robustgate: 1
+name: s
+model: {arch: torchvision:resnet18, kwargs: {num_classes: 10}, weights: train, train: {on: a, epochs: 1}, input: {size: [32, 32]}}
+datasets:
+  a: {builtin: digits, domain: handwritten}
+contracts:
+"""
+
+
+@pytest.mark.parametrize(
+    ("contract", "expected"),
+    [
+        ("latency: {batch_size: 0, p90_ms: 5}", "batch_size"),
+        ("latency: {p90_ms: -5}", "p90_ms"),
+        ("latency: {min_speedup: 0}", "min_speedup"),
+        ("latency: {threads: 0, p50_ms: 5}", "threads"),
+        ("latency: {batch_size: 1}", "a latency contract needs a gate"),
+        ("latency: {p95_ms: 5}", "unknown key 'p95_ms'"),
+    ],
+)
+def test_impossible_latency_settings_are_one_clear_error(tmp_path: Path, contract: str, expected: str) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC + "  - " + contract + "\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert "spec.yaml:7" in str(info.value) and expected in str(info.value), str(info.value)
