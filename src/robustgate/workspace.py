@@ -342,7 +342,7 @@ class Workspace:
                 throughput = time_queries(query_of(model, big), Plan(params.warmup and 3, 20, 0.0), loop_runner).seconds
             peak = peak_memory_mb(query_of(model, batch))
         return LatencyResult(
-            seconds=timings.seconds, reference=timings.reference, throughput_seconds=throughput, load_seconds=load_seconds,
+            seconds=timings.seconds, reference=timings.reference, speedups=timings.ratios, throughput_seconds=throughput, load_seconds=load_seconds,
             peak_memory_mb=peak, previous_p50_ms=previous_p50_ms, machine=describe(params.threads),
         )
 

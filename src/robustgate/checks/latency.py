@@ -3,7 +3,7 @@
 Percentile gates read a distribution-free upper confidence bound (see
 :mod:`robustgate.latency.percentiles`) under a numeric ``confidence``, so a gate needs enough
 queries for its percentile: the contract raises ``min_queries`` to what the bound requires.
-Speed-ups are the median of per-pair ratios of interleaved baseline and candidate queries.
+Speed-ups are the median of per-pair ratios of interleaved baseline and candidate query blocks.
 """
 
 from __future__ import annotations
@@ -87,10 +87,11 @@ class LatencyContract(ContractKind):
                 outcome.gates.append(Gate(f"{name}_ms", "<=", limits[name], value.estimate, bound, read))
         if params.max_ms is not None:
             outcome.gates.append(Gate("max_ms", "<=", params.max_ms, m["max_ms"], m["max_ms"], "exact"))
-        if result.reference is not None and variant != BASELINE:
-            ratios = result.reference / result.seconds
+        if result.reference is not None and result.speedups is not None and variant != BASELINE:
+            ratios = result.speedups
             speedup, low = float(np.median(ratios)), median_lower_bound(ratios, one_sided)
-            m.update(speedup=speedup, speedup_low=low, baseline_p50_ms=float(np.median(result.reference) * 1000))
+            m.update(speedup=speedup, speedup_low=low, speedup_pairs=len(ratios),
+                     baseline_p50_ms=float(np.median(result.reference) * 1000))
             if params.min_speedup is not None:
                 lower = "lower" + read.removeprefix("upper") if read != "point" else read
                 outcome.gates.append(Gate("speedup", ">=", params.min_speedup, speedup, speedup if read == "point" else low, lower))
