@@ -18,7 +18,7 @@ def validate(*files: Path) -> subprocess.CompletedProcess[str]:
 def test_valid_spec_is_summarised_and_exits_zero() -> None:
     result = validate(ROOT / "robustness_specs" / "quickstart.yaml")
     assert result.returncode == 0, result.stderr
-    assert "ok: " in result.stdout and "(5 datasets, 2 models, 5 contracts, 6 items)" in result.stdout
+    assert "ok: " in result.stdout and "(5 datasets, 2 models, 6 contracts, 8 items)" in result.stdout
 
 
 def test_invalid_spec_reports_every_problem_and_exits_one(tmp_path: Path) -> None:

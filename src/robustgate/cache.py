@@ -43,6 +43,7 @@ def content_key(*parts: Any) -> str:
         "torch-pruning": _distribution_version("torch-pruning"),  # its module __version__ lags the release
         "torchao": _distribution_version("torchao"),  # PT2E int8 numerics
         "torchattacks": _distribution_version("torchattacks"),  # adversarial examples
+        "pillow": _distribution_version("pillow"),  # its libjpeg decides JPEG corruptions and image decoding
         "parts": parts,
     }
     text = json.dumps(payload, sort_keys=True, default=_jsonable, separators=(",", ":"))

@@ -267,9 +267,10 @@ class Workspace:
         self.logits(variant, dataset)  # checks the model fits the images, and fails with the dataset's line
         built = self.model(variant)
         source = self.datasets[dataset]
+        indices = self.sample(dataset, samples)
+        images = source if indices is None else source.subset(indices)  # the exact images, whatever picked them
         key = content_key(
-            "corrupted-logits", built.key, source.fingerprint(), samples, corruption, severity, self.spec.seed,
-            corruptions_revision(),
+            "corrupted-logits", built.key, images.fingerprint(), corruption, severity, self.spec.seed, corruptions_revision(),
         )
 
         def predict() -> torch.Tensor:

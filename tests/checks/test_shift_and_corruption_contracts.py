@@ -64,7 +64,9 @@ def test_corruption_and_shift_contracts_report_the_protocol_numbers(project: pyt
     ev, eb = 1 - accuracy["v"], 1 - accuracy["b"]
     ce = _ratio(ev.sum(1), eb.sum(1))
     relative = _ratio((ev - (1 - int8["clean_accuracy"])).sum(1), (eb - (1 - base["clean_accuracy"])).sum(1))
-    assert int8["mce"] == pytest.approx(ce.mean()) and int8["relative_mce"] == pytest.approx(relative.mean())
+    assert int8["mce"] == pytest.approx(ce.mean()) and int8["relative_mce_mean"] == pytest.approx(relative.mean())
+    lost = ((ev - (1 - int8["clean_accuracy"])).sum(), (eb - (1 - base["clean_accuracy"])).sum())
+    assert int8["relative_mce"] == pytest.approx(_ratio(np.array(lost[0]), np.array(lost[1])))  # total losses
     for c, name in enumerate(names):
         assert int8[f"relative_ce@{name}"] == pytest.approx(relative[c])
         assert int8[f"accuracy@{name}_low"] <= int8[f"accuracy@{name}"] <= int8[f"accuracy@{name}_high"]
@@ -123,6 +125,9 @@ contracts:
         ("shift: {source: a, targets: [a, b], min: 0.5}", "'a' is the source; a target must be another dataset"),
         ("shift: {source: a, targets: [b], max_gap: {c: 0.1}}", "max_gap: 'c' is not one of the targets"),
         ("shift: {source: a, targets: [b]}", "a shift contract needs a gate"),
+        ("shift: {source: a, targets: [b], min: {}}", "min: {} gates nothing"),
+        ("corruptions: {on: a, min_accuracy: {}}", "min_accuracy: {} gates nothing"),
+        ("corruptions: {on: a, max_relative_mce: .nan}", "max_relative_mce needs finite numbers"),
     ],
 )
 def test_bad_corruption_and_shift_contracts_name_the_line(tmp_path: Path, contract: str, expected: str) -> None:
@@ -133,3 +138,14 @@ def test_bad_corruption_and_shift_contracts_name_the_line(tmp_path: Path, contra
     message = str(info.value)
     assert "spec.yaml:8" in message, message
     assert expected in message, message
+
+
+def test_a_tiny_set_where_every_image_agrees_cannot_pass_a_zero_drop(tiny_project: pytest.Pytester, write_spec) -> None:
+    # The bootstrap of 10 images that all agree is a point; the gate must still read a real interval.
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    spec = spec.replace("variants:\n", "  few: {builtin: digits, domain: handwritten, part: test, samples: 10}\nvariants:\n")
+    spec += "  - corruptions: {on: few, suite: [brightness], severities: [1], max_drop: 0.0, min_accuracy: 0.99, variants: [int8]}\n"
+    write_spec(spec, "tiny.yaml")
+    result = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "corruptions")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*drop*upper 95% bound 0.*<= 0*FAIL*"])

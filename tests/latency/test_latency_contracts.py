@@ -122,3 +122,20 @@ def test_impossible_latency_settings_are_one_clear_error(tmp_path: Path, contrac
     with pytest.raises(SpecError) as info:
         load_spec(path)
     assert "spec.yaml:7" in str(info.value) and expected in str(info.value), str(info.value)
+
+
+def test_max_slowdown_compares_with_the_run_benchmark_compare_loads(tiny_project: pytest.Pytester, write_spec, junit_properties) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    write_spec(spec + f"  - latency: {{max_slowdown: 100, {FAST}, variants: [int8]}}\n", "tiny.yaml")
+    args = ("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "latency", "--benchmark-storage=file://./stored")
+    first = tiny_project.runpytest(*args, "--benchmark-autosave", "--junitxml=first.xml")
+    first.assert_outcomes(failed=1)  # nothing to compare with yet: the only gate is not read
+    first.stdout.fnmatch_lines(["*max_slowdown needs an earlier run to compare with*--benchmark-compare*"])
+    second = tiny_project.runpytest(*args, "--benchmark-compare", "--junitxml=second.xml")
+    second.assert_outcomes(passed=1)
+    props = next(iter(junit_properties(tiny_project.path / "second.xml").values()))
+    assert float(props["robustgate.previous_p50_ms"]) > 0 and 0.1 < float(props["robustgate.slowdown"]) < 10
+    write_spec(spec + f"  - latency: {{max_slowdown: 0.001, {FAST}, variants: [int8]}}\n", "tiny.yaml")
+    third = tiny_project.runpytest(*args, "--benchmark-compare")
+    third.assert_outcomes(failed=1)
+    third.stdout.fnmatch_lines(["*slowdown*<= 0.001*FAIL*"])

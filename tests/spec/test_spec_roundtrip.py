@@ -218,7 +218,7 @@ def test_the_quickstart_spec_round_trips(tmp_path: Path) -> None:
     spec = load_spec(ROOT / "robustness_specs" / "quickstart.yaml")
     assert spec.name == "digits-quickstart"
     assert list(spec.datasets) == ["digits-train", "handwritten", "printed", "noisy", "low-contrast"]
-    assert [c.kind for c in spec.contracts] == ["accuracy", "accuracy", "shift", "corruptions", "attack"]
+    assert [c.kind for c in spec.contracts] == ["accuracy", "accuracy", "shift", "corruptions", "attack", "latency"]
     assert spec.contracts[2].params.targets == ["printed", "noisy", "low-contrast"]
     assert spec.contracts[3].params.severities == [1, 3, 5] and len(spec.contracts[3].params.names) == 15
     assert spec.contracts[-1].kind == "attack" and spec.contracts[-1].params.strengths == [2 / 255]

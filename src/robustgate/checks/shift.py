@@ -43,6 +43,8 @@ class ShiftParams(Params):
         if all(g is None for g in gates.values()):
             raise ValueError("a shift contract needs a gate: min, max_gap, max_drop or max_relative_drop")
         for key, gate in gates.items():
+            if isinstance(gate, dict) and not gate:
+                raise ValueError(f"{key}: {{}} gates nothing; give a number (the worst target) or one per target")
             for name in gate if isinstance(gate, dict) else []:
                 if name not in self.targets:
                     raise ValueError(

@@ -1,4 +1,4 @@
-"""Intervals and paired tests for accuracies measured on the same images.
+"""Intervals for accuracies, and for differences of accuracies on the same images (paired) or not.
 
 scipy does the distribution work (Wilson intervals, the exact binomial test
 behind exact McNemar). The interval of a paired drop is Newcombe's hybrid

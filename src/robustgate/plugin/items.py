@@ -124,7 +124,10 @@ class ContractItem(pytest.Function):
         workspace = session_of(self.config).workspace(self.spec)
         outcome = contract_kinds.get(self.contract.kind).check(evaluation or workspace, self.variant, self.contract.params)
         if not outcome.gates:  # a contract that checked nothing must not count as kept
-            raise RobustgateError(f"{self.contract.kind} contract read no gate on {self.variant}", where=self.spec.where(self.contract.line))
+            why = f": {'; '.join(outcome.findings)}" if outcome.findings else ""
+            raise RobustgateError(
+                f"{self.contract.kind} contract read no gate on {self.variant}{why}", where=self.spec.where(self.contract.line)
+            )
         for metric, value in {**outcome.metrics, **workspace.size_metrics(self.variant)}.items():
             self.user_properties.append((f"robustgate.{metric}", value))
         for finding in outcome.findings:  # shown in pytest's warnings summary; a failure only under strict: true

@@ -72,10 +72,14 @@ _GLASS_BLUR = ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2))
 @lru_cache(maxsize=16)
 def _glass_schedule(h: int, w: int, reach: int) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
     """The script's sweep (rows ``h - reach`` down to ``reach + 1``, in each row the columns likewise)
-    grouped into wavefronts of swaps that cannot touch a common pixel.
+    grouped into wavefronts of steps that cannot touch a common pixel.
 
-    A swap at (r, c) touches (r, c) and a partner within offsets ``-reach .. reach - 1``, so two
-    swaps can interact only if they are less than ``2 reach`` apart on both axes. Ordering them by
+    The script writes ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` on an H x W x 3 array, where
+    ``x[h, w]`` is a view: the first assignment overwrites the view the second one reads, so the
+    pixel at (h, w) takes its neighbour's value and the neighbour keeps its own. It copies, it does
+    not swap (pixels get duplicated), and we reproduce that. A step at (r, c) touches (r, c) and a
+    partner within offsets ``-reach .. reach - 1``, so two steps can interact only if they are
+    less than ``2 reach`` apart on both axes. Ordering them by
     ``t = 2 reach (h - r) + (w - c)`` keeps every such pair in sweep order (a row above comes
     later by at least ``2 reach - (2 reach - 1) = 1``), and swaps with equal ``t`` are at least
     ``2 reach`` columns apart: each wavefront can swap at once and the result is the serial one.
@@ -92,7 +96,7 @@ def _glass_schedule(h: int, w: int, reach: int) -> tuple[torch.Tensor, torch.Ten
 
 
 def _glass_permutation(n: int, h: int, w: int, reach: int, sweeps: int, generator: torch.Generator) -> torch.Tensor:
-    """For each image, which source pixel ends at each flat position after the script's swaps.
+    """For each image, which source pixel ends at each flat position after the script's sweeps.
 
     The swaps run in numpy on one flat array for the whole batch, pixel-major (the images' copies
     of a pixel side by side, so a wavefront reads and writes short contiguous runs): a wavefront
@@ -110,7 +114,7 @@ def _glass_permutation(n: int, h: int, w: int, reach: int, sweeps: int, generato
         pairs[..., 1] = (here + shift) * n + image
         for start, stop in zip(bounds[:-1], bounds[1:]):
             index = pairs[start:stop]
-            perm[index] = perm[index][..., ::-1]
+            perm[index[..., 0]] = perm[index[..., 1]]  # a copy, not a swap: see _glass_schedule
     return torch.from_numpy(perm.reshape(h * w, n).T.astype(np.int64))
 
 
@@ -125,8 +129,9 @@ def _glass(images: torch.Tensor, sigma: float, reach: int, sweeps: int, generato
 
 @corruptions.register("glass_blur")
 def glass_blur(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
-    """Frosted glass: blur, shuffle every pixel with a random neighbour in the script's serial
-    sweep order (reproduced exactly, in parallel wavefronts), blur again.
+    """Frosted glass: blur, replace every pixel by a random neighbour in the script's serial sweep
+    order (its swap is a copy, see ``_glass_schedule``; reproduced exactly, in parallel wavefronts),
+    blur again.
 
     The shuffle moves whole pixels, so it cannot be scaled below one pixel: images smaller than
     224 px on the short side are glass-blurred at 224 (upsampled) and resized back, which is the

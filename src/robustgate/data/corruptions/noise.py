@@ -1,4 +1,4 @@
-"""Noise corruptions: the only ones besides the weather and random-angle ones that draw from the generator."""
+"""Noise corruptions: additive, Poisson, salt-and-pepper and multiplicative, drawn from the generator."""
 
 from __future__ import annotations
 
