@@ -221,6 +221,6 @@ def test_the_quickstart_spec_round_trips(tmp_path: Path) -> None:
     assert [c.kind for c in spec.contracts] == ["accuracy", "accuracy", "shift", "corruptions", "attack", "latency"]
     assert spec.contracts[2].params.targets == ["printed", "noisy", "low-contrast"]
     assert spec.contracts[3].params.severities == [1, 3, 5] and len(spec.contracts[3].params.names) == 15
-    assert spec.contracts[-1].kind == "attack" and spec.contracts[-1].params.strengths == [2 / 255]
+    assert spec.contracts[4].kind == "attack" and spec.contracts[4].params.strengths == [2 / 255]
     again, _ = dump_and_load(redump(spec), tmp_path / "quickstart.yaml")
     assert_same_params(spec, again)
