@@ -64,7 +64,7 @@ def test_latency_items_are_benchmarks_with_percentiles_and_a_failing_slowed_mode
     assert extra["p90_ms"] <= extra["p90_ms_high"]
     assert extra["queries"] == benches["int8::latency"]["stats"]["rounds"] >= 30
     assert extra["machine"]["threads"] == 1 and extra["machine"]["quantized_engine"]
-    assert extra["throughput"] > 0 and extra["load_seconds"] > 0
+    assert extra["throughput"] > 0 and extra["load_seconds"] > 0 and extra["peak_memory_mb"] > 0
     slowed = benches["slowed::latency#2"]["extra_info"]
     assert slowed["speedup"] < 1 and slowed["p50_ms"] >= 3.0  # the sleep is in every query
 
@@ -93,6 +93,10 @@ def test_latency_items_are_skipped_under_xdist_unless_forced(latency_project: py
     result = latency_project.runpytest_subprocess("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-n", "1", "-k", "int8 and latency", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*latency is not timed under pytest-xdist*--robustgate-force-latency*"])
+    forced = latency_project.runpytest_subprocess(
+        "--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-n", "1", "-k", "int8 and latency", "--robustgate-force-latency"
+    )
+    forced.assert_outcomes(passed=1)  # pytest-benchmark switches itself off under xdist; robustgate times it
 
 
 SPEC = """\
