@@ -149,3 +149,12 @@ def test_a_tiny_set_where_every_image_agrees_cannot_pass_a_zero_drop(tiny_projec
     result = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "corruptions")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*drop*upper 95% bound 0.*<= 0*FAIL*"])
+
+
+def test_a_sample_the_data_cannot_give_names_the_contract_line(tiny_project: pytest.Pytester, write_spec) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    line = len(spec.splitlines()) + 1
+    write_spec(spec + "  - corruptions: {on: handwritten, suite: [contrast], samples: 3, min_accuracy: 0.1, variants: [baseline]}\n", "tiny.yaml")
+    result = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "corruptions")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*tiny.yaml:{line}: *stratified sample of 3*10 classes*"])

@@ -229,3 +229,16 @@ def test_disagreements_all_one_way_still_leave_room_for_a_larger_drop() -> None:
 def test_paired_drop_refuses_vectors_of_different_images() -> None:
     with pytest.raises(ValueError, match="same images"):
         paired_drop(torch.ones(5, dtype=torch.bool), torch.ones(6, dtype=torch.bool), 0.95)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [((56, 70), (48, 80), (0.0524, 0.3339)), ((9, 10), (3, 10), (0.1705, 0.8090)), ((0, 10), (0, 20), (-0.1611, 0.2775))],
+)
+def test_unpaired_difference_matches_newcombes_table(a: tuple[int, int], b: tuple[int, int], expected: tuple[float, float]) -> None:
+    # Newcombe 1998 (Statistics in Medicine 17:873), Table II, method 10.
+    from robustgate.checks.stats import unpaired_difference
+
+    d = unpaired_difference(wilson_interval(*a, 0.95), wilson_interval(*b, 0.95))
+    assert d.estimate == pytest.approx(a[0] / a[1] - b[0] / b[1])
+    assert (d.low, d.high) == pytest.approx(expected, abs=1e-4)

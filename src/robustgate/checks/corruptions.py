@@ -262,10 +262,16 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 def _bootstrap(stats: _Summary, n: int, level: float, evaluation: Evaluation) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore"):  # an infinite relative CE (unharmed baseline) makes inf - inf in percentiles
         result = bootstrap(
-            (np.arange(n),), stats, vectorized=True, n_resamples=_RESAMPLES, batch=200, confidence_level=level,
+            (np.arange(n),), stats, vectorized=True, n_resamples=_RESAMPLES, batch=_batch(stats, n), confidence_level=level,
             method="percentile", random_state=np.random.default_rng(evaluation.seed),
         )
     return result.confidence_interval.low, result.confidence_interval.high
+
+
+def _batch(stats: _Summary, n: int) -> int:
+    """Resamples per vectorised call: each gathers conditions x batch x n float64s, kept near 400 MB."""
+    conditions = stats.model.errors.shape[0]
+    return max(1, min(200, 50_000_000 // (conditions * n)))
 
 
 contract_kinds.register("corruptions")(CorruptionsContract())

@@ -122,7 +122,10 @@ class ContractItem(pytest.Function):
 
         self.user_properties += [("robustgate.model", self.variant), ("robustgate.contract", self.name)]
         workspace = session_of(self.config).workspace(self.spec)
-        outcome = contract_kinds.get(self.contract.kind).check(evaluation or workspace, self.variant, self.contract.params)
+        try:
+            outcome = contract_kinds.get(self.contract.kind).check(evaluation or workspace, self.variant, self.contract.params)
+        except RobustgateError as err:  # e.g. a `samples:` the data cannot satisfy: point at the contract
+            raise err.at(self.spec.where(self.contract.line)) from None
         if not outcome.gates:  # a contract that checked nothing must not count as kept
             why = f": {'; '.join(outcome.findings)}" if outcome.findings else ""
             raise RobustgateError(
