@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from robustgate.reports.table import SummaryRow, render_summary
 
 if TYPE_CHECKING:
     from robustgate.cache import ArtifactCache
+    from robustgate.reports.results import ItemResult
     from robustgate.spec import Spec
     from robustgate.workspace import Workspace
 
@@ -45,6 +47,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="time latency contracts even under pytest-xdist (by default they are skipped there: parallel "
         "workers share the cores, so their timings measure the load)",
     )
+    group.addoption(
+        "--robustgate-report",
+        metavar="DIR",
+        default="reports",
+        help="where results.json and summary.md are written at the end of a run with robustgate contracts, "
+        "also a failed or interrupted one (default: reports/ under the rootdir)",
+    )
     parser.addini("robustgate_cache_dir", "robustgate's artifact cache folder, relative to the rootdir", default=None)
     parser.addini(
         "robustgate_patterns",
@@ -66,6 +75,10 @@ class RobustgateSession:
         self._cache: ArtifactCache | None = None
         self.workspaces: dict[Path, Workspace] = {}
         self.rows: list[SummaryRow] = []
+        self.results: list[ItemResult] = []
+        self.specs: dict[str, dict[str, str]] = {}  # spec path -> name and content hash, for results.json
+        self.started = time.perf_counter()
+        self.collected: float | None = None
 
     @property
     def cache(self) -> "ArtifactCache":
@@ -99,8 +112,46 @@ class RobustgateSession:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # Rows come from reports, not items, so they also arrive from pytest-xdist workers.
         properties = dict(report.user_properties)
-        if report.when == "call" and "robustgate.contract" in properties:
+        if "robustgate.contract" not in properties:
+            return
+        if report.when == "call":
             self.rows.append(_summary_row(report, properties))
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.results.append(_item_result(report, properties))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        record = getattr(item, "robustgate_record", None)
+        if call.when == "call" and record is not None:
+            report.robustgate = record  # a plain dict: pytest-xdist carries it from the worker
+        spec = getattr(item, "spec", None)
+        if spec is not None and str(spec.path) not in self.specs:
+            from robustgate.reports.results import spec_digest
+
+            self.specs[str(spec.path)] = {"name": spec.name, "sha256": spec_digest(spec.path)}
+        return report
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.collected = time.perf_counter()
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.results or hasattr(self.config, "workerinput"):  # no contracts ran, or an xdist worker
+            return
+        from robustgate.reports.markdown import render_markdown
+        from robustgate.reports.results import document, write_json
+
+        end = time.perf_counter()
+        timings = {"total_seconds": end - self.started, "contracts_seconds": sum(r.duration for r in self.results)}
+        if self.collected is not None:
+            timings["collection_seconds"] = self.collected - self.started
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        doc = document(self.results, self.specs, int(exitstatus), interrupted, timings)
+        folder = Path(self.config.getoption("robustgate_report"))
+        folder = folder if folder.is_absolute() else self.config.rootpath / folder
+        write_json(folder / "results.json", doc)
+        (folder / "summary.md").write_text(render_markdown(doc), encoding="utf-8")
+        self.report_dir = folder
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.rows:
@@ -109,6 +160,10 @@ class RobustgateSession:
         terminalreporter.section("robustgate", sep="=", bold=True)
         for line in render_summary(self.rows, quiet=quiet):
             terminalreporter.write_line(line)
+        if not quiet:
+            folder = Path(self.config.getoption("robustgate_report"))
+            shown = folder if folder.is_absolute() else self.config.rootpath / folder
+            terminalreporter.write_line(f"reports: {shown / 'results.json'}, {shown / 'summary.md'}")
         cache = self._cache
         if cache is not None and cache.root is not None and not quiet and (cache.hits or cache.misses):
             terminalreporter.write_line(f"cache: {cache.hits} artifacts reused, {cache.misses} built ({cache.root})")
@@ -131,6 +186,35 @@ def _summary_row(report: pytest.TestReport, properties: dict[str, Any]) -> Summa
         contract=str(properties["robustgate.contract"]),
         result=result,
         detail=str(detail),
+    )
+
+
+def _item_result(report: pytest.TestReport, properties: dict[str, Any]) -> "ItemResult":
+    from robustgate.reports.results import ItemResult, finite
+
+    record = getattr(report, "robustgate", None) or {}
+    if report.passed:
+        outcome = "passed"
+    elif report.skipped:
+        outcome = "skipped"
+    elif properties.get("robustgate.verdict") == "fail":
+        outcome = "failed"
+    else:
+        outcome = "error"
+    metrics = {}
+    for key, value in properties.items():
+        if key.startswith("robustgate.") and isinstance(value, (int, float)) and not isinstance(value, bool):
+            metrics[key.removeprefix("robustgate.")] = finite(value)
+    gates = [{**gate, **{k: finite(gate[k]) for k in ("threshold", "estimate", "value")}} for gate in record.get("gates", [])]
+    message = ""
+    if outcome in ("error", "skipped"):
+        text = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr or "")
+        message = text.strip().splitlines()[0] if text.strip() else ""
+    return ItemResult(
+        nodeid=report.nodeid, spec=report.nodeid.split("::")[0], model=str(properties["robustgate.model"]),
+        contract=str(properties["robustgate.contract"]), outcome=outcome, duration=float(report.duration),
+        metrics=metrics, gates=gates, findings=list(record.get("findings", [])), notes=list(record.get("notes", [])),
+        message=message,
     )
 
 

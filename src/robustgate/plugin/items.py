@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -91,6 +92,9 @@ class ContractItem(pytest.Function):
         self.spec = spec
         self.contract = contract
         self.variant = self.parent.name
+        # set here, not when it runs, so that setup reports (a skip, an error) say which contract it is
+        self.user_properties += [("robustgate.model", self.variant), ("robustgate.contract", self.name)]
+        self.robustgate_record: dict[str, Any] | None = None  # the outcome, for results.json (see hooks)
 
     def run_latency(self, benchmark: Any) -> None:
         from robustgate.plugin.benchmark import LatencyEvaluation, disabled_by_user, previous_p50_ms, under_xdist
@@ -120,7 +124,6 @@ class ContractItem(pytest.Function):
     def run_contract(self, evaluation: Any = None) -> Any:
         from robustgate.plugin.hooks import session_of
 
-        self.user_properties += [("robustgate.model", self.variant), ("robustgate.contract", self.name)]
         workspace = session_of(self.config).workspace(self.spec)
         try:
             outcome = contract_kinds.get(self.contract.kind).check(evaluation or workspace, self.variant, self.contract.params)
@@ -139,6 +142,11 @@ class ContractItem(pytest.Function):
             self.user_properties.append(("robustgate.findings", "; ".join(outcome.findings)))
         if outcome.notes:
             self.user_properties.append(("robustgate.notes", "; ".join(outcome.notes)))
+        self.robustgate_record = {
+            "gates": [{**asdict(gate), "passed": gate.passed} for gate in outcome.gates],
+            "findings": list(outcome.findings),
+            "notes": list(outcome.notes),
+        }
         self.user_properties.append(("robustgate.verdict", "pass" if outcome.passed else "fail"))
         self.user_properties.append(("robustgate.headline", outcome.headline()))
         if not outcome.passed:

@@ -1,0 +1,151 @@
+"""``results.json``: every robustgate item of a run, in a versioned, published schema.
+
+Built from pytest reports (not items), so results from pytest-xdist workers arrive too. A run
+that is interrupted or whose contracts error still writes one: the items that ran are in it,
+with ``outcome`` saying how each ended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+_NUMBER = {"type": ["number", "null"]}  # non-finite numbers are written as null
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://robustgate.dev/schemas/results-1.json",
+    "title": "robustgate results",
+    "type": "object",
+    "required": ["schema_version", "exit_status", "environment", "specs", "items", "timings"],
+    "additionalProperties": False,
+    "properties": {
+        "schema_version": {"const": SCHEMA_VERSION},
+        "exit_status": {"type": "integer"},
+        "interrupted": {"type": "boolean"},
+        "environment": {
+            "type": "object",
+            "required": ["python", "platform", "cpu", "torch", "torchvision", "quantized_engine", "robustgate"],
+            "additionalProperties": {"type": ["string", "integer"]},
+        },
+        "specs": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["name", "sha256"],
+                "properties": {"name": {"type": "string"}, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+            },
+        },
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["nodeid", "spec", "model", "contract", "outcome", "duration", "metrics", "gates"],
+                "additionalProperties": False,
+                "properties": {
+                    "nodeid": {"type": "string"},
+                    "spec": {"type": "string"},
+                    "model": {"type": "string"},
+                    "contract": {"type": "string"},
+                    "outcome": {"enum": ["passed", "failed", "error", "skipped"]},
+                    "duration": {"type": "number", "minimum": 0},
+                    "metrics": {"type": "object", "additionalProperties": _NUMBER},
+                    "gates": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["metric", "op", "threshold", "estimate", "value", "read", "passed"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "metric": {"type": "string"},
+                                "op": {"enum": [">=", "<="]},
+                                "threshold": _NUMBER,
+                                "estimate": _NUMBER,
+                                "value": _NUMBER,
+                                "read": {"type": "string"},
+                                "passed": {"type": "boolean"},
+                            },
+                        },
+                    },
+                    "findings": {"type": "array", "items": {"type": "string"}},
+                    "notes": {"type": "array", "items": {"type": "string"}},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+        "timings": {
+            "type": "object",
+            "required": ["total_seconds"],
+            "additionalProperties": {"type": "number", "minimum": 0},
+        },
+    },
+}
+
+
+@dataclass
+class ItemResult:
+    nodeid: str
+    spec: str
+    model: str
+    contract: str
+    outcome: str  # passed, failed (a broken gate), error (could not evaluate) or skipped
+    duration: float
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    gates: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    message: str = ""
+
+
+def finite(value: Any) -> float | None:
+    """JSON has no NaN or infinity: write them as null (an unread bound, an infinite ratio)."""
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def spec_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def environment() -> dict[str, str | int]:
+    import torch
+    import torchvision
+
+    import robustgate
+    from robustgate.latency.machine import cpu_model
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "quantized_engine": torch.backends.quantized.engine,
+        "robustgate": robustgate.__version__,
+    }
+
+
+def document(items: list[ItemResult], specs: dict[str, dict[str, str]], exit_status: int, interrupted: bool,
+             timings: dict[str, float]) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "exit_status": int(exit_status),
+        "interrupted": interrupted,
+        "environment": environment(),
+        "specs": specs,
+        "items": [asdict(item) for item in items],
+        "timings": timings,
+    }
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,99 @@
+"""results.json and summary.md: written at the end of every run with contracts, failed or interrupted,
+valid against the published schema, and holding what the items measured."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from robustgate.reports.results import SCHEMA
+
+
+def _results(pytester: pytest.Pytester) -> dict:
+    doc = json.loads((pytester.path / "reports" / "results.json").read_text())
+    jsonschema.validate(doc, SCHEMA)
+    return doc
+
+
+def test_a_run_writes_schema_valid_results_and_a_markdown_summary(tiny_project: pytest.Pytester, write_spec, junit_properties) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    write_spec(spec.replace("on: printed, max_drop: 0.15", "on: printed, max_drop: 0.0"), "tiny.yaml")
+    result = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "--junitxml=j.xml")
+    result.assert_outcomes(passed=2, failed=1)
+    doc = _results(tiny_project)
+    assert doc["exit_status"] == 1 and doc["interrupted"] is False
+    assert doc["environment"]["torch"] and doc["environment"]["quantized_engine"]
+    assert [spec["name"] for spec in doc["specs"].values()] == ["tiny"]
+    items = {item["nodeid"]: item for item in doc["items"]}
+    assert len(items) == 3
+    junit = junit_properties(tiny_project.path / "j.xml")
+    broken = next(item for item in items.values() if item["outcome"] == "failed")
+    assert broken["model"] == "int8" and broken["contract"] == "accuracy[printed]"
+    gate = next(g for g in broken["gates"] if g["metric"] == "drop")
+    assert gate["threshold"] == 0.0 and gate["passed"] is False and gate["read"] == "upper 95% bound"
+    props = next(p for name, p in junit.items() if name.endswith("accuracy[printed]"))
+    assert broken["metrics"]["drop"] == pytest.approx(float(props["robustgate.drop"]))
+    assert doc["timings"]["total_seconds"] >= doc["timings"]["contracts_seconds"] > 0
+    summary = (tiny_project.path / "reports" / "summary.md").read_text()
+    assert "**3 contracts: 2 pass, 1 fail**" in summary
+    assert "| robustness_specs/tiny.yaml | int8 | accuracy[printed] | FAIL | drop " in summary
+
+
+def test_errors_and_skips_are_recorded_with_their_message(tiny_project: pytest.Pytester, write_spec) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    spec += "  - latency: {p90_ms: 1000, min_queries: 10, min_seconds: 0.0, warmup: 1, variants: [int8]}\n"
+    write_spec(spec.replace("tinynet:build", "tinynet:nan_net"), "tiny.yaml")
+    tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "--benchmark-skip")
+    doc = _results(tiny_project)
+    outcomes = {item["contract"]: item["outcome"] for item in doc["items"] if item["model"] == "int8"}
+    assert outcomes["latency"] == "skipped"
+    errors = [item for item in doc["items"] if item["outcome"] == "error"]
+    assert errors and all(item["message"] for item in errors)
+    assert all("training diverged" in item["message"] and "tiny.yaml:4" in item["message"] for item in errors)
+
+
+INTERRUPT = """
+import pytest
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and "accuracy[handwritten]" in report.nodeid:
+        raise KeyboardInterrupt
+"""
+
+
+def test_an_interrupted_run_still_writes_what_ran(tiny_project: pytest.Pytester) -> None:
+    tiny_project.makeconftest(INTERRUPT)
+    # in a subprocess: an in-process run's KeyboardInterrupt would stop this test session too
+    result = tiny_project.runpytest_subprocess("--robustgate-cache-dir=cache", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    doc = _results(tiny_project)
+    assert doc["interrupted"] is True and len(doc["items"]) >= 1
+    assert "interrupted" in (tiny_project.path / "reports" / "summary.md").read_text()
+
+
+def test_xdist_workers_report_into_one_results_file(tiny_project: pytest.Pytester) -> None:
+    result = tiny_project.runpytest_subprocess("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=3)
+    doc = _results(tiny_project)
+    assert len(doc["items"]) == 3 and all(item["gates"] for item in doc["items"])
+
+
+def test_runs_without_contracts_write_no_report(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert not (pytester.path / "reports").exists()
+
+
+def test_robustgate_report_re_renders_the_summary_and_refuses_other_versions(tiny_project: pytest.Pytester, tmp_path) -> None:
+    from robustgate.cli import main
+
+    tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider").assert_outcomes(passed=3)
+    reports = tiny_project.path / "reports"
+    assert main(["report", str(reports / "results.json"), "--md", str(tmp_path / "again.md")]) == 0
+    assert (tmp_path / "again.md").read_text() == (reports / "summary.md").read_text()
+    doc = json.loads((reports / "results.json").read_text())
+    (tmp_path / "future.json").write_text(json.dumps({**doc, "schema_version": 99}))
+    assert main(["report", str(tmp_path / "future.json")]) == 1
+    assert main(["report", "--schema"]) == 0
