@@ -73,6 +73,7 @@ class LatencyContract(ContractKind):
             f"{len(result.seconds)} queries"
         )
         level, read = reading(evaluation.confidence, "upper")
+        _, read_low = reading(evaluation.confidence, "lower")
         one_sided = (1 + level) / 2  # the upper end of a two-sided interval at `level`, as other gates read it
         ms = result.seconds * 1000
         m.update(queries=len(ms), mean_ms=float(ms.mean()), max_ms=float(ms.max()), interval_level=level)
@@ -93,8 +94,8 @@ class LatencyContract(ContractKind):
             m.update(speedup=speedup, speedup_low=low, speedup_pairs=len(ratios),
                      baseline_p50_ms=float(np.median(result.reference) * 1000))
             if params.min_speedup is not None:
-                lower = "lower" + read.removeprefix("upper") if read != "point" else read
-                outcome.gates.append(Gate("speedup", ">=", params.min_speedup, speedup, speedup if read == "point" else low, lower))
+                value = speedup if read_low == "point" else low
+                outcome.gates.append(Gate("speedup", ">=", params.min_speedup, speedup, value, read_low))
         if result.throughput_seconds is not None:
             calls = result.throughput_seconds
             rate = params.throughput_batch / float(np.median(calls))
@@ -102,8 +103,8 @@ class LatencyContract(ContractKind):
             low_rate = params.throughput_batch / slow if np.isfinite(slow) else float("nan")
             m.update(throughput=rate, throughput_low=low_rate)
             if params.throughput is not None:
-                lower = "lower" + read.removeprefix("upper") if read != "point" else read
-                outcome.gates.append(Gate("throughput", ">=", params.throughput, rate, rate if read == "point" else low_rate, lower))
+                value = rate if read_low == "point" else low_rate
+                outcome.gates.append(Gate("throughput", ">=", params.throughput, rate, value, read_low))
         if params.max_slowdown is not None:
             if result.previous_p50_ms is None:
                 outcome.findings.append(

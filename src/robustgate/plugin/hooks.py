@@ -147,11 +147,13 @@ class RobustgateSession:
             timings["collection_seconds"] = self.collected - self.started
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         doc = document(self.results, self.specs, int(exitstatus), interrupted, timings)
-        folder = Path(self.config.getoption("robustgate_report"))
-        folder = folder if folder.is_absolute() else self.config.rootpath / folder
+        folder = self._report_dir()
         write_json(folder / "results.json", doc)
         (folder / "summary.md").write_text(render_markdown(doc), encoding="utf-8")
-        self.report_dir = folder
+
+    def _report_dir(self) -> Path:
+        folder = Path(self.config.getoption("robustgate_report"))
+        return folder if folder.is_absolute() else self.config.rootpath / folder
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.rows:
@@ -161,21 +163,22 @@ class RobustgateSession:
         for line in render_summary(self.rows, quiet=quiet):
             terminalreporter.write_line(line)
         if not quiet:
-            folder = Path(self.config.getoption("robustgate_report"))
-            shown = folder if folder.is_absolute() else self.config.rootpath / folder
-            terminalreporter.write_line(f"reports: {shown / 'results.json'}, {shown / 'summary.md'}")
+            folder = self._report_dir()
+            terminalreporter.write_line(f"reports: {folder / 'results.json'}, {folder / 'summary.md'}")
         cache = self._cache
         if cache is not None and cache.root is not None and not quiet and (cache.hits or cache.misses):
             terminalreporter.write_line(f"cache: {cache.hits} artifacts reused, {cache.misses} built ({cache.root})")
 
 
+def _outcome(report: pytest.TestReport, properties: dict[str, Any]) -> str:
+    """passed, skipped, failed (a broken gate) or error (the contract could not be evaluated)."""
+    if report.passed or report.skipped:
+        return report.outcome
+    return "failed" if properties.get("robustgate.verdict") == "fail" else "error"
+
+
 def _summary_row(report: pytest.TestReport, properties: dict[str, Any]) -> SummaryRow:
-    if report.passed:
-        result = "PASS"
-    elif properties.get("robustgate.verdict") == "fail":
-        result = "FAIL"
-    else:
-        result = "ERROR"
+    result = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}.get(_outcome(report, properties), "ERROR")
     detail = properties.get("robustgate.headline")
     if detail is None:
         text = str(report.longrepr or "").strip().splitlines()
@@ -193,14 +196,7 @@ def _item_result(report: pytest.TestReport, properties: dict[str, Any]) -> "Item
     from robustgate.reports.results import ItemResult, finite
 
     record = getattr(report, "robustgate", None) or {}
-    if report.passed:
-        outcome = "passed"
-    elif report.skipped:
-        outcome = "skipped"
-    elif properties.get("robustgate.verdict") == "fail":
-        outcome = "failed"
-    else:
-        outcome = "error"
+    outcome = _outcome(report, properties)
     metrics = {}
     for key, value in properties.items():
         if key.startswith("robustgate.") and isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -1,7 +1,7 @@
 """Spec files become collectors: one node per model (baseline and variants), one item per contract.
 
-Items are ``pytest.Function`` objects, so fixtures (and later pytest-benchmark's
-``benchmark``) work on them, and ids read
+Items are ``pytest.Function`` objects, so fixtures work on them (latency items request
+pytest-benchmark's ``benchmark``), and ids read
 ``robustness_specs/quickstart.yaml::int8::accuracy[printed]``.
 """
 

@@ -10,12 +10,12 @@ class SummaryRow:
     spec: str
     model: str
     contract: str
-    result: str  # PASS, FAIL or ERROR
+    result: str  # PASS, FAIL, ERROR or SKIP
     detail: str  # the gates as measured, or the error
 
 
 def render_summary(rows: list[SummaryRow], *, quiet: bool) -> list[str]:
-    counts = {r: sum(row.result == r for row in rows) for r in ("PASS", "FAIL", "ERROR")}
+    counts = {r: sum(row.result == r for row in rows) for r in ("PASS", "FAIL", "ERROR", "SKIP")}
     head = f"{len(rows)} contract{'s' if len(rows) != 1 else ''}: " + ", ".join(f"{n} {r.lower()}" for r, n in counts.items() if n)
     shown = [row for row in rows if row.result != "PASS"] if quiet else rows
     if not shown:
