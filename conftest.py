@@ -12,6 +12,8 @@ import pytest
 # pytester's in-process runs unload the modules first imported during a run. torch.ao's FX quantization
 # and torchao register torch libraries and numpy's C extensions refuse a second import, and the plugin
 # imports them lazily, so import the whole plugin stack once up front.
+import matplotlib.backends.backend_agg  # noqa: F401  (the HTML report draws with it at session end)
+import matplotlib.figure  # noqa: F401
 import robustgate.plugin.items  # noqa: F401
 import robustgate.workspace  # noqa: F401
 import torch.ao.quantization.quantize_fx  # noqa: F401

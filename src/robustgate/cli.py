@@ -16,17 +16,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check spec files without building or evaluating anything")
     validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    report = commands.add_parser("report", help="re-render a run's results.json (Markdown summary), or print its schema")
+    report = commands.add_parser("report", help="re-render a run's results.json (Markdown, HTML), or print its schema")
     report.add_argument("results", nargs="?", type=Path, metavar="RESULTS_JSON")
     report.add_argument("--md", type=Path, metavar="FILE", help="write the Markdown summary here (default: standard output)")
+    report.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report here")
     report.add_argument("--schema", action="store_true", help="print the JSON Schema of results.json and exit")
     args = parser.parse_args(argv)
     if args.command == "report":
-        return _report(args.results, args.md, args.schema)
+        return _report(args.results, args.md, args.html, args.schema)
     return _validate(args.files)
 
 
-def _report(results: Path | None, markdown: Path | None, schema: bool) -> int:
+def _report(results: Path | None, markdown: Path | None, html: Path | None, schema: bool) -> int:
     import json
 
     from robustgate.reports.markdown import render_markdown
@@ -47,7 +48,13 @@ def _report(results: Path | None, markdown: Path | None, schema: bool) -> int:
         found = doc.get("schema_version") if isinstance(doc, dict) else None
         print(f"{results}: results schema version {found!r}, this robustgate reads {SCHEMA_VERSION}", file=sys.stderr)
         return 1
+    if html is not None:
+        from robustgate.reports.html import render_html
+
+        html.write_text(render_html(doc), encoding="utf-8")
     text = render_markdown(doc)
+    if markdown is None and html is not None:
+        return 0
     if markdown is None:
         sys.stdout.write(text)
     else:

@@ -97,3 +97,43 @@ def test_robustgate_report_re_renders_the_summary_and_refuses_other_versions(tin
     (tmp_path / "future.json").write_text(json.dumps({**doc, "schema_version": 99}))
     assert main(["report", str(tmp_path / "future.json")]) == 1
     assert main(["report", "--schema"]) == 0
+
+
+PLOTTED = """\
+  - attack: {kind: fgsm, eps: [0, 2/255, 8/255], on: handwritten, samples: 32, min: 0.0}
+  - corruptions: {on: handwritten, suite: [contrast, gaussian_noise], severities: [1, 5], samples: 40, min_accuracy: 0.0}
+"""
+
+
+def test_the_html_report_is_self_contained_with_a_plot_per_kind(tiny_project: pytest.Pytester, write_spec) -> None:
+    import base64
+    import io
+    import re
+    from html.parser import HTMLParser
+
+    from PIL import Image
+
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    write_spec(spec + PLOTTED, "tiny.yaml")
+    tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider").assert_outcomes(passed=7)
+    page = (tiny_project.path / "reports" / "report.html").read_text()
+
+    class Links(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sources: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.sources += [value or "" for name, value in attrs if name in ("src", "href")]
+
+    links = Links()
+    links.feed(page)
+    assert links.sources and all(source.startswith("data:image/png;base64,") for source in links.sources), "nothing fetched"
+    for source in links.sources:
+        with Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))) as image:
+            image.verify()
+    titles = re.findall(r"<h2>(.*?)</h2>", page)
+    assert "Accuracy by model and dataset" in titles
+    assert any(t.startswith("Robust accuracy against eps") for t in titles)
+    assert sum(t.startswith("Corruption accuracy") for t in titles) == 2  # baseline and int8
+    assert page.count("<tr>") == 1 + 7 and "<meta name='viewport'" in page

@@ -51,7 +51,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--robustgate-report",
         metavar="DIR",
         default="reports",
-        help="where results.json and summary.md are written at the end of a run with robustgate contracts, "
+        help="where report.html, results.json and summary.md are written at the end of a run with contracts, "
         "also a failed or interrupted one (default: reports/ under the rootdir)",
     )
     parser.addini("robustgate_cache_dir", "robustgate's artifact cache folder, relative to the rootdir", default=None)
@@ -79,6 +79,7 @@ class RobustgateSession:
         self.specs: dict[str, dict[str, str]] = {}  # spec path -> name and content hash, for results.json
         self.started = time.perf_counter()
         self.collected: float | None = None
+        self.report_error: str | None = None
 
     @property
     def cache(self) -> "ArtifactCache":
@@ -138,6 +139,7 @@ class RobustgateSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.results or hasattr(self.config, "workerinput"):  # no contracts ran, or an xdist worker
             return
+        from robustgate.reports.html import render_html
         from robustgate.reports.markdown import render_markdown
         from robustgate.reports.results import document, write_json
 
@@ -150,6 +152,10 @@ class RobustgateSession:
         folder = self._report_dir()
         write_json(folder / "results.json", doc)
         (folder / "summary.md").write_text(render_markdown(doc), encoding="utf-8")
+        try:
+            (folder / "report.html").write_text(render_html(doc), encoding="utf-8")
+        except Exception as err:  # a plot that cannot be drawn must not hide the run's own summary
+            self.report_error = f"report.html was not written: {type(err).__name__}: {err}"
 
     def _report_dir(self) -> Path:
         folder = Path(self.config.getoption("robustgate_report"))
@@ -164,7 +170,9 @@ class RobustgateSession:
             terminalreporter.write_line(line)
         if not quiet:
             folder = self._report_dir()
-            terminalreporter.write_line(f"reports: {folder / 'results.json'}, {folder / 'summary.md'}")
+            terminalreporter.write_line(f"reports: {folder / 'report.html'}, results.json, summary.md")
+        if self.report_error:
+            terminalreporter.write_line(f"robustgate: {self.report_error}", red=True)
         cache = self._cache
         if cache is not None and cache.root is not None and not quiet and (cache.hits or cache.misses):
             terminalreporter.write_line(f"cache: {cache.hits} artifacts reused, {cache.misses} built ({cache.root})")
