@@ -49,6 +49,8 @@ def _accuracy_plot(items: list[dict[str, Any]]) -> str | None:
         match = re.fullmatch(r"accuracy\[(.+?)(#\d+)?\]", item["contract"])
         if match and item["metrics"].get("accuracy") is not None:
             values[item["model"]][match.group(1)] = item["metrics"]["accuracy"]
+            if item["metrics"].get("baseline_accuracy") is not None:  # a drop gate measured the baseline too
+                values["baseline"].setdefault(match.group(1), item["metrics"]["baseline_accuracy"])
     if not values:
         return None
     datasets = sorted({d for per in values.values() for d in per})
@@ -124,9 +126,10 @@ def _latency_plot(items: list[dict[str, Any]]) -> str | None:
     fig, ax = _figure(6, 0.5 * len(rows) + 1.2)
     for k, (label, m) in enumerate(rows):
         ax.plot([m["p50_ms"], m.get("p99_ms") or m["p50_ms"]], [k, k], color="#888", zorder=1)
-        for name, marker in (("p50_ms", "o"), ("p90_ms", "s"), ("p99_ms", "^")):
+        for name, marker, colour in (("p50_ms", "o", "tab:blue"), ("p90_ms", "s", "tab:orange"), ("p99_ms", "^", "tab:red")):
             if m.get(name) is not None:
-                ax.scatter([m[name]], [k], marker=marker, zorder=2, label=name.removesuffix("_ms") if k == 0 else None)
+                label = name.removesuffix("_ms") if k == 0 else None
+                ax.scatter([m[name]], [k], marker=marker, color=colour, zorder=2, label=label)
     ax.set_yticks(range(len(rows)), [label for label, _ in rows])
     ax.set_xlabel("latency (ms)")
     ax.legend()
