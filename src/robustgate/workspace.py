@@ -61,6 +61,7 @@ class Workspace:
         self._trained_classes: tuple[str, ...] | None = None
         self._robust: dict[tuple[str, str, float], RobustResult] = {}
         self._corrupted_sets: dict[tuple[str, int | None, str, int], ImageSet] = {}  # oldest first
+        self._sampled_sets: dict[tuple[str, int | None], ImageSet] = {}
 
     @property
     def confidence(self) -> float | str:
@@ -266,9 +267,7 @@ class Workspace:
         neither corrupts nor predicts again."""
         self.logits(variant, dataset)  # checks the model fits the images, and fails with the dataset's line
         built = self.model(variant)
-        source = self.datasets[dataset]
-        indices = self.sample(dataset, samples)
-        images = source if indices is None else source.subset(indices)  # the exact images, whatever picked them
+        images = self._sampled(dataset, samples)  # the exact images, whatever picked them
         key = content_key(
             "corrupted-logits", built.key, images.fingerprint(), corruption, severity, self.spec.seed, corruptions_revision(),
         )
@@ -279,14 +278,20 @@ class Workspace:
 
         return self.cache.get_or_create("logits", key, predict)
 
+    def _sampled(self, dataset: str, samples: int | None) -> ImageSet:
+        """``dataset`` or its stratified subset, made once: its fingerprint (a hash of every pixel) keys
+        each of a contract's corruption x severity x model predictions."""
+        if (dataset, samples) not in self._sampled_sets:
+            indices = self.sample(dataset, samples)
+            data = self.datasets[dataset]
+            self._sampled_sets[(dataset, samples)] = data if indices is None else data.subset(indices)
+        return self._sampled_sets[(dataset, samples)]
+
     def _corrupted(self, dataset: str, samples: int | None, corruption: str, severity: int) -> ImageSet:
         """The corrupted images, kept while they fit a memory budget (every model sees the same ones)."""
         memo = (dataset, samples, corruption, severity)
         if memo not in self._corrupted_sets:
-            data = self.datasets[dataset]
-            indices = self.sample(dataset, samples)
-            if indices is not None:
-                data = data.subset(indices)
+            data = self._sampled(dataset, samples)
             self.progress(f"corrupting '{dataset}' ({len(data)} images) with {corruption} at severity {severity}")
             self._corrupted_sets[memo] = corrupt(data, corruption, severity, seed=self.spec.seed)
             kept = self._corrupted_sets
