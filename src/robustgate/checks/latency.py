@@ -77,6 +77,9 @@ class LatencyContract(ContractKind):
         one_sided = (1 + level) / 2  # the upper end of a two-sided interval at `level`, as other gates read it
         ms = result.seconds * 1000
         m.update(queries=len(ms), mean_ms=float(ms.mean()), max_ms=float(ms.max()), interval_level=level)
+        outcome.series["latency_ms"] = distribution(ms)
+        if result.reference is not None and variant != BASELINE:
+            outcome.series["baseline_latency_ms"] = distribution(result.reference * 1000)
         limits = {"p50": params.p50_ms, "p90": params.p90_ms, "p99": params.p99_ms}
         for name, q in params.percentiles().items():
             value = quantile(ms, q, one_sided)
@@ -116,6 +119,11 @@ class LatencyContract(ContractKind):
                 m.update(previous_p50_ms=result.previous_p50_ms, slowdown=slowdown)
                 outcome.gates.append(Gate("slowdown", "<=", params.max_slowdown, slowdown, slowdown, "point"))
         return outcome
+
+
+def distribution(values: np.ndarray, points: int = 101) -> list[float]:
+    """The 0th to 100th percentiles: enough to draw a distribution, a fixed size whatever the query count."""
+    return [float(v) for v in np.quantile(values, np.linspace(0, 1, points))]
 
 
 contract_kinds.register("latency")(LatencyContract())

@@ -50,6 +50,7 @@ class Outcome:
     gates: list[Gate] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # warnings about the evaluation itself (e.g. gradient masking)
     notes: list[str] = field(default_factory=list)  # context a reader needs (e.g. the machine a latency ran on)
+    series: dict[str, list[float]] = field(default_factory=dict)  # distributions for plots (e.g. latency quantiles)
 
     @property
     def passed(self) -> bool:

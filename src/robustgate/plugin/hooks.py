@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -218,7 +219,8 @@ def _item_result(report: pytest.TestReport, properties: dict[str, Any]) -> "Item
         nodeid=report.nodeid, spec=report.nodeid.split("::")[0], model=str(properties["robustgate.model"]),
         contract=str(properties["robustgate.contract"]), outcome=outcome, duration=float(report.duration),
         metrics=metrics, gates=gates, findings=list(record.get("findings", [])), notes=list(record.get("notes", [])),
-        message=message,
+        message=message, technique=str(properties.get("robustgate.technique", "")),
+        series={name: [v for v in map(float, values) if math.isfinite(v)] for name, values in record.get("series", {}).items()},
     )
 
 

@@ -68,6 +68,13 @@ def _item_name(contract: Contract, taken: set[str]) -> tuple[str, str | None]:
     return base, params
 
 
+def technique(spec: Spec, variant: str) -> str:
+    """How a model was made, for plots by technique: ``baseline``, ``int8``, ``prune+int8`` (its step kinds)."""
+    if variant not in spec.variants:
+        return "baseline"
+    return "+".join(step.kind for step in spec.variants[variant].steps) or "baseline"
+
+
 def robustgate_contract(request: pytest.FixtureRequest) -> None:
     """Evaluate this item's contract (the item is a robustgate ContractItem)."""
     request.node.run_contract()
@@ -93,7 +100,8 @@ class ContractItem(pytest.Function):
         self.contract = contract
         self.variant = self.parent.name
         # set here, not when it runs, so that setup reports (a skip, an error) say which contract it is
-        self.user_properties += [("robustgate.model", self.variant), ("robustgate.contract", self.name)]
+        self.user_properties += [("robustgate.model", self.variant), ("robustgate.contract", self.name),
+                                 ("robustgate.technique", technique(spec, self.variant))]
         self.robustgate_record: dict[str, Any] | None = None  # the outcome, for results.json (see hooks)
 
     def run_latency(self, benchmark: Any) -> None:
@@ -146,6 +154,7 @@ class ContractItem(pytest.Function):
             "gates": [{**asdict(gate), "passed": gate.passed} for gate in outcome.gates],
             "findings": list(outcome.findings),
             "notes": list(outcome.notes),
+            "series": {name: list(values) for name, values in outcome.series.items()},
         }
         self.user_properties.append(("robustgate.verdict", "pass" if outcome.passed else "fail"))
         self.user_properties.append(("robustgate.headline", outcome.headline()))

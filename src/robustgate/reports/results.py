@@ -76,6 +76,8 @@ SCHEMA: dict[str, Any] = {
                     "findings": {"type": "array", "items": {"type": "string"}},
                     "notes": {"type": "array", "items": {"type": "string"}},
                     "message": {"type": "string"},
+                    "technique": {"type": "string"},
+                    "series": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "number"}}},
                 },
             },
         },
@@ -101,6 +103,8 @@ class ItemResult:
     findings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     message: str = ""
+    technique: str = ""  # the variant's compression steps, e.g. "prune+int8" ("baseline" for the reference)
+    series: dict[str, list[float]] = field(default_factory=dict)  # distributions, e.g. latency_ms percentiles 0..100
 
 
 def finite(value: Any) -> float | None:
