@@ -1,4 +1,4 @@
-"""The ``robustgate`` command: checks specs without running anything, and re-renders results."""
+"""The ``robustgate`` command: checks specs without running anything, re-renders results, and merges shards' results."""
 
 from __future__ import annotations
 
@@ -21,9 +21,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("--md", type=Path, metavar="FILE", help="write the Markdown summary here (default: standard output)")
     report.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report here")
     report.add_argument("--schema", action="store_true", help="print the JSON Schema of results.json and exit")
+    merge = commands.add_parser("merge", help="join the results.json of shards (CI matrix jobs) into one results.json")
+    merge.add_argument("files", nargs="+", type=Path, metavar="FILE", help="the results.json of each shard, in the order to keep")
+    merge.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="write the merged results.json here")
+    merge.add_argument("--allow-mismatch", action="store_true",
+                       help="merge results of different spec contents, environments or baselines "
+                            "(kept: the first file's; the others are noted) (default: refuse)")
+    merge.add_argument("--md", type=Path, metavar="FILE", help="also write the merged Markdown summary here")
+    merge.add_argument("--html", type=Path, metavar="FILE", help="also write the merged HTML report here")
     args = parser.parse_args(argv)
     if args.command == "report":
         return _report(args.results, args.md, args.html, args.schema)
+    if args.command == "merge":
+        return _merge(args.files, args.output, args.allow_mismatch, args.md, args.html)
     return _validate(args.files)
 
 
@@ -59,6 +69,46 @@ def _report(results: Path | None, markdown: Path | None, html: Path | None, sche
         sys.stdout.write(text)
     else:
         markdown.write_text(text, encoding="utf-8")
+    return 0
+
+
+def _merge(files: list[Path], output: Path, allow_mismatch: bool, markdown: Path | None, html: Path | None) -> int:
+    import json
+
+    from robustgate.reports.merge import MergeRefused, merge_results, mismatches
+    from robustgate.reports.results import write_json
+
+    docs = []
+    for path in files:
+        try:
+            docs.append((str(path), json.loads(path.read_text(encoding="utf-8"))))
+        except OSError as err:
+            print(f"{path}: cannot read results: {err.strerror or err}", file=sys.stderr)
+            return 1
+        except ValueError as err:
+            print(f"{path}: cannot read results: not JSON ({err})", file=sys.stderr)
+            return 1
+    try:
+        merged = merge_results(docs, allow_mismatch)
+    except MergeRefused as err:
+        print(err, file=sys.stderr)
+        return 1
+    for difference in mismatches(docs):  # allowed, or the merge above would have refused
+        print(f"robustgate merge: merged anyway: {difference.message}", file=sys.stderr)
+    try:
+        write_json(output, merged)
+        if markdown is not None:
+            from robustgate.reports.markdown import render_markdown
+
+            markdown.write_text(render_markdown(merged), encoding="utf-8")
+        if html is not None:
+            from robustgate.reports.html import render_html
+
+            html.write_text(render_html(merged), encoding="utf-8")
+    except OSError as err:
+        print(f"{err.filename or output}: cannot write: {err.strerror or err}", file=sys.stderr)
+        return 1
+    print(f"merged {len(merged['items'])} items from {len(docs)} files into {output} (exit status {merged['exit_status']})")
     return 0
 
 
