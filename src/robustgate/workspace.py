@@ -21,6 +21,7 @@ from robustgate.attacks.diagnostics import masking_findings
 from robustgate.attacks.protocol import RobustResult, fake_quant_twin, robust_correct
 from robustgate.attacks.strength import format_strength
 from robustgate.cache import ArtifactCache, content_key
+from robustgate.phases import PhaseClock
 from robustgate.compressors.base import StepContext, compression_steps
 from robustgate.compressors.pipeline import BuiltModel, compress, measure
 from robustgate.data.corruptions import corrupt, corruptions_revision
@@ -55,6 +56,7 @@ class Workspace:
         self._built: dict[str, BuiltModel] = {}
         self._baseline: BuiltModel | None = None
         self._failed: dict[str, RobustgateError] = {}  # a model that failed to build fails every item fast
+        self.clock = PhaseClock()  # seconds spent training, compressing, predicting, ... (for results.json)
         self._on_device: dict[str, Classifier] = {}  # evaluation copies of fp32 models on spec.device
         self._logits: dict[tuple[str, str], torch.Tensor] = {}
         self._outputs: dict[int, int] = {}  # logits per image, by model identity
@@ -86,7 +88,9 @@ class Workspace:
             raise self._failed[variant]
         entry = self.spec.variants[variant]
         try:
-            return compress(self.baseline(), entry.steps, self._step_context(), self.cache, self._built, self.fingerprint)
+            baseline = self.baseline()
+            with self.clock.phase("compression"):
+                return compress(baseline, entry.steps, self._step_context(), self.cache, self._built, self.fingerprint)
         except RobustgateError as err:
             self._failed[variant] = err.at(self.spec.where(entry.line))
             raise self._failed[variant] from None
@@ -131,10 +135,11 @@ class Workspace:
 
             def train() -> dict[str, torch.Tensor]:
                 self.progress(f"training {params.arch} on '{params.train.on}' ({len(train_set)} images)")
-                return train_classifier(
-                    copy.deepcopy(classifier), train_set, params.train, seed=self.spec.seed, device=self.device,
-                    progress=self.progress,
-                )
+                with self.clock.phase("training"):
+                    return train_classifier(
+                        copy.deepcopy(classifier), train_set, params.train, seed=self.spec.seed, device=self.device,
+                        progress=self.progress,
+                    )
 
             classifier.load_state_dict(self.cache.get_or_create("weights", key, train))
             self._trained_classes = train_set.classes
@@ -221,6 +226,9 @@ class Workspace:
     def fingerprint(self, dataset: str) -> str:
         return self.datasets[dataset].fingerprint()
 
+    def images_id(self, dataset: str, samples: int | None = None) -> str:
+        return self._sampled(dataset, samples).fingerprint()
+
     def labels(self, dataset: str) -> torch.Tensor:
         return self.datasets[dataset].labels
 
@@ -242,7 +250,8 @@ class Workspace:
 
     def _predict(self, variant: str, built: BuiltModel, data: ImageSet, what: str) -> torch.Tensor:
         model, device = self._evaluation_copy(variant, built)
-        logits = predict_logits(model, data, device)
+        with self.clock.phase("prediction"):
+            logits = predict_logits(model, data, device)
         bad = int((~torch.isfinite(logits)).any(dim=1).sum())
         if bad:
             raise ModelError(
@@ -293,7 +302,8 @@ class Workspace:
         if memo not in self._corrupted_sets:
             data = self._sampled(dataset, samples)
             self.progress(f"corrupting '{dataset}' ({len(data)} images) with {corruption} at severity {severity}")
-            self._corrupted_sets[memo] = corrupt(data, corruption, severity, seed=self.spec.seed)
+            with self.clock.phase("corruption"):
+                self._corrupted_sets[memo] = corrupt(data, corruption, severity, seed=self.spec.seed)
             kept = self._corrupted_sets
             while len(kept) > 1 and sum(c.images.numel() for c in kept.values()) > _CORRUPTED_BYTES:
                 kept.pop(next(iter(kept)))
@@ -337,7 +347,7 @@ class Workspace:
             needed = max([needed] + [queries_for_bound(q, one_sided) for q in params.gated_percentiles()])
         plan = Plan(warmup=params.warmup, min_queries=needed, min_seconds=params.min_seconds)
         self.progress(f"timing {variant}: batch {params.batch_size}, {params.threads} thread(s), at least {needed} queries")
-        with torch_threads(params.threads):
+        with torch_threads(params.threads), self.clock.phase("latency"):
             reference = None
             if params.min_speedup is not None and variant != BASELINE:
                 reference = query_of(self.restored(BASELINE)[0], batch)
@@ -372,9 +382,10 @@ class Workspace:
             )
             model, _ = self._evaluation_copy(variant, built)
             fp32 = self._evaluation_copy(f"{variant} (parent)", parent)[0] if parent else None
-            result = robust_correct(
-                params.kind, settings, model, fp32, data.floats(), data.labels, self.spec.seed, params.queries
-            )
+            with self.clock.phase("attack"):
+                result = robust_correct(
+                    params.kind, settings, model, fp32, data.floats(), data.labels, self.spec.seed, params.queries
+                )
             agreement = torch.tensor([] if result.twin_agreement is None else [result.twin_agreement])
             return {"correct": result.correct, "found_by": result.found_by, "twin_agreement": agreement}
 
@@ -397,10 +408,11 @@ class Workspace:
             model, _ = self._evaluation_copy(variant, built)
             attacker = model if parent is None else fake_quant_twin(model, data.floats()[:2])
             settings = AttackSettings(strength, params.norm, params.steps, params.step_size, params.restarts)
-            findings = masking_findings(
-                params.kind, settings, attacker, model, data.floats(), data.labels, result,
-                len(data.classes), self.spec.seed, params.queries,
-            )
+            with self.clock.phase("attack"):
+                findings = masking_findings(
+                    params.kind, settings, attacker, model, data.floats(), data.labels, result,
+                    len(data.classes), self.spec.seed, params.queries,
+                )
             return {"findings": findings}
 
         return list(self.cache.get_or_create("masking", key, run)["findings"])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import torch
-from pydantic import model_validator
+from pydantic import ValidationInfo, model_validator
 
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.outcome import Gate, Outcome
+from robustgate.checks.regression import PerImage
 from robustgate.checks.stats import DISPLAY_LEVEL, paired_drop, wilson_interval
-from robustgate.spec.fields import DatasetRef, Params, Probability
+from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere
 from robustgate.spec.model import BASELINE
 
 
@@ -19,8 +20,9 @@ class AccuracyParams(Params):
     max_relative_drop: Probability | None = None  # the same, as a share of the baseline's accuracy
 
     @model_validator(mode="after")
-    def _some_gate(self) -> "AccuracyParams":
-        if self.min is None and self.max_drop is None and self.max_relative_drop is None:
+    def _some_gate(self, info: ValidationInfo) -> "AccuracyParams":
+        gates = (self.min, self.max_drop, self.max_relative_drop)
+        if all(g is None for g in gates) and not gated_elsewhere(info):
             raise ValueError("an accuracy contract needs a gate: min, max_drop or max_relative_drop")
         return self
 
@@ -41,6 +43,9 @@ class AccuracyContract(ContractKind):
     def applies_to_baseline(self, params: AccuracyParams) -> bool:
         return params.min is not None
 
+    def headline_metric(self, params: AccuracyParams) -> str:
+        return "accuracy"
+
     def check(self, evaluation: Evaluation, variant: str, params: AccuracyParams) -> Outcome:
         labels = evaluation.labels(params.on)
         correct = evaluation.logits(variant, params.on).argmax(dim=1) == labels
@@ -52,6 +57,7 @@ class AccuracyContract(ContractKind):
             accuracy=acc.estimate, accuracy_low=acc.low, accuracy_high=acc.high, correct=acc.successes, n=acc.n,
             interval_level=level,
         )
+        outcome.per_image["accuracy"] = PerImage(evaluation.images_id(params.on), correct)
         if params.min is not None:
             value = acc.estimate if read_low == "point" else acc.low
             outcome.gates.append(Gate("accuracy", ">=", params.min, acc.estimate, value, read_low))

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from robustgate.attacks import attack_kinds
 from robustgate.attacks.strength import Shares, Strength, Strengths, format_strength
 from robustgate.checks.accuracy import add_drop_gates, reading
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.outcome import Gate, Outcome
+from robustgate.checks.regression import PerImage
 from robustgate.checks.stats import wilson_interval
 from robustgate.registry import did_you_mean
-from robustgate.spec.fields import DatasetRef, Params, Probability
+from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere
 from robustgate.spec.model import BASELINE
 
 
@@ -48,7 +49,7 @@ class AttackParams(Params):
         return kind
 
     @model_validator(mode="after")
-    def _consistent(self) -> "AttackParams":
+    def _consistent(self, info: ValidationInfo) -> "AttackParams":
         attack = attack_kinds.get(self.kind)
         key, other = attack.strength, "amount" if attack.strength == "eps" else "eps"
         if getattr(self, other) is not None:
@@ -62,7 +63,8 @@ class AttackParams(Params):
             raise ValueError("an Linf eps above 1 covers the whole [0, 1] pixel range; did you mean 8/255 rather than 8?")
         if self.min_area is not None and len(set(self.strengths)) < 2:
             raise ValueError(f"min_area gates the area under a sweep: give {key}: a list of at least two values")
-        if all(g is None for g in (self.min, self.max_drop, self.max_relative_drop, self.min_area)):
+        gates = (self.min, self.max_drop, self.max_relative_drop, self.min_area)
+        if all(g is None for g in gates) and not gated_elsewhere(info):
             raise ValueError("an attack contract needs a gate: min, max_drop, max_relative_drop or min_area")
         return self
 
@@ -85,6 +87,9 @@ class AttackContract(ContractKind):
     def applies_to_baseline(self, params: AttackParams) -> bool:
         return params.min is not None or params.min_area is not None
 
+    def headline_metric(self, params: AttackParams) -> str:
+        return "robust_area" if params.sweep and len(set(params.strengths)) > 1 else "robust_accuracy"
+
     def check(self, evaluation: Evaluation, variant: str, params: AttackParams) -> Outcome:
         level, read_low = reading(evaluation.confidence, "lower")
         _, read_high = reading(evaluation.confidence, "upper")
@@ -101,6 +106,7 @@ class AttackContract(ContractKind):
                     **{f"broken_by_{method.replace('-', '_')}{at}": n for method, n in result.counts().items()},
                 }
             )
+            outcome.per_image[f"robust_accuracy{at}"] = PerImage(evaluation.images_id(params.on, params.samples), result.correct)
             if result.twin_agreement is not None:
                 outcome.metrics[f"twin_agreement{at}"] = result.twin_agreement
             if not params.sweep:

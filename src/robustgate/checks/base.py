@@ -32,6 +32,10 @@ class Evaluation(Protocol):
 
     def masking_findings(self, variant: str, params: Any) -> list[str]: ...
 
+    def images_id(self, dataset: str, samples: int | None = None) -> str:
+        """Identifies the exact images (and their order) of ``dataset`` or its ``samples`` subset."""
+        ...
+
     def sample(self, dataset: str, samples: int | None) -> torch.Tensor | None:
         """Indices of a stratified subset of ``dataset`` (None: every image)."""
         ...
@@ -55,6 +59,10 @@ class ContractKind:
     def applies_to_baseline(self, params: Any) -> bool:
         """Whether the uncompressed model gets an item too (not for gates relative to the baseline)."""
         return True
+
+    def headline_metric(self, params: Any) -> str | None:
+        """The metric ``max_regression: AMOUNT`` gates (None: the contract must name its metrics)."""
+        return None
 
     def check(self, evaluation: Evaluation, variant: str, params: Any) -> Outcome:
         raise NotImplementedError

@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from scipy.stats import bootstrap
 
 from robustgate.checks.accuracy import reading
@@ -32,7 +32,7 @@ from robustgate.checks.outcome import Gate, Outcome
 from robustgate.checks.stats import unpaired_difference, wilson_interval
 from robustgate.data.corruptions import SUITES, corruptions
 from robustgate.registry import did_you_mean
-from robustgate.spec.fields import DatasetRef, Params, Probability
+from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere
 from robustgate.spec.model import BASELINE
 
 Threshold = float | dict[str, float]
@@ -73,9 +73,9 @@ class CorruptionsParams(Params):
         return sorted(severities)
 
     @model_validator(mode="after")
-    def _gates(self) -> "CorruptionsParams":
+    def _gates(self, info: ValidationInfo) -> "CorruptionsParams":
         gates = {"min_accuracy": self.min_accuracy, "max_drop": self.max_drop, "max_relative_mce": self.max_relative_mce}
-        if all(g is None for g in gates.values()):
+        if all(g is None for g in gates.values()) and not gated_elsewhere(info):
             raise ValueError("a corruptions contract needs a gate: min_accuracy, max_drop or max_relative_mce")
         allowed = [_SUMMARY, _EACH, *self.names]
         for key, gate in gates.items():
@@ -111,6 +111,9 @@ class CorruptionsContract(ContractKind):
 
     def applies_to_baseline(self, params: CorruptionsParams) -> bool:
         return params.min_accuracy is not None
+
+    def headline_metric(self, params: CorruptionsParams) -> str:
+        return "mean_corruption_accuracy"
 
     def check(self, evaluation: Evaluation, variant: str, params: CorruptionsParams) -> Outcome:
         outcome = Outcome(contract=f"corruptions[{self.label(params)}]", variant=variant)

@@ -9,14 +9,14 @@ Speed-ups are the median of per-pair ratios of interleaved baseline and candidat
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from robustgate.checks.accuracy import reading
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.outcome import Gate, Outcome
 from robustgate.latency.measure import LatencyResult
 from robustgate.latency.percentiles import median_lower_bound, quantile, queries_for_bound
-from robustgate.spec.fields import Params
+from robustgate.spec.fields import Params, gated_elsewhere
 from robustgate.spec.model import BASELINE
 
 
@@ -36,9 +36,9 @@ class LatencyParams(Params):
     throughput_batch: int = Field(32, ge=1)
 
     @model_validator(mode="after")
-    def _some_gate(self) -> "LatencyParams":
+    def _some_gate(self, info: ValidationInfo) -> "LatencyParams":
         gates = (self.p50_ms, self.p90_ms, self.p99_ms, self.max_ms, self.min_speedup, self.max_slowdown, self.throughput)
-        if all(g is None for g in gates):
+        if all(g is None for g in gates) and not gated_elsewhere(info):
             raise ValueError(
                 "a latency contract needs a gate: p50_ms, p90_ms, p99_ms, max_ms, min_speedup, max_slowdown or throughput"
             )

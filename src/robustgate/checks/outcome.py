@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Number = float | int
 
@@ -51,6 +51,7 @@ class Outcome:
     findings: list[str] = field(default_factory=list)  # warnings about the evaluation itself (e.g. gradient masking)
     notes: list[str] = field(default_factory=list)  # context a reader needs (e.g. the machine a latency ran on)
     series: dict[str, list[float]] = field(default_factory=dict)  # distributions for plots (e.g. latency quantiles)
+    per_image: dict[str, Any] = field(default_factory=dict)  # metric -> PerImage, for paired regression gates
 
     @property
     def passed(self) -> bool:

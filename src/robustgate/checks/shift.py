@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from robustgate.checks.accuracy import add_drop_gates, reading
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.outcome import Gate, Outcome
 from robustgate.checks.stats import unpaired_difference, wilson_interval
 from robustgate.registry import did_you_mean
-from robustgate.spec.fields import DatasetRef, Params, Probability
+from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere
 from robustgate.spec.model import BASELINE
 
 PerTarget = Probability | dict[str, Probability]
@@ -33,14 +33,14 @@ class ShiftParams(Params):
     max_relative_drop: PerTarget | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ShiftParams":
+    def _consistent(self, info: ValidationInfo) -> "ShiftParams":
         if len(set(self.targets)) != len(self.targets):
             raise ValueError("targets: names a dataset twice")
         if self.source in self.targets:
             raise ValueError(f"'{self.source}' is the source; a target must be another dataset")
         gates = {"min": self.min, "max_gap": self.max_gap, "max_drop": self.max_drop,
                  "max_relative_drop": self.max_relative_drop}
-        if all(g is None for g in gates.values()):
+        if all(g is None for g in gates.values()) and not gated_elsewhere(info):
             raise ValueError("a shift contract needs a gate: min, max_gap, max_drop or max_relative_drop")
         for key, gate in gates.items():
             if isinstance(gate, dict) and not gate:
@@ -62,6 +62,9 @@ class ShiftContract(ContractKind):
 
     def applies_to_baseline(self, params: ShiftParams) -> bool:
         return params.min is not None or params.max_gap is not None
+
+    def headline_metric(self, params: ShiftParams) -> str:
+        return "worst_accuracy"
 
     def check(self, evaluation: Evaluation, variant: str, params: ShiftParams) -> Outcome:
         outcome = Outcome(contract=f"shift[{self.label(params)}]", variant=variant)

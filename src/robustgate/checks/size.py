@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.outcome import Gate, Outcome
-from robustgate.spec.fields import Params
+from robustgate.spec.fields import Params, gated_elsewhere
 
 BYTES_PER_MB = 1_000_000  # SI megabytes, as file sizes are usually quoted
 
@@ -18,8 +18,9 @@ class SizeParams(Params):
     max_macs: int | None = Field(None, ge=1)  # multiply-accumulates per image at the spec's input size
 
     @model_validator(mode="after")
-    def _some_gate(self) -> "SizeParams":
-        if all(value is None for value in (self.max_mb, self.max_ratio, self.max_params, self.max_macs)):
+    def _some_gate(self, info: ValidationInfo) -> "SizeParams":
+        gates = (self.max_mb, self.max_ratio, self.max_params, self.max_macs)
+        if all(value is None for value in gates) and not gated_elsewhere(info):
             raise ValueError("a size contract needs a gate: max_mb, max_ratio, max_params or max_macs")
         return self
 

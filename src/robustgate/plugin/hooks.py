@@ -19,6 +19,7 @@ from robustgate.reports.table import SummaryRow, render_summary
 
 if TYPE_CHECKING:
     from robustgate.cache import ArtifactCache
+    from robustgate.reports.baseline import BaselineRelease
     from robustgate.reports.results import ItemResult
     from robustgate.spec import Spec
     from robustgate.workspace import Workspace
@@ -55,6 +56,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where report.html, results.json and summary.md are written at the end of a run with contracts, "
         "also a failed or interrupted one (default: reports/ under the rootdir)",
     )
+    group.addoption(
+        "--robustgate-baseline",
+        metavar="PREV_JSON",
+        default=None,
+        help="the previous release's results (a results.json, or a file written by --robustgate-save-baseline): "
+        "max_regression gates compare with it, and the report shows each metric's change",
+    )
+    group.addoption(
+        "--robustgate-save-baseline",
+        metavar="PATH",
+        default=None,
+        help="also write this run's results with per-image outcomes to PATH, for the next release's "
+        "--robustgate-baseline (paired comparisons on the same images)",
+    )
     parser.addini("robustgate_cache_dir", "robustgate's artifact cache folder, relative to the rootdir", default=None)
     parser.addini(
         "robustgate_patterns",
@@ -77,10 +92,29 @@ class RobustgateSession:
         self.workspaces: dict[Path, Workspace] = {}
         self.rows: list[SummaryRow] = []
         self.results: list[ItemResult] = []
-        self.specs: dict[str, dict[str, str]] = {}  # spec path -> name and content hash, for results.json
+        self.specs: dict[str, dict[str, str]] = {}  # spec (as item ids name it) -> name and content hash
         self.started = time.perf_counter()
         self.collected: float | None = None
         self.report_error: str | None = None
+        self.per_image: dict[str, dict[str, Any]] = {}  # nodeid -> metric -> packed outcomes, for a saved baseline
+        self.baseline: BaselineRelease | None = None
+        chosen = config.getoption("robustgate_baseline", None)
+        if chosen:
+            from robustgate.errors import RobustgateError
+            from robustgate.reports.baseline import BaselineRelease
+
+            try:
+                self.baseline = BaselineRelease.load(self._path(chosen))
+            except RobustgateError as err:
+                raise pytest.UsageError(f"--robustgate-baseline: {err}") from None
+
+    @property
+    def saving_baseline(self) -> bool:
+        return bool(self.config.getoption("robustgate_save_baseline", None))
+
+    def _path(self, option: str) -> Path:
+        path = Path(option)
+        return path if path.is_absolute() else self.config.invocation_params.dir / path
 
     @property
     def cache(self) -> "ArtifactCache":
@@ -119,7 +153,13 @@ class RobustgateSession:
         if report.when == "call":
             self.rows.append(_summary_row(report, properties))
         if report.when == "call" or (report.when == "setup" and not report.passed):
-            self.results.append(_item_result(report, properties))
+            result = _item_result(report, properties)
+            if self.baseline is not None:
+                result.previous = self.baseline.compared(report.nodeid, result.metrics)
+            self.results.append(result)
+            per_image = (getattr(report, "robustgate", None) or {}).get("per_image")
+            if per_image:
+                self.per_image[report.nodeid] = per_image
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
@@ -127,11 +167,19 @@ class RobustgateSession:
         record = getattr(item, "robustgate_record", None)
         if call.when == "call" and record is not None:
             report.robustgate = record  # a plain dict: pytest-xdist carries it from the worker
+            if self.config.getoption("htmlpath", None):  # pytest-html is writing a report: add our rows' extras
+                from dataclasses import asdict
+
+                from robustgate.plugin.html_extras import item_extras
+
+                result = _item_result(report, dict(report.user_properties))
+                report.extras = [*getattr(report, "extras", []), *item_extras(asdict(result))]
         spec = getattr(item, "spec", None)
-        if spec is not None and str(spec.path) not in self.specs:
+        key = item.nodeid.split("::")[0]  # as items name their spec: relative, so shards from other checkouts agree
+        if spec is not None and key not in self.specs:
             from robustgate.reports.results import spec_digest
 
-            self.specs[str(spec.path)] = {"name": spec.name, "sha256": spec_digest(spec.path)}
+            self.specs[key] = {"name": spec.name, "sha256": spec_digest(spec.path)}
         return report
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -146,12 +194,19 @@ class RobustgateSession:
 
         end = time.perf_counter()
         timings = {"total_seconds": end - self.started, "contracts_seconds": sum(r.duration for r in self.results)}
+        for result in self.results:  # where the contracts' time went: training, compression, prediction, ...
+            for phase, seconds in result.phases.items():
+                timings[f"{phase}_seconds"] = timings.get(f"{phase}_seconds", 0.0) + seconds
         if self.collected is not None:
             timings["collection_seconds"] = self.collected - self.started
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         doc = document(self.results, self.specs, int(exitstatus), interrupted, timings)
+        if self.baseline is not None:
+            doc["baseline"] = self.baseline.describe()
         folder = self._report_dir()
         write_json(folder / "results.json", doc)
+        if self.saving_baseline:
+            write_json(self._path(self.config.getoption("robustgate_save_baseline")), {**doc, "per_image": self.per_image})
         (folder / "summary.md").write_text(render_markdown(doc), encoding="utf-8")
         try:
             (folder / "report.html").write_text(render_html(doc), encoding="utf-8")
@@ -190,8 +245,7 @@ def _summary_row(report: pytest.TestReport, properties: dict[str, Any]) -> Summa
     result = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}.get(_outcome(report, properties), "ERROR")
     detail = properties.get("robustgate.headline")
     if detail is None:
-        text = str(report.longrepr or "").strip().splitlines()
-        detail = text[0] if text else ""
+        detail = _first_line(report)
     return SummaryRow(
         spec=report.nodeid.split("::")[0],
         model=str(properties["robustgate.model"]),
@@ -199,6 +253,13 @@ def _summary_row(report: pytest.TestReport, properties: dict[str, Any]) -> Summa
         result=result,
         detail=str(detail),
     )
+
+
+def _first_line(report: pytest.TestReport) -> str:
+    """A skip's reason (pytest keeps it as (file, line, "Skipped: why")) or an error's first line."""
+    text = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr or "")
+    text = text.strip().removeprefix("Skipped: ")
+    return text.splitlines()[0] if text else ""
 
 
 def _item_result(report: pytest.TestReport, properties: dict[str, Any]) -> "ItemResult":
@@ -211,16 +272,14 @@ def _item_result(report: pytest.TestReport, properties: dict[str, Any]) -> "Item
         if key.startswith("robustgate.") and isinstance(value, (int, float)) and not isinstance(value, bool):
             metrics[key.removeprefix("robustgate.")] = finite(value)
     gates = [{**gate, **{k: finite(gate[k]) for k in ("threshold", "estimate", "value")}} for gate in record.get("gates", [])]
-    message = ""
-    if outcome in ("error", "skipped"):
-        text = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr or "")
-        message = text.strip().splitlines()[0] if text.strip() else ""
+    message = _first_line(report) if outcome in ("error", "skipped") else ""
     return ItemResult(
         nodeid=report.nodeid, spec=report.nodeid.split("::")[0], model=str(properties["robustgate.model"]),
         contract=str(properties["robustgate.contract"]), outcome=outcome, duration=float(report.duration),
         metrics=metrics, gates=gates, findings=list(record.get("findings", [])), notes=list(record.get("notes", [])),
         message=message, technique=str(properties.get("robustgate.technique", "")),
         series={name: [v for v in map(float, values) if math.isfinite(v)] for name, values in record.get("series", {}).items()},
+        phases={name: float(seconds) for name, seconds in record.get("phases", {}).items()},
     )
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from robustgate.checks import contract_kinds
 from robustgate.errors import RobustgateError
-from robustgate.plugin.verdict import ContractViolation, EvaluationWarning, format_violation
+from robustgate.plugin.verdict import BaselineWarning, ContractViolation, EvaluationWarning, format_violation
 from robustgate.spec import Contract, Spec, load_spec
 from robustgate.plan import applies, models
 
@@ -103,6 +103,7 @@ class ContractItem(pytest.Function):
         self.user_properties += [("robustgate.model", self.variant), ("robustgate.contract", self.name),
                                  ("robustgate.technique", technique(spec, self.variant))]
         self.robustgate_record: dict[str, Any] | None = None  # the outcome, for results.json (see hooks)
+        self.phase_seconds: dict[str, float] = {}
 
     def run_latency(self, benchmark: Any) -> None:
         from robustgate.plugin.benchmark import LatencyEvaluation, disabled_by_user, previous_p50_ms, under_xdist
@@ -133,15 +134,33 @@ class ContractItem(pytest.Function):
         from robustgate.plugin.hooks import session_of
 
         workspace = session_of(self.config).workspace(self.spec)
+        before = dict(workspace.clock.seconds)
         try:
             outcome = contract_kinds.get(self.contract.kind).check(evaluation or workspace, self.variant, self.contract.params)
         except RobustgateError as err:  # e.g. a `samples:` the data cannot satisfy: point at the contract
             raise err.at(self.spec.where(self.contract.line)) from None
+        self.phase_seconds = workspace.clock.since(before)  # this item's share of training, prediction, ...
+        unread = self._regression_gates(outcome, workspace.confidence) if self.contract.max_regression else None
+        if not outcome.gates and unread:
+            # nothing to compare with yet: skip, but keep what was measured so a saved baseline holds it
+            self._record(outcome, workspace)
+            pytest.skip(f"max_regression not read: {unread}, and this contract gates nothing else")
         if not outcome.gates:  # a contract that checked nothing must not count as kept
             why = f": {'; '.join(outcome.findings)}" if outcome.findings else ""
             raise RobustgateError(
                 f"{self.contract.kind} contract read no gate on {self.variant}{why}", where=self.spec.where(self.contract.line)
             )
+        self._record(outcome, workspace)
+        self.user_properties.append(("robustgate.verdict", "pass" if outcome.passed else "fail"))
+        self.user_properties.append(("robustgate.headline", outcome.headline()))
+        if not outcome.passed:
+            raise ContractViolation(outcome, self.name, self.spec.where(self.contract.line), self._source_line())
+        return outcome
+
+    def _record(self, outcome: Any, workspace: Any) -> None:
+        """What the item measured, for JUnit properties, the warnings summary and results.json."""
+        from robustgate.plugin.hooks import session_of
+
         for metric, value in {**outcome.metrics, **workspace.size_metrics(self.variant)}.items():
             self.user_properties.append((f"robustgate.{metric}", value))
         for finding in outcome.findings:  # shown in pytest's warnings summary; a failure only under strict: true
@@ -155,12 +174,31 @@ class ContractItem(pytest.Function):
             "findings": list(outcome.findings),
             "notes": list(outcome.notes),
             "series": {name: list(values) for name, values in outcome.series.items()},
+            "phases": dict(self.phase_seconds),
         }
-        self.user_properties.append(("robustgate.verdict", "pass" if outcome.passed else "fail"))
-        self.user_properties.append(("robustgate.headline", outcome.headline()))
-        if not outcome.passed:
-            raise ContractViolation(outcome, self.name, self.spec.where(self.contract.line), self._source_line())
-        return outcome
+        if session_of(self.config).saving_baseline:  # bit-packed: small enough to travel from xdist workers
+            self.robustgate_record["per_image"] = {m: images.to_json() for m, images in outcome.per_image.items()}
+
+    def _regression_gates(self, outcome: Any, confidence: float | str) -> str | None:
+        """``max_regression:`` against the release given by --robustgate-baseline; says why when it read none."""
+        from robustgate.checks.regression import add_regression_gates
+        from robustgate.plugin.hooks import session_of
+
+        release = session_of(self.config).baseline
+        previous = release.previous(self.nodeid) if release is not None else None
+        if previous is None:
+            why = ("no --robustgate-baseline PREV.json was given" if release is None
+                   else f"the baseline {release.path.name} has no result for this item")
+            outcome.notes.append(f"max_regression not read: {why}")
+            warnings.warn(BaselineWarning(f"{self.variant} :: {self.name}: max_regression not read: {why}"), stacklevel=1)
+            return why
+        try:
+            unread = add_regression_gates(outcome, self.contract.max_regression, previous, confidence, outcome.per_image)
+        except RobustgateError as err:
+            raise err.at(self.spec.where(self.contract.line)) from None
+        for why in unread:
+            warnings.warn(BaselineWarning(f"{self.variant} :: {self.name}: max_regression not read: {why}"), stacklevel=1)
+        return "; ".join(unread) or None
 
     def _source_line(self) -> str:
         try:

@@ -20,6 +20,10 @@ class EvaluationWarning(UserWarning):
     """The evaluation behind a result may be too weak to trust (e.g. signs of gradient masking)."""
 
 
+class BaselineWarning(UserWarning):
+    """A ``max_regression`` gate could not be read: no previous release to compare with."""
+
+
 def format_violation(err: ContractViolation) -> str:
     outcome, metrics = err.outcome, err.outcome.metrics
     rows = [("gate", "measured", "read as", "threshold", "result")]

@@ -27,6 +27,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
     if doc.get("interrupted"):
         lines.append("")
         lines.append("The run was interrupted: contracts that did not run are missing.")
+    if doc.get("baseline"):
+        lines += ["", f"Compared with the previous release `{doc['baseline']['path']}` (`regression.*` gates: positive is worse)."]
     lines += ["", "| spec | model | contract | result | measured |", "|---|---|---|---|---|"]
     for item in items:
         failing = [g for g in item["gates"] if not g["passed"]]

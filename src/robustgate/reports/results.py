@@ -29,6 +29,23 @@ SCHEMA: dict[str, Any] = {
         "schema_version": {"const": SCHEMA_VERSION},
         "exit_status": {"type": "integer"},
         "interrupted": {"type": "boolean"},
+        "baseline": {  # the previous release compared with (--robustgate-baseline)
+            "type": "object",
+            "required": ["path", "sha256"],
+            "properties": {"path": {"type": "string"}, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+        },
+        "per_image": {  # only in files written by --robustgate-save-baseline: nodeid -> metric -> outcomes
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["images", "n", "correct"],
+                    "properties": {"images": {"type": "string"}, "n": {"type": "integer", "minimum": 1},
+                                   "correct": {"type": "string", "contentEncoding": "base64"}},
+                },
+            },
+        },
         "environment": {
             "type": "object",
             "required": ["python", "platform", "cpu", "torch", "torchvision", "quantized_engine", "robustgate"],
@@ -77,6 +94,8 @@ SCHEMA: dict[str, Any] = {
                     "notes": {"type": "array", "items": {"type": "string"}},
                     "message": {"type": "string"},
                     "technique": {"type": "string"},
+                    "previous": {"type": "object", "additionalProperties": _NUMBER},
+                    "phases": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
                     "series": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "number"}}},
                 },
             },
@@ -105,6 +124,8 @@ class ItemResult:
     message: str = ""
     technique: str = ""  # the variant's compression steps, e.g. "prune+int8" ("baseline" for the reference)
     series: dict[str, list[float]] = field(default_factory=dict)  # distributions, e.g. latency_ms percentiles 0..100
+    previous: dict[str, float | None] = field(default_factory=dict)  # the baseline release's values (--robustgate-baseline)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds this item spent training, predicting, attacking, ...
 
 
 def finite(value: Any) -> float | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo
 
 
 class Params(BaseModel):
@@ -19,6 +19,11 @@ class Params(BaseModel):
     (``min: true`` or ``min: "0.9"`` is a type error, not 1.0 or 0.9), and never change after parsing."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
+
+
+def gated_elsewhere(info: ValidationInfo) -> bool:
+    """Whether the contract has gates outside its kind's keys (``max_regression:``), so it may have none of its own."""
+    return bool(info.context and info.context.get("regression_gates"))
 
 
 class _DatasetRefMarker:

@@ -142,6 +142,7 @@ class Contract:
     variants: tuple[str, ...] | None  # None: every variant (and the baseline where it applies)
     line: int
     index: int  # position under `contracts:`, for stable ids
+    max_regression: dict[str, float] | None = None  # metric -> how much worse than the previous release it may get
 
 
 @dataclass(frozen=True)

@@ -125,9 +125,9 @@ class _SpecBuilder:
         listing = "\n".join(f"  {self.lines.path}:{line}: {message}" for line, message in self.problems)
         raise SpecError(f"{len(self.problems)} problems in {self.lines.path}:\n{listing}")
 
-    def validate(self, model: type[BaseModel], value: Any, loc: Loc) -> Any:
+    def validate(self, model: type[BaseModel], value: Any, loc: Loc, context: dict[str, Any] | None = None) -> Any:
         try:
-            return model.model_validate(value if value is not None else {})
+            return model.model_validate(value if value is not None else {}, context=context)
         except ValidationError as err:
             for error in err.errors(include_url=False):
                 self.report_pydantic(model, loc, error)
@@ -269,19 +269,53 @@ class _SpecBuilder:
                     self.problem(loc, "`variants:` is given twice, beside the contract and inside it; keep one")
                     continue
                 restrict = params_raw.pop("variants")
-            params = self.validate(contract_kind.Params, params_raw, loc + (kind,))
+            regression_raw = params_raw.pop("max_regression", None)
+            context = {"regression_gates": regression_raw is not None}
+            params = self.validate(contract_kind.Params, params_raw, loc + (kind,), context)
             names = self.restriction(restrict, loc, variants)
             if params is None or names is False:
                 continue
-            if names and BASELINE in names and not contract_kind.applies_to_baseline(params):
+            regression = self.regression_limits(regression_raw, contract_kind, params, loc + (kind, "max_regression"))
+            if regression is False:
+                continue
+            if names and BASELINE in names and not contract_kind.applies_to_baseline(params) and not regression:
                 self.problem(
                     loc,
                     f"this {kind} contract only has gates relative to the baseline, so it has nothing to check on "
                     "`baseline` itself; remove baseline from `variants:` or add an absolute gate such as `min:`",
                 )
                 continue
-            contracts.append(Contract(kind, params, names, self.lines.line(loc), index))
+            contracts.append(Contract(kind, params, names, self.lines.line(loc), index, regression or None))
         return contracts
+
+    def regression_limits(self, raw: Any, kind: Any, params: Any, loc: Loc) -> dict[str, float] | None | bool:
+        """``max_regression: 0.01`` (the kind's headline metric) or ``{metric: amount}``; False after a problem."""
+        from robustgate.checks.regression import higher_is_better
+
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            headline = kind.headline_metric(params)
+            if headline is None:
+                self.problem(loc, "name the metrics this contract may not get worse in, e.g. max_regression: {p90_ms: 0.5}")
+                return False
+            raw = {headline: raw}
+        if not raw:
+            self.problem(loc, "an empty mapping gates nothing; give metric: amount pairs, e.g. {accuracy: 0.01}")
+            return False
+        limits = {}
+        for metric, amount in raw.items():
+            if not isinstance(metric, str) or higher_is_better(metric) is None:
+                self.problem(
+                    loc, f"'{metric}' is not a metric that can regress (counts, bounds and settings cannot); "
+                    "name a quality such as accuracy, robust_accuracy, mean_corruption_accuracy, p90_ms or bytes",
+                )
+                return False
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 <= amount < float("inf"):
+                self.problem(loc + (metric,), f"expected how much worse {metric} may get, a number >= 0 in its own units")
+                return False
+            limits[metric] = float(amount)
+        return limits
 
     def restriction(self, restrict: Any, loc: Loc, variants: dict[str, Variant]) -> tuple[str, ...] | None | bool:
         if restrict is None:

@@ -1,0 +1,60 @@
+"""Metrics reach the other reports a CI already reads: JUnit XML (any junit_family, without warnings;
+from pytest-xdist workers: see test_results_json) and pytest-html's page (each row's gates and plot)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+
+
+@pytest.fixture(scope="module")
+def run_options(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ...]:
+    """One cache for the module: the tiny model is trained and quantized once, not once per run."""
+    return (f"--robustgate-cache-dir={tmp_path_factory.mktemp('cache')}", "-p", "no:cacheprovider")
+
+
+def _cases(path) -> dict[str, dict[str, str]]:
+    root = ET.parse(path).getroot()  # a real XML parser: the file must be well-formed
+    return {
+        f"{case.get('classname')}.{case.get('name')}": {p.get("name"): p.get("value") for p in case.iter("property")}
+        for case in root.iter("testcase")
+    }
+
+
+@pytest.mark.parametrize("family", [None, "xunit1", "xunit2", "legacy"])
+def test_junit_properties_under_every_family_without_warnings(tiny_project: pytest.Pytester, run_options, family: str | None) -> None:
+    options = ["-o", f"junit_family={family}"] if family else []
+    result = tiny_project.runpytest(*run_options, "--junitxml=j.xml", "-W", "error::pytest.PytestWarning", *options)
+    result.assert_outcomes(passed=3, warnings=0)
+    cases = _cases(tiny_project.path / "j.xml")
+    assert len(cases) == 3
+    for name, props in cases.items():
+        assert props["robustgate.contract"] in name and props["robustgate.verdict"] == "pass"
+        assert 0 < float(props["robustgate.accuracy"]) <= 1 and int(props["robustgate.n"]) > 0
+    printed = next(props for name, props in cases.items() if name.endswith("accuracy[printed]"))
+    assert float(printed["robustgate.drop_high"]) >= float(printed["robustgate.drop"])
+
+
+PLOTTED = "  - corruptions: {on: handwritten, suite: [contrast, gaussian_noise], severities: [1, 5], samples: 40, min_accuracy: 0.0}\n"
+
+
+def test_pytest_html_rows_carry_gates_and_plots(tiny_project: pytest.Pytester, write_spec, run_options) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    write_spec(spec.replace("on: printed, max_drop: 0.15", "on: printed, max_drop: 0.0") + PLOTTED, "tiny.yaml")
+    tiny_project.runpytest(*run_options, "--html=ph.html", "--self-contained-html").assert_outcomes(passed=4, failed=1)
+    page = (tiny_project.path / "ph.html").read_text()
+    # pytest-html keeps its rows as JSON in an attribute of the page
+    blob = json.loads(html.unescape(re.search(r'data-jsonblob="(.*?)"', page, re.S).group(1)))
+    extras = {
+        test_id: " ".join(extra["content"] for run in runs for extra in run.get("extras", []))
+        for test_id, runs in blob["tests"].items()
+    }
+    broken = next(text for test_id, text in extras.items() if test_id.endswith("int8::accuracy[printed]"))
+    assert "drop " in broken and "&lt;= 0" in broken and "<b>FAIL</b>" in broken
+    heatmaps = [text for test_id, text in extras.items() if "corruptions[" in test_id]
+    assert len(heatmaps) == 2 and all("data:image/png;base64," in text for text in heatmaps)
