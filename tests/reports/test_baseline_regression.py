@@ -71,13 +71,16 @@ def test_a_saved_baseline_gates_the_next_release_image_by_image(tiny_project: py
     worse.stdout.fnmatch_lines(["*regression.accuracy*paired*<= 0.05*FAIL*"])
 
 
-def test_a_plain_results_file_is_a_baseline_compared_by_estimates(tiny_project: pytest.Pytester, write_spec) -> None:
+def test_a_plain_results_file_is_a_baseline_compared_as_independent_proportions(tiny_project: pytest.Pytester, write_spec) -> None:
     _spec(tiny_project, write_spec)
     tiny_project.runpytest(*RUN, "--robustgate-save-baseline=prev.json")
     (tiny_project.path / "plain.json").write_text((tiny_project.path / "reports" / "results.json").read_text())
-    tiny_project.runpytest(*RUN, "--robustgate-baseline=plain.json").assert_outcomes(passed=3)
+    # no per-image results: the accuracies and image counts of the two runs, as independent proportions,
+    # whose interval on 200 printed digits is too wide to show that nothing was lost (paired, it passed)
+    tiny_project.runpytest(*RUN, "--robustgate-baseline=plain.json").assert_outcomes(passed=2, failed=1)
     gate = next(g for g in _items(tiny_project.path / "reports" / "results.json")["int8::accuracy[printed]"]["gates"])
-    assert gate["metric"] == "regression.accuracy" and gate["read"] == "point"
+    assert gate["metric"] == "regression.accuracy" and gate["read"] == "upper 95% bound, unpaired"
+    assert gate["estimate"] == 0.0 and 0.05 < gate["value"] < 0.15 and gate["passed"] is False
 
 
 def test_an_unreadable_baseline_stops_the_run_with_one_message(tiny_project: pytest.Pytester) -> None:
@@ -158,3 +161,71 @@ def test_every_metric_name_reads_one_way() -> None:
     assert higher_is_better("accuracy@webcam") and higher_is_better("robust_accuracy@8/255")
     assert higher_is_better("p99_ms") is False and higher_is_better("relative_mce") is False
     assert higher_is_better("n") is None and higher_is_better("accuracy_high") is None
+
+
+def test_a_baseline_of_another_spec_path_fails_the_items_instead_of_passing_them(tiny_project: pytest.Pytester, write_spec) -> None:
+    _spec(tiny_project, write_spec)
+    moved = {"schema_version": 1, "items": [{"nodeid": "robustness_specs/old.yaml::int8::accuracy[printed]", "metrics": {"accuracy": 0.7}}]}
+    (tiny_project.path / "moved.json").write_text(json.dumps(moved))
+    result = tiny_project.runpytest(*RUN, "--robustgate-baseline=moved.json")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(["*tiny.yaml:17: the baseline *moved.json holds no results of robustness_specs/tiny.yaml "
+                                 "(it has: robustness_specs/old.yaml)*", "*fix: run pytest from the rootdir*"])
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ({"per_image": ["x"]}, "'per_image' is not a mapping"),
+        ({"per_image": {"a::b": {"accuracy": {"images": "i", "n": 9, "correct": "AA=="}}}}, "'n' = 9 does not match 1 packed bytes"),
+        ({"per_image": {"a::b": {"accuracy": {"images": "i", "n": 3, "correct": "not base64!"}}}}, "per_image of a::b, accuracy"),
+        ({"items": [{"nodeid": "a::b", "metrics": {"accuracy": "high"}}]}, "the metrics of a::b are not all numbers"),
+        ({"items": [{"metrics": {}}]}, "items[0] has no 'nodeid' string"),
+    ],
+)
+def test_a_damaged_baseline_is_one_clear_error(tmp_path, damage: dict, message: str) -> None:
+    from robustgate.reports.baseline import BaselineRelease
+
+    path = tmp_path / "prev.json"
+    path.write_text(json.dumps({"schema_version": 1, "items": [], **damage}))
+    with pytest.raises(RobustgateError, match="the baseline is damaged") as caught:
+        BaselineRelease.load(path)
+    assert message in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_thresholds_are_not_settings_but_what_is_measured_is(write_spec) -> None:
+    from robustgate.plugin.items import settings_digest
+    from robustgate.spec import load_spec
+
+    def digest(attack: str) -> str:
+        path = write_spec(f"""\
+            robustgate: 1
+            model: {{arch: resnet18, weights: w.pt, input: {{size: [32, 32]}}}}
+            datasets: {{test: {{builtin: digits, domain: handwritten}}}}
+            contracts:
+              - attack: {{{attack}}}
+            """)
+        return settings_digest(load_spec(path).contracts[0])
+
+    same = digest("kind: pgd, eps: 8/255, on: test, min: 0.2")
+    assert digest("kind: pgd, eps: 8/255, on: test, min: 0.3, max_regression: 0.01") == same
+    assert digest("kind: pgd, eps: 4/255, on: test, min: 0.2") != same
+    assert digest("kind: pgd, eps: 8/255, on: test, min: 0.2, steps: 20") != same
+
+
+def test_the_paired_gate_reads_the_upper_bound_of_what_was_lost() -> None:
+    before = PerImage("same", torch.tensor([True] * 80 + [False] * 20))
+    now = PerImage("same", torch.tensor([True] * 70 + [False] * 30))  # 10 images lost, none gained
+    outcome = Outcome("accuracy[x]", "int8", {"accuracy": 0.7})
+    add_regression_gates(outcome, {"accuracy": 0.15}, Previous({"accuracy": 0.8}, {"accuracy": before}), 0.95, {"accuracy": now})
+    gate = outcome.gates[0]
+    assert gate.read == "upper 95% bound, paired" and gate.estimate == pytest.approx(0.1)
+    assert 0.15 < gate.value < 0.2 and not gate.passed  # 10 of 100 lost: the bound passes 0.15
+
+
+def test_timings_from_another_cpu_are_not_compared() -> None:
+    outcome = _outcome(p90_ms=9.0, accuracy=0.9)
+    unread = add_regression_gates(outcome, {"p90_ms": 0.5, "accuracy": 0.01},
+                                  Previous({"p90_ms": 5.0, "accuracy": 0.9}, cpu="CPU A"), 0.95, {}, cpu="CPU B")
+    assert [g.metric for g in outcome.gates] == ["regression.accuracy"]
+    assert unread == ["the baseline release timed p90_ms on another CPU (CPU A; this run: CPU B)"]

@@ -126,6 +126,10 @@ def test_another_schema_version_is_refused_even_when_mismatches_are_allowed() ->
         merge_results(docs, allow_mismatch=True)
     with pytest.raises(MergeRefused, match="not a robustgate results document"):
         merge_results([("a.json", {"schema_version": 1, "items": []})])
+    broken = shard("int8")
+    del broken["items"][0]["gates"]
+    with pytest.raises(MergeRefused, match=r"^b.json: item .*::int8::accuracy\[handwritten\] lacks gates"):
+        merge_results([("a.json", shard("baseline")), ("b.json", broken)])
 
 
 def test_different_baselines_are_refused_unless_allowed() -> None:

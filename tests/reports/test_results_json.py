@@ -79,10 +79,13 @@ def test_an_interrupted_run_still_writes_what_ran(tiny_project: pytest.Pytester)
 
 
 def test_xdist_workers_report_into_one_results_file(tiny_project: pytest.Pytester, junit_properties) -> None:
-    result = tiny_project.runpytest_subprocess("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-n", "2", "--junitxml=j.xml")
+    result = tiny_project.runpytest_subprocess("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-n", "2",
+                                               "--junitxml=j.xml", "--robustgate-save-baseline=prev.json")
     result.assert_outcomes(passed=3, warnings=0)
     doc = _results(tiny_project)
     assert len(doc["items"]) == 3 and all(item["gates"] for item in doc["items"])
+    per_image = json.loads((tiny_project.path / "prev.json").read_text())["per_image"]  # packed outcomes cross too
+    assert sorted(per_image) == sorted(item["nodeid"] for item in doc["items"])
     junit = junit_properties(tiny_project.path / "j.xml")  # the workers' metrics reach the controller's XML too
     assert len(junit) == 3 and all(float(props["robustgate.accuracy"]) > 0 for props in junit.values())
 

@@ -36,6 +36,7 @@ def reading(confidence: float | str, side: str) -> tuple[float, str]:
 
 class AccuracyContract(ContractKind):
     Params = AccuracyParams
+    gate_keys = frozenset({"min", "max_drop", "max_relative_drop"})
 
     def label(self, params: AccuracyParams) -> str:
         return params.on

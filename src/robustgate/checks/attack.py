@@ -80,6 +80,7 @@ class AttackParams(Params):
 
 class AttackContract(ContractKind):
     Params = AttackParams
+    gate_keys = frozenset({"min", "max_drop", "max_relative_drop", "min_area", "strict"})
 
     def label(self, params: AttackParams) -> str:
         return f"{params.kind}@{params.on}"
@@ -88,7 +89,10 @@ class AttackContract(ContractKind):
         return params.min is not None or params.min_area is not None
 
     def headline_metric(self, params: AttackParams) -> str:
-        return "robust_area" if params.sweep and len(set(params.strengths)) > 1 else "robust_accuracy"
+        if not params.sweep:
+            return "robust_accuracy"
+        points = set(params.strengths)  # a list of one strength still names its metric by it
+        return "robust_area" if len(points) > 1 else f"robust_accuracy@{format_strength(points.pop())}"
 
     def check(self, evaluation: Evaluation, variant: str, params: AttackParams) -> Outcome:
         level, read_low = reading(evaluation.confidence, "lower")

@@ -51,6 +51,12 @@ class ContractKind:
     """One registered kind of contract; subclasses declare ``Params`` and implement :meth:`check`."""
 
     Params: ClassVar[type[Params]]
+    gate_keys: ClassVar[frozenset[str]] = frozenset()  # thresholds: keys that change no measurement
+
+    def settings(self, params: Any) -> str:
+        """What the contract measures, as JSON without its thresholds: a previous release's numbers
+        compare with this run's only where this is the same (see ``max_regression``)."""
+        return params.model_dump_json(exclude=set(self.gate_keys))
 
     def label(self, params: Any) -> str:
         """What goes in brackets in the item id, e.g. the dataset of ``accuracy[printed]``."""

@@ -101,6 +101,7 @@ class CorruptionsParams(Params):
 
 class CorruptionsContract(ContractKind):
     Params = CorruptionsParams
+    gate_keys = frozenset({"min_accuracy", "max_drop", "max_relative_mce"})
 
     def label(self, params: CorruptionsParams) -> str:
         if isinstance(params.suite, str):

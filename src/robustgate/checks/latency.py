@@ -55,6 +55,7 @@ class LatencyParams(Params):
 
 class LatencyContract(ContractKind):
     Params = LatencyParams
+    gate_keys = frozenset({"p50_ms", "p90_ms", "p99_ms", "max_ms", "min_speedup", "max_slowdown", "throughput"})
 
     def applies_to_baseline(self, params: LatencyParams) -> bool:
         return any(g is not None for g in (params.p50_ms, params.p90_ms, params.p99_ms, params.max_ms, params.throughput))

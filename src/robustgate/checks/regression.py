@@ -4,8 +4,9 @@ Any contract may carry ``max_regression: 0.01`` (its headline metric, e.g. ``acc
 ``max_regression: {accuracy: 0.01, p90_ms: 0.5}``; amounts are in the metric's own units. The previous
 release's values come from ``--robustgate-baseline PREV.json``. Accuracy-like metrics whose per-image
 results were saved with ``--robustgate-save-baseline`` are compared image by image (Newcombe's paired
-interval) when both releases saw the same images, else as independent proportions; every other
-metric is compared by its point estimates.
+interval) when both releases saw the same images, else as independent proportions (also from a plain
+results.json, by accuracy and image count); every other metric (latency, corruption summaries) is
+compared by its point estimates, timings only when both releases ran on the same CPU.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from robustgate.checks.outcome import Gate, Outcome
-from robustgate.checks.stats import DISPLAY_LEVEL, paired_drop, unpaired_difference, wilson_interval
+from robustgate.checks.stats import paired_drop, unpaired_difference, wilson_interval
 from robustgate.errors import RobustgateError
 
 # Which way is better, by metric name (the part before any "@target" or "@eps").
@@ -62,9 +63,12 @@ class PerImage:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "PerImage":
-        bits = np.frombuffer(base64.b64decode(data["correct"]), dtype=np.uint8)
-        correct = np.unpackbits(bits)[: int(data["n"])].astype(bool)
-        return cls(str(data["images"]), torch.from_numpy(correct))
+        """Raises ValueError (or KeyError, TypeError) for anything :meth:`to_json` would not have written."""
+        n, images = data["n"], data["images"]
+        bits = np.frombuffer(base64.b64decode(data["correct"], validate=True), dtype=np.uint8)
+        if not isinstance(images, str) or isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= 8 * len(bits) < n + 8:
+            raise ValueError(f"'n' = {n!r} does not match {len(bits)} packed bytes, or 'images' is not a string")
+        return cls(images, torch.from_numpy(np.unpackbits(bits)[:n].astype(bool)))
 
 
 @dataclass
@@ -74,14 +78,18 @@ class Previous:
     metrics: dict[str, float | None]
     per_image: dict[str, PerImage] = field(default_factory=dict)
     source: str = "the baseline release"
+    settings: str | None = None  # digest of the contract's settings then (None: not recorded)
+    cpu: str | None = None  # where it ran: timings compare only on the same CPU
 
 
 def add_regression_gates(
     outcome: Outcome, limits: dict[str, float], previous: Previous, confidence: float | str, per_image: dict[str, PerImage],
+    cpu: str | None = None,
 ) -> list[str]:
     """A ``regression.METRIC`` gate per limit: how much worse than ``previous`` (positive: worse).
 
-    Returns why a limit was not read (the previous release has no value for its metric), also noted on the outcome."""
+    Returns why limits were not read (the previous release has no value for the metric, or timed it on
+    another CPU); each reason is also noted on the outcome."""
     unread = []
     for metric, allowed in limits.items():
         direction = higher_is_better(metric)
@@ -91,13 +99,20 @@ def add_regression_gates(
                 f"it can compare: {', '.join(comparable(outcome.metrics)) or 'nothing'}"
             )
         before = previous.metrics.get(metric)
-        if before is None:
-            unread.append(f"{previous.source} has no value for {metric}")
-            outcome.notes.append(f"max_regression not read: {unread[-1]}")
+        why = None
+        if not isinstance(before, (int, float)) or isinstance(before, bool):
+            why = f"{previous.source} has no value for {metric}"
+        elif _timed(metric) and previous.cpu and cpu and previous.cpu != cpu:
+            why = f"{previous.source} timed {metric} on another CPU ({previous.cpu}; this run: {cpu})"
+        if why:
+            unread.append(why)
+            outcome.notes.append(f"max_regression not read: {why}")
             continue
         now = float(outcome.metrics[metric])
         worse = (before - now) if direction else (now - before)
-        value, read = _bound(metric, worse, previous.per_image.get(metric), per_image.get(metric), confidence)
+        value, read = worse, "point"
+        if direction and confidence != "point":
+            value, read = _upper_bound(metric, outcome.metrics, previous, per_image, float(confidence), previous.source)
         outcome.metrics[f"previous.{metric}"] = before
         outcome.metrics[f"regression.{metric}"] = worse
         if read != "point":
@@ -106,14 +121,40 @@ def add_regression_gates(
     return unread
 
 
-def _bound(metric: str, worse: float, before: PerImage | None, now: PerImage | None, confidence: float | str) -> tuple[float, str]:
-    """The upper end of the regression's interval where per-image results allow one, else the estimate."""
-    if before is None or now is None or confidence == "point":
-        return worse, "point"
-    level = float(confidence) if confidence != "point" else DISPLAY_LEVEL
-    if before.images == now.images and before.correct.numel() == now.correct.numel():
-        drop = paired_drop(before.correct, now.correct, level)  # the same images: image by image
-        return drop.high, f"upper {level:.0%} bound, paired"
-    a = wilson_interval(int(before.correct.sum()), before.correct.numel(), level)
-    b = wilson_interval(int(now.correct.sum()), now.correct.numel(), level)
-    return unpaired_difference(a, b).high, f"upper {level:.0%} bound, unpaired"
+def _timed(metric: str) -> bool:
+    """Metrics that time this machine: compared with a previous release only when it ran on the same CPU."""
+    name = metric.split("@", 1)[0]
+    return name in ("speedup", "throughput", "slowdown") or bool(_LATENCY.fullmatch(name))
+
+
+def _upper_bound(metric: str, now: dict[str, Any], previous: Previous, per_image: dict[str, PerImage], level: float,
+                 source: str) -> tuple[float, str]:
+    """Upper end of "how much accuracy was lost" (previous minus now): image by image on the same images,
+    as independent proportions on others (per-image results, or the accuracy and image count of each
+    release); the point estimate where neither is known (e.g. a plain results.json without counts)."""
+    before, after = previous.per_image.get(metric), per_image.get(metric)
+    if before is not None and after is not None:
+        if before.images == after.images:
+            if before.correct.numel() != after.correct.numel():
+                raise RobustgateError(f"{source} holds {before.correct.numel()} per-image results for {metric} on the same "
+                                      f"images where this run has {after.correct.numel()}: the baseline file is damaged")
+            drop = paired_drop(before.correct, after.correct, level)  # the same images: image by image
+            return drop.high, f"upper {level:.0%} bound, paired"
+        counts = [(int(before.correct.sum()), before.correct.numel()), (int(after.correct.sum()), after.correct.numel())]
+    else:
+        counts = [_count(metric, previous.metrics), _count(metric, now)]
+    if None in counts:
+        return float(previous.metrics[metric]) - float(now[metric]), "point"
+    (k1, n1), (k2, n2) = counts  # type: ignore[misc]
+    difference = unpaired_difference(wilson_interval(k1, n1, level), wilson_interval(k2, n2, level))
+    return difference.high, f"upper {level:.0%} bound, unpaired"
+
+
+def _count(metric: str, metrics: dict[str, Any]) -> tuple[int, int] | None:
+    """(images right, images) behind an accuracy, from its image count ``n`` (``n@8/255`` for a sweep point)."""
+    name, at, where = metric.partition("@")
+    n = metrics.get(f"n{at}{where}")
+    value = metrics.get(metric)
+    if not isinstance(n, (int, float)) or not isinstance(value, (int, float)) or n < 1:
+        return None
+    return round(float(value) * n), int(n)

@@ -56,6 +56,7 @@ class ShiftParams(Params):
 
 class ShiftContract(ContractKind):
     Params = ShiftParams
+    gate_keys = frozenset({"min", "max_gap", "max_drop", "max_relative_drop"})
 
     def label(self, params: ShiftParams) -> str:
         return f"{params.source}->{'+'.join(params.targets)}"

@@ -28,6 +28,8 @@ class SizeParams(Params):
 class SizeContract(ContractKind):
     """Sizes are counted, not sampled: every gate reads the exact value."""
 
+    gate_keys = frozenset({"max_mb", "max_ratio", "max_params", "max_macs"})
+
     Params = SizeParams
 
     def applies_to_baseline(self, params: SizeParams) -> bool:

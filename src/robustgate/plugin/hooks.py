@@ -95,7 +95,7 @@ class RobustgateSession:
         self.specs: dict[str, dict[str, str]] = {}  # spec (as item ids name it) -> name and content hash
         self.started = time.perf_counter()
         self.collected: float | None = None
-        self.report_error: str | None = None
+        self.report_errors: list[str] = []  # reports that could not be written, shown in the terminal summary
         self.per_image: dict[str, dict[str, Any]] = {}  # nodeid -> metric -> packed outcomes, for a saved baseline
         self.baseline: BaselineRelease | None = None
         chosen = config.getoption("robustgate_baseline", None)
@@ -206,12 +206,16 @@ class RobustgateSession:
         folder = self._report_dir()
         write_json(folder / "results.json", doc)
         if self.saving_baseline:
-            write_json(self._path(self.config.getoption("robustgate_save_baseline")), {**doc, "per_image": self.per_image})
+            target = self._path(self.config.getoption("robustgate_save_baseline"))
+            try:
+                write_json(target, {**doc, "per_image": self.per_image})
+            except OSError as err:  # the run's own results are written; say so rather than crash the session
+                self.report_errors.append(f"the baseline was not saved to {target}: {err.strerror or err}")
         (folder / "summary.md").write_text(render_markdown(doc), encoding="utf-8")
         try:
             (folder / "report.html").write_text(render_html(doc), encoding="utf-8")
         except Exception as err:  # a plot that cannot be drawn must not hide the run's own summary
-            self.report_error = f"report.html was not written: {type(err).__name__}: {err}"
+            self.report_errors.append(f"report.html was not written: {type(err).__name__}: {err}")
 
     def _report_dir(self) -> Path:
         folder = Path(self.config.getoption("robustgate_report"))
@@ -227,8 +231,8 @@ class RobustgateSession:
         if not quiet:
             folder = self._report_dir()
             terminalreporter.write_line(f"reports: {folder / 'report.html'}, results.json, summary.md")
-        if self.report_error:
-            terminalreporter.write_line(f"robustgate: {self.report_error}", red=True)
+        for error in self.report_errors:
+            terminalreporter.write_line(f"robustgate: {error}", red=True)
         cache = self._cache
         if cache is not None and cache.root is not None and not quiet and (cache.hits or cache.misses):
             terminalreporter.write_line(f"cache: {cache.hits} artifacts reused, {cache.misses} built ({cache.root})")
@@ -278,6 +282,7 @@ def _item_result(report: pytest.TestReport, properties: dict[str, Any]) -> "Item
         contract=str(properties["robustgate.contract"]), outcome=outcome, duration=float(report.duration),
         metrics=metrics, gates=gates, findings=list(record.get("findings", [])), notes=list(record.get("notes", [])),
         message=message, technique=str(properties.get("robustgate.technique", "")),
+        settings=str(properties.get("robustgate.settings", "")),
         series={name: [v for v in map(float, values) if math.isfinite(v)] for name, values in record.get("series", {}).items()},
         phases={name: float(seconds) for name, seconds in record.get("phases", {}).items()},
     )

@@ -7,6 +7,7 @@ pytest-benchmark's ``benchmark``), and ids read
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -75,6 +76,12 @@ def technique(spec: Spec, variant: str) -> str:
     return "+".join(step.kind for step in spec.variants[variant].steps) or "baseline"
 
 
+def settings_digest(contract: Contract) -> str:
+    """A digest of what the contract measures: its kind and keys, without thresholds."""
+    measured = contract_kinds.get(contract.kind).settings(contract.params)
+    return hashlib.sha256(f"{contract.kind}:{measured}".encode()).hexdigest()[:16]
+
+
 def robustgate_contract(request: pytest.FixtureRequest) -> None:
     """Evaluate this item's contract (the item is a robustgate ContractItem)."""
     request.node.run_contract()
@@ -101,7 +108,8 @@ class ContractItem(pytest.Function):
         self.variant = self.parent.name
         # set here, not when it runs, so that setup reports (a skip, an error) say which contract it is
         self.user_properties += [("robustgate.model", self.variant), ("robustgate.contract", self.name),
-                                 ("robustgate.technique", technique(spec, self.variant))]
+                                 ("robustgate.technique", technique(spec, self.variant)),
+                                 ("robustgate.settings", settings_digest(contract))]
         self.robustgate_record: dict[str, Any] | None = None  # the outcome, for results.json (see hooks)
         self.phase_seconds: dict[str, float] = {}
 
@@ -184,18 +192,35 @@ class ContractItem(pytest.Function):
         from robustgate.checks.regression import add_regression_gates
         from robustgate.plugin.hooks import session_of
 
+        from robustgate.latency.machine import cpu_model
+
         release = session_of(self.config).baseline
         previous = release.previous(self.nodeid) if release is not None else None
+        spec = self.nodeid.split("::")[0]
+        if release is not None and previous is None and not release.has_spec(spec):
+            # not one item of this spec matched: a moved or renamed spec, or another rootdir, not a new contract
+            raise RobustgateError(
+                f"the baseline {release.path} holds no results of {spec} (it has: {', '.join(release.specs()) or 'none'}), "
+                "so no max_regression gate of this spec can be read",
+                where=self.spec.where(self.contract.line),
+                hint="run pytest from the rootdir the baseline was saved in, or save a new baseline after moving a spec",
+            )
+        unread = []
         if previous is None:
-            why = ("no --robustgate-baseline PREV.json was given" if release is None
-                   else f"the baseline {release.path.name} has no result for this item")
-            outcome.notes.append(f"max_regression not read: {why}")
-            warnings.warn(BaselineWarning(f"{self.variant} :: {self.name}: max_regression not read: {why}"), stacklevel=1)
-            return why
-        try:
-            unread = add_regression_gates(outcome, self.contract.max_regression, previous, confidence, outcome.per_image)
-        except RobustgateError as err:
-            raise err.at(self.spec.where(self.contract.line)) from None
+            unread = ["no --robustgate-baseline PREV.json was given" if release is None
+                      else f"the baseline {release.path.name} has no result for this item (a new contract?)"]
+        elif previous.settings and previous.settings != settings_digest(self.contract):
+            unread = [f"the contract's settings changed since the baseline {release.path.name}, so its numbers measure "
+                      "something else; save a new baseline"]
+        if unread:
+            outcome.notes.append(f"max_regression not read: {unread[0]}")
+        else:
+            try:
+                unread = add_regression_gates(
+                    outcome, self.contract.max_regression, previous, confidence, outcome.per_image, cpu_model()
+                )
+            except RobustgateError as err:
+                raise err.at(self.spec.where(self.contract.line)) from None
         for why in unread:
             warnings.warn(BaselineWarning(f"{self.variant} :: {self.name}: max_regression not read: {why}"), stacklevel=1)
         return "; ".join(unread) or None

@@ -58,6 +58,9 @@ def _context(metrics: dict) -> list[str]:
         )
     if "n" in metrics:
         parts.append(f"n = {metrics['n']}")
+    before = [f"{name.removeprefix('previous.')} {format_number(value)}" for name, value in metrics.items() if name.startswith("previous.")]
+    if before:
+        parts.append(f"previous release: {', '.join(before)}")
     if "mb" in metrics:
         parts.append(
             f"{metrics['mb']:.2f} MB ({metrics['size_ratio']:.3f} of the baseline), "

@@ -8,6 +8,7 @@ use point estimates and independent proportions only). Items are matched by thei
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import json
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ class BaselineRelease:
     path: Path
     sha256: str
     items: dict[str, dict[str, Any]]  # nodeid -> item of the previous results document
-    per_image: dict[str, dict[str, Any]]  # nodeid -> metric -> packed per-image results
+    per_image: dict[str, dict[str, PerImage]]  # nodeid -> metric -> which images it got right
+    cpu: str | None
 
     @classmethod
     def load(cls, path: Path) -> "BaselineRelease":
@@ -36,21 +38,32 @@ class BaselineRelease:
             raise RobustgateError(f"cannot read the baseline: {err.strerror or err}; {fix}", where=str(path)) from None
         except ValueError as err:
             raise RobustgateError(f"the baseline is not JSON ({err}); {fix}", where=str(path)) from None
-        if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION or not isinstance(doc.get("items"), list):
+        if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION:
             found = doc.get("schema_version") if isinstance(doc, dict) else None
             raise RobustgateError(
                 f"the baseline has results schema version {found!r}; this robustgate reads version {SCHEMA_VERSION}; {fix}",
                 where=str(path),
             )
-        items = {item["nodeid"]: item for item in doc["items"] if isinstance(item, dict) and "nodeid" in item}
-        return cls(path, hashlib.sha256(raw).hexdigest(), items, dict(doc.get("per_image") or {}))
+        try:
+            items = _items(doc.get("items"))
+            per_image = _per_image(doc.get("per_image") or {})
+        except (TypeError, ValueError, KeyError) as err:
+            raise RobustgateError(f"the baseline is damaged: {err}; {fix}", where=str(path)) from None
+        cpu = (doc.get("environment") or {}).get("cpu") if isinstance(doc.get("environment"), dict) else None
+        return cls(path, hashlib.sha256(raw).hexdigest(), items, per_image, str(cpu) if cpu else None)
 
     def previous(self, nodeid: str) -> Previous | None:
         item = self.items.get(nodeid)
         if item is None:
             return None
-        images = {metric: PerImage.from_json(data) for metric, data in self.per_image.get(nodeid, {}).items()}
-        return Previous(dict(item.get("metrics", {})), images, f"the baseline {self.path.name} ({item.get('outcome')})")
+        return Previous(dict(item["metrics"]), dict(self.per_image.get(nodeid, {})),
+                        f"the baseline {self.path.name} ({item.get('outcome')})", item.get("settings"), self.cpu)
+
+    def has_spec(self, spec: str) -> bool:
+        return any(nodeid.split("::")[0] == spec for nodeid in self.items)
+
+    def specs(self) -> list[str]:
+        return sorted({nodeid.split("::")[0] for nodeid in self.items})
 
     def compared(self, nodeid: str, metrics: dict[str, float | None]) -> dict[str, float | None]:
         """The previous release's values of this item's quality metrics (for the report's comparison)."""
@@ -59,3 +72,34 @@ class BaselineRelease:
 
     def describe(self) -> dict[str, str]:
         return {"path": str(self.path), "sha256": self.sha256}
+
+
+def _items(raw: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(raw, list):
+        raise TypeError("'items' is not a list")
+    items = {}
+    for k, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("nodeid"), str):
+            raise TypeError(f"items[{k}] has no 'nodeid' string")
+        metrics = item.get("metrics", {})
+        if not isinstance(metrics, dict) or not all(
+            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in metrics.values()
+        ):
+            raise TypeError(f"the metrics of {item['nodeid']} are not all numbers")
+        items[item["nodeid"]] = {**item, "metrics": metrics}
+    return items
+
+
+def _per_image(raw: Any) -> dict[str, dict[str, PerImage]]:
+    if not isinstance(raw, dict):
+        raise TypeError("'per_image' is not a mapping of item ids")
+    loaded: dict[str, dict[str, PerImage]] = {}
+    for nodeid, metrics in raw.items():
+        if not isinstance(metrics, dict):
+            raise TypeError(f"per_image of {nodeid} is not a mapping of metrics")
+        for metric, data in metrics.items():
+            try:
+                loaded.setdefault(nodeid, {})[metric] = PerImage.from_json(data)
+            except (TypeError, ValueError, KeyError, binascii.Error) as err:
+                raise ValueError(f"per_image of {nodeid}, {metric}: {err}") from None
+    return loaded

@@ -255,7 +255,8 @@ def _sweep_section(items: list[dict[str, Any]]) -> list[str]:
             by_contract[item["contract"]].append(item)
     if not by_contract:
         return []
-    contracts = list(by_contract.items())
+    # contracts with a failing model first, so a cap never hides a broken sweep
+    contracts = sorted(by_contract.items(), key=lambda entry: not any(_failing(i) for i in entry[1]))
     parts, figures = ["<h2>Robust accuracy against eps</h2>"], []
     for contract, swept in contracts[:MAX_FIGURES]:
         chosen, left = _failing_first(swept, MAX_LINES)
@@ -263,8 +264,8 @@ def _sweep_section(items: list[dict[str, Any]]) -> list[str]:
         figures.append(_figure_tag(_sweep_figure({i["model"]: _sweep(i) for i in chosen}, contract), caption, "attack"))
     parts += ["<div class='plots'>", *figures, "</div>"]
     if len(contracts) > MAX_FIGURES:
-        parts.append(f"<p class='note'>Showing {MAX_FIGURES} of {len(contracts)} attack contracts with a sweep; "
-                     "results.json holds them all.</p>")
+        parts.append(f"<p class='note'>Showing {MAX_FIGURES} of {len(contracts)} attack contracts with a sweep, failing "
+                     "ones first; results.json holds them all.</p>")
     return parts
 
 

@@ -36,7 +36,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from robustgate.errors import RobustgateError
-from robustgate.reports.results import SCHEMA_VERSION
+from robustgate.reports.results import SCHEMA, SCHEMA_VERSION
 
 # The fields that decide what a run measures: library versions change kernels and numerics, the
 # quantized engine changes int8 arithmetic, and the CPU changes every latency. ``platform`` is left
@@ -137,6 +137,11 @@ def _check_document(name: str, doc: Any) -> None:
             raise MergeRefused(f"{name}: not a robustgate results document ('{key}' is missing or not a {kind.__name__})")
     if not all(isinstance(item, dict) and isinstance(item.get("nodeid"), str) for item in doc["items"]):
         raise MergeRefused(f"{name}: not a robustgate results document (an item without a 'nodeid')")
+    required = SCHEMA["properties"]["items"]["items"]["required"]
+    for item in doc["items"]:
+        missing = [key for key in required if key not in item]
+        if missing:  # the re-rendered reports read every one of them
+            raise MergeRefused(f"{name}: item {item['nodeid']} lacks {', '.join(missing)}: not a robustgate results document")
     timings = doc["timings"]
     if "total_seconds" not in timings or not all(isinstance(t, (int, float)) for t in timings.values()):
         raise MergeRefused(f"{name}: not a robustgate results document ('timings' without 'total_seconds' or not numbers)")

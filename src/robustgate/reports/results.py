@@ -94,6 +94,7 @@ SCHEMA: dict[str, Any] = {
                     "notes": {"type": "array", "items": {"type": "string"}},
                     "message": {"type": "string"},
                     "technique": {"type": "string"},
+                    "settings": {"type": "string"},
                     "previous": {"type": "object", "additionalProperties": _NUMBER},
                     "phases": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
                     "series": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "number"}}},
@@ -126,6 +127,7 @@ class ItemResult:
     series: dict[str, list[float]] = field(default_factory=dict)  # distributions, e.g. latency_ms percentiles 0..100
     previous: dict[str, float | None] = field(default_factory=dict)  # the baseline release's values (--robustgate-baseline)
     phases: dict[str, float] = field(default_factory=dict)  # seconds this item spent training, predicting, attacking, ...
+    settings: str = ""  # digest of the contract's settings: a baseline's numbers compare only where it is the same
 
 
 def finite(value: Any) -> float | None:
