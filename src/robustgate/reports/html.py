@@ -548,7 +548,8 @@ def render_html(doc: dict[str, Any]) -> str:
     if compression:
         parts += ["<h2>Accuracy against model size</h2>",
                   "<p class='note'>Size is the model's bytes relative to the baseline's: int8 keeps every parameter but "
-                  "stores it in a quarter of the bytes. Bars: each accuracy's confidence interval; one marker per technique.</p>",
+                  "stores each in one byte instead of four (plus per-layer overheads). Bars: each accuracy's "
+                  "confidence interval; one marker per technique.</p>",
                   "<div class='plots'>", *(_figure_tag(image, dataset, "compression") for dataset, image in compression),
                   "</div>"]
     parts += _sweep_section(items) + _corruption_section(items) + _latency_section(items)
