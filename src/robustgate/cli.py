@@ -1,4 +1,4 @@
-"""The ``robustgate`` command: checks specs without running anything, re-renders results, and merges shards' results."""
+"""The ``robustgate`` command: checks specs, re-renders and merges results, and fetches pretrained weights."""
 
 from __future__ import annotations
 
@@ -29,9 +29,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "(kept: the first file's; the others are noted) (default: refuse)")
     merge.add_argument("--md", type=Path, metavar="FILE", help="also write the merged Markdown summary here")
     merge.add_argument("--html", type=Path, metavar="FILE", help="also write the merged HTML report here")
+    fetch = commands.add_parser("fetch-weights", help="download torchvision's pretrained weights for `weights: imagenet` "
+                                "into torch hub's folder ($TORCH_HOME/hub/checkpoints); runs never download")
+    fetch.add_argument("arch", metavar="ARCH", help="a torchvision architecture, e.g. resnet18")
+    fetch.add_argument("--weights", default="imagenet", metavar="NAME",
+                       help="imagenet (the default entry) or a torchvision weights name such as IMAGENET1K_V1")
+    fetch.add_argument("--mirror", metavar="URL", help="a URL folder holding the same file as torchvision's (default: torchvision's URL)")
     args = parser.parse_args(argv)
     if args.command == "report":
         return _report(args.results, args.md, args.html, args.schema)
+    if args.command == "fetch-weights":
+        return _fetch_weights(args.arch, args.weights, args.mirror)
     if args.command == "merge":
         return _merge(args.files, args.output, args.allow_mismatch, args.md, args.html)
     return _validate(args.files)
@@ -109,6 +117,18 @@ def _merge(files: list[Path], output: Path, allow_mismatch: bool, markdown: Path
         print(f"{err.filename or output}: cannot write: {err.strerror or err}", file=sys.stderr)
         return 1
     print(f"merged {len(merged['items'])} items from {len(docs)} files into {output} (exit status {merged['exit_status']})")
+    return 0
+
+
+def _fetch_weights(arch: str, weights: str, mirror: str | None) -> int:
+    from robustgate.models.pretrained import fetch
+
+    try:
+        path = fetch(arch, weights, mirror)
+    except RobustgateError as err:
+        print(f"robustgate fetch-weights: {err}", file=sys.stderr)
+        return 1
+    print(f"fetched {path} ({path.stat().st_size / 1e6:.1f} MB); specs with weights: {weights} and arch: {arch} now load it")
     return 0
 
 

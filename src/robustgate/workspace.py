@@ -21,6 +21,7 @@ from robustgate.attacks.diagnostics import masking_findings
 from robustgate.attacks.protocol import RobustResult, fake_quant_twin, robust_correct
 from robustgate.attacks.strength import format_strength
 from robustgate.cache import ArtifactCache, content_key
+from robustgate.models.pretrained import checkpoint_path, is_pretrained, load_pretrained, resolve
 from robustgate.phases import PhaseClock
 from robustgate.compressors.base import StepContext, compression_steps
 from robustgate.compressors.pipeline import BuiltModel, compress, measure
@@ -127,11 +128,21 @@ class Workspace:
         # The model's code (not just the arch name) enters every key, so an edited user model
         # never reuses weights or predictions of its previous version; the device changes numerics.
         identity = (params.arch, params.kwargs, params.input, network_digest(net, params.arch), self.spec.device)
-        if params.weights == "train":
-            assert params.train is not None
+        origin: tuple = ()  # what training starts from, when not from scratch
+        if is_pretrained(params.weights):
+            head = load_pretrained(net, params.arch, params.weights)
+            path = checkpoint_path(resolve(params.arch, params.weights))
+            origin = ("pretrained", path.name, _file_digest(path))
+            if head and params.train is None:
+                raise ModelError(
+                    f"weights: {params.weights} gives {params.arch} a new classifier head ({', '.join(head)}) for "
+                    f"{self.num_outputs(classifier)} classes, which needs training",
+                    hint="add a `train:` section to fine-tune it, e.g. train: {on: my-train-set, epochs: 5, lr: 0.001}",
+                )
+        if params.train is not None:  # weights: train, or fine-tuning pretrained weights
             train_set = self.datasets[params.train.on]
             self.check_fits(params.train.on, train_set, classifier)
-            key = content_key("trained", identity, params.train, train_set.fingerprint(), self.spec.seed)
+            key = content_key("trained", identity, params.train, train_set.fingerprint(), self.spec.seed, *origin)
 
             def train() -> dict[str, torch.Tensor]:
                 self.progress(f"training {params.arch} on '{params.train.on}' ({len(train_set)} images)")
@@ -143,11 +154,8 @@ class Workspace:
 
             classifier.load_state_dict(self.cache.get_or_create("weights", key, train))
             self._trained_classes = train_set.classes
-        elif params.weights == "imagenet":
-            raise ModelError(
-                "weights: imagenet is not supported yet (offline torchvision weights arrive with the Office-31 work)",
-                hint="save the weights with torch.save(model.state_dict(), PATH) and give that PATH",
-            )
+        elif origin:
+            key = content_key("pretrained", identity, *origin)
         else:
             path = resolve_path(params.weights, self.spec.directory)
             load_checkpoint(classifier.net, path, trusted=params.trusted, arch=params.arch)

@@ -67,17 +67,29 @@ class ModelParams(Params):
 
     arch: str = Field(min_length=1)
     kwargs: dict[str, Any] = {}
-    weights: str = Field(min_length=1)
+    weights: str = Field(min_length=1)  # train, imagenet (or a torchvision weights name), or a state_dict file
     train: TrainParams | None = None
     input: InputParams
     trusted: bool = False  # allow torch.load to unpickle arbitrary objects from the weights file
 
     @model_validator(mode="after")
     def _train_when_training(self) -> "ModelParams":
+        from robustgate.errors import ModelError
+        from robustgate.models.pretrained import is_pretrained, resolve
+
+        if is_pretrained(self.weights):
+            try:  # the name only: whether the file is on this machine is a run-time question
+                resolve(self.arch, self.weights)
+            except ModelError as err:
+                raise ValueError(err.message) from None
+
         if self.weights == "train" and self.train is None:
             raise ValueError("weights: train needs a `train:` section, e.g. train: {on: my-train-set, epochs: 6}")
-        if self.weights != "train" and self.train is not None:
-            raise ValueError(f"`train:` is only used with weights: train, but weights is {self.weights!r}")
+        if self.train is not None and self.weights != "train" and not is_pretrained(self.weights):
+            raise ValueError(
+                f"`train:` trains from scratch (weights: train) or fine-tunes torchvision weights (weights: imagenet), "
+                f"but weights is the file {self.weights!r}"
+            )
         return self
 
 
