@@ -23,5 +23,22 @@ def applies(contract: Contract, model: str) -> bool:
     return model != BASELINE or contract_kinds.get(contract.kind).applies_to_baseline(contract.params)
 
 
+def missing_data(spec: Spec) -> str | None:
+    """Why a spec's items are skipped: datasets marked ``missing: skip`` that are not on this machine
+    (one message for the lot, grouped by what is wrong), or None when they are all there."""
+    from robustgate.data.kinds import dataset_kinds
+
+    problems: dict[str, list[str]] = {}
+    for name, entry in spec.datasets.items():
+        if getattr(entry.params, "missing", "fail") == "skip":
+            why = dataset_kinds.get(entry.kind).unavailable(entry.params, spec.directory)
+            if why:
+                problems.setdefault(why, []).append(name)
+    if not problems:
+        return None
+    return " | ".join(f"dataset{'s' if len(names) > 1 else ''} {', '.join(names)} not on this machine "
+                      f"(missing: skip): {why}" for why, names in problems.items())
+
+
 def planned_pairs(spec: Spec) -> list[tuple[str, Contract]]:
     return [(model, contract) for model in models(spec) for contract in spec.contracts if applies(contract, model)]

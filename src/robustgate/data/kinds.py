@@ -16,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from robustgate.data.imageset import ImageSet
 from robustgate.data.resize import to_model_geometry
-from robustgate.errors import RegistryError
+from robustgate.errors import RegistryError, RobustgateError
 from robustgate.registry import Registry
 from robustgate.spec.fields import DatasetRef, Params
 from robustgate.spec.paths import resolve_path
@@ -56,6 +56,16 @@ class DatasetKind:
     def load(self, params: Any, ctx: LoadContext) -> ImageSet:
         raise NotImplementedError
 
+    def unavailable(self, params: Any, spec_dir: Path) -> str | None:
+        """Why the data is not on this machine (None: it is), checked cheaply at collection for datasets
+        marked ``missing: skip``."""
+        return None
+
+
+# External data a spec may be written for without every machine having it (e.g. the Office-31 paper spec):
+# `missing: skip` skips the spec's items with one message instead of failing them.
+Missing = Literal["fail", "skip"]
+
 
 dataset_kinds: Registry[DatasetKind] = Registry("dataset kind", base=DatasetKind)
 
@@ -78,6 +88,7 @@ class _Builtin(DatasetKind):
 
 class ImageFolderParams(DatasetParams):
     imagefolder: str = Field(min_length=1)
+    missing: Missing = "fail"
 
 
 @dataclass(frozen=True)
@@ -89,10 +100,20 @@ class _ImageFolder(DatasetKind):
 
         return load_imagefolder(resolve_path(params.imagefolder, ctx.spec_dir), ctx.size, ctx.channels)
 
+    def unavailable(self, params: ImageFolderParams, spec_dir: Path) -> str | None:
+        from robustgate.data.imagefolder import PATH_HINT, check_folder
+
+        try:
+            check_folder(resolve_path(params.imagefolder, spec_dir), hint=PATH_HINT)
+        except RobustgateError as err:
+            return str(err)
+        return None
+
 
 class Office31Params(DatasetParams):
     office31: str = Field(min_length=1)
     domain: Literal["amazon", "dslr", "webcam"]
+    missing: Missing = "fail"
 
 
 @dataclass(frozen=True)
@@ -103,6 +124,16 @@ class _Office31(DatasetKind):
         from robustgate.data.office31 import load_office31
 
         return load_office31(resolve_path(params.office31, ctx.spec_dir), params.domain, ctx.size, ctx.channels)
+
+    def unavailable(self, params: Office31Params, spec_dir: Path) -> str | None:
+        from robustgate.data.office31 import OFFICE31_HINT, office31_images
+
+        try:
+            office31_images(resolve_path(params.office31, spec_dir), params.domain)
+        except RobustgateError as err:
+            hint = err.hint or ""  # the fix for this machine, and always where the dataset comes from
+            return f"{err.message}; {hint if OFFICE31_HINT in hint else (hint + '. ' if hint else '') + OFFICE31_HINT}"
+        return None
 
 
 class DerivedParams(DatasetParams):

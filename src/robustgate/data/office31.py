@@ -29,7 +29,7 @@ OFFICE31_HINT = (
     "Office-31 (Saenko et al. 2010, 'Adapting Visual Category Models to New Domains') is not shipped with "
     "robustgate: download it yourself and unpack it in its standard layout, "
     "<root>/{amazon,dslr,webcam}/images/<class>/*.jpg with the 31 class folders, "
-    "then point the spec at <root> (for example root: ${OFFICE31_ROOT} with OFFICE31_ROOT set to it)"
+    "then point the spec at <root> (for example office31: ${OFFICE31_ROOT}, with OFFICE31_ROOT set to it)"
 )
 
 
@@ -39,6 +39,15 @@ def load_office31(root: Path, domain: str, size: tuple[int, int], channels: int 
     Labels index :data:`OFFICE31_CLASSES` whatever is on disk, so they mean the
     same class in every domain; all 31 classes must be present.
     """
+    images_dir = office31_images(root, domain)
+    class_to_idx = {name: i for i, name in enumerate(OFFICE31_CLASSES)}
+    samples = scan_samples(images_dir, class_to_idx)
+    return decode_samples(samples, OFFICE31_CLASSES, size, channels)
+
+
+def office31_images(root: Path, domain: str) -> Path:
+    """``<root>/<domain>/images`` once it holds the 31 class folders, else a :class:`DataError` saying what is missing
+    (cheap: folders are listed, images are not read)."""
     if domain not in OFFICE31_DOMAINS:
         raise DataError(
             f"unknown Office-31 domain {domain!r}; the domains are {', '.join(OFFICE31_DOMAINS)}",
@@ -60,9 +69,7 @@ def load_office31(root: Path, domain: str, size: tuple[int, int], channels: int 
             hint=f"each domain keeps its class folders under an images/ folder. {OFFICE31_HINT}",
         )
     _check_classes(images_dir)
-    class_to_idx = {name: i for i, name in enumerate(OFFICE31_CLASSES)}
-    samples = scan_samples(images_dir, class_to_idx)
-    return decode_samples(samples, OFFICE31_CLASSES, size, channels)
+    return images_dir
 
 
 def _check_classes(images_dir: Path) -> None:

@@ -19,7 +19,7 @@ from robustgate.checks import contract_kinds
 from robustgate.errors import RobustgateError
 from robustgate.plugin.verdict import BaselineWarning, ContractViolation, EvaluationWarning, format_violation
 from robustgate.spec import Contract, Spec, load_spec
-from robustgate.plan import applies, models
+from robustgate.plan import applies, missing_data, models
 
 
 class SpecFile(pytest.File):
@@ -27,9 +27,13 @@ class SpecFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Collector]:
         spec = load_spec(self.path)
+        missing = missing_data(spec)
         for model in models(spec):
             if any(applies(contract, model) for contract in spec.contracts):
-                yield ModelNode.from_parent(self, name=model, spec=spec)
+                node = ModelNode.from_parent(self, name=model, spec=spec)
+                if missing:  # every item skips with the same message, and results.json lists each
+                    node.add_marker(pytest.mark.skip(reason=missing))
+                yield node
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, RobustgateError):
