@@ -16,6 +16,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check spec files without building or evaluating anything")
     validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    validate.add_argument("--profile", metavar="NAME", help="merge this entry of each spec's profiles: first")
     report = commands.add_parser("report", help="re-render a run's results.json (Markdown, HTML), or print its schema")
     report.add_argument("results", nargs="?", type=Path, metavar="RESULTS_JSON")
     report.add_argument("--md", type=Path, metavar="FILE", help="write the Markdown summary here (default: standard output)")
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fetch_weights(args.arch, args.weights, args.mirror)
     if args.command == "merge":
         return _merge(args.files, args.output, args.allow_mismatch, args.md, args.html)
-    return _validate(args.files)
+    return _validate(args.files, args.profile)
 
 
 def _report(results: Path | None, markdown: Path | None, html: Path | None, schema: bool) -> int:
@@ -132,20 +133,20 @@ def _fetch_weights(arch: str, weights: str, mirror: str | None) -> int:
     return 0
 
 
-def _validate(files: list[Path]) -> int:
+def _validate(files: list[Path], profile: str | None = None) -> int:
     from robustgate.plan import planned_pairs
 
     failed = 0
     for path in files:
         try:
-            spec = load_spec(path)
+            spec = load_spec(path, profile)
         except RobustgateError as err:
             failed += 1
             print(err, file=sys.stderr)
             continue
         print(
-            f"ok: {path} ({len(spec.datasets)} datasets, {len(spec.variants) + 1} models, "
-            f"{len(spec.contracts)} contracts, {len(planned_pairs(spec))} items)"
+            f"ok: {path}{f' (profile {spec.profile})' if spec.profile else ''} ({len(spec.datasets)} datasets, "
+            f"{len(spec.variants) + 1} models, {len(spec.contracts)} contracts, {len(planned_pairs(spec))} items)"
         )
     return 1 if failed else 0
 

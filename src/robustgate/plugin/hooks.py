@@ -57,6 +57,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "also a failed or interrupted one (default: reports/ under the rootdir)",
     )
     group.addoption(
+        "--robustgate-profile",
+        metavar="NAME",
+        default=None,
+        help="merge this entry of each spec's `profiles:` over the spec (e.g. cpu: fewer epochs, smaller images); "
+        "specs without profiles run as written (default: no profile)",
+    )
+    group.addoption(
         "--robustgate-baseline",
         metavar="PREV_JSON",
         default=None,
@@ -179,7 +186,9 @@ class RobustgateSession:
         if spec is not None and key not in self.specs:
             from robustgate.reports.results import spec_digest
 
-            self.specs[key] = {"name": spec.name, "sha256": spec_digest(spec.path)}
+            self.specs[key] = {"name": spec.name, "sha256": spec_digest(spec.path, spec.profile)}
+            if spec.profile:
+                self.specs[key]["profile"] = spec.profile
         return report
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:

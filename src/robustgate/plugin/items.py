@@ -26,7 +26,7 @@ class SpecFile(pytest.File):
     """A YAML file carrying ``robustgate:``; a malformed one fails collection with one clear message."""
 
     def collect(self) -> Iterator[pytest.Collector]:
-        spec = load_spec(self.path)
+        spec = load_spec(self.path, self.config.getoption("robustgate_profile", None))
         missing = missing_data(spec)
         for model in models(spec):
             if any(applies(contract, model) for contract in spec.contracts):

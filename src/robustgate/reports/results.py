@@ -56,7 +56,8 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": {
                 "type": "object",
                 "required": ["name", "sha256"],
-                "properties": {"name": {"type": "string"}, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+                "properties": {"name": {"type": "string"}, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                               "profile": {"type": "string"}},
             },
         },
         "items": {
@@ -136,8 +137,10 @@ def finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def spec_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def spec_digest(path: Path, profile: str | None = None) -> str:
+    """The spec file's SHA-256; with a profile, of the file and the profile's name (another profile is another run)."""
+    content = path.read_bytes()
+    return hashlib.sha256(content if profile is None else content + b"\0profile=" + profile.encode()).hexdigest()
 
 
 def environment() -> dict[str, str | int]:

@@ -169,6 +169,7 @@ class Spec:
     variants: dict[str, Variant]
     contracts: tuple[Contract, ...]
     lines: LineMap
+    profile: str | None = None  # the profile merged in (see spec/profiles.py)
 
     @property
     def directory(self) -> Path:

@@ -6,6 +6,7 @@ keys and names, the closest valid one.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -16,6 +17,7 @@ from robustgate.errors import RegistryError, SpecError
 from robustgate.registry import Registry, did_you_mean
 from robustgate.spec.fields import dataset_refs
 from robustgate.spec.matrix import MatrixError, expand_variant, is_template
+from robustgate.spec.profiles import apply_profile
 from robustgate.spec.model import BASELINE, Contract, DatasetEntry, SpecHeader, Spec, Step, Variant
 from robustgate.spec.yamlmarks import LineMap, Loc, load_yaml_with_lines
 
@@ -36,8 +38,9 @@ def is_spec_file(path: Path) -> bool:
     return re.search(rf"^{VERSION_KEY}\s*:", text, flags=re.MULTILINE) is not None
 
 
-def load_spec(path: Path | str) -> Spec:
-    """Parse and validate one spec file; raise a single :class:`SpecError` naming every problem."""
+def load_spec(path: Path | str, profile: str | None = None) -> Spec:
+    """Parse and validate one spec file, with ``profile`` (see :mod:`robustgate.spec.profiles`) merged in
+    where the spec has profiles; raise a single :class:`SpecError` naming every problem."""
     path = Path(path)
     shown = _display_path(path)
     try:
@@ -56,7 +59,8 @@ def load_spec(path: Path | str) -> Spec:
             where=f"{shown}:1",
             hint="add `robustgate: 1` as the first line",
         )
-    return _SpecBuilder(path, data, lines).build()
+    data, applied = apply_profile(data, lines, profile)
+    return dataclasses.replace(_SpecBuilder(path, data, lines).build(), profile=applied)
 
 
 def _display_path(path: Path) -> str:
