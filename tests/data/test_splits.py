@@ -58,3 +58,25 @@ def test_fewer_samples_than_classes_is_a_clear_error() -> None:
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     with pytest.raises(DataError, match="cannot take a stratified sample of 2 from 3 classes"):
         stratified_sample(labels, 2, 0)
+
+
+# Office-31's shape: 31 classes of 7 to 100 images each, in the order a folder scan interleaves them.
+office31_like = st.tuples(st.lists(st.integers(7, 100), min_size=31, max_size=31), st.integers(0, 2**16)).map(
+    lambda drawn: torch.cat([torch.full((n,), i, dtype=torch.int64) for i, n in enumerate(drawn[0])])[
+        torch.randperm(sum(drawn[0]), generator=torch.Generator().manual_seed(drawn[1]))
+    ]
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(labels=office31_like, share=st.sampled_from([0.5, 0.7, 0.8]), seed=st.integers(0, 2**16))
+def test_office31_shaped_parts_stay_stratified_disjoint_and_stable(labels, share, seed) -> None:
+    train = stratified_part(labels, "train", share, seed)
+    test = stratified_part(labels, "test", share, seed)
+    assert set(train.tolist()).isdisjoint(test.tolist()) and len(train) + len(test) == len(labels)
+    counts = torch.bincount(labels, minlength=31)
+    in_train = torch.bincount(labels[train], minlength=31)
+    assert torch.all(in_train >= 1) and torch.all(counts - in_train >= 1)  # the 7-image classes too
+    assert torch.all((in_train - share * counts).abs() <= 1)
+    assert torch.equal(train, stratified_part(labels, "train", share, seed))  # the same parts on every run
+    assert not torch.equal(train, stratified_part(labels, "train", share, seed + 1))  # the seed decides them
