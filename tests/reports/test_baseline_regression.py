@@ -17,7 +17,7 @@ from robustgate.errors import RobustgateError
 from robustgate.reports.results import SCHEMA
 
 GATED = """\
-  - accuracy: {on: handwritten, min: 0.5, max_regression: 0.05}
+  - accuracy: {on: handwritten, min: 0.5, max_regression: {accuracy: 0.05, bytes: 0}}
   - accuracy: {on: printed, max_regression: {accuracy: 0.05}, variants: [int8]}
 """
 RUN = ("--robustgate-cache-dir=cache", "-p", "no:cacheprovider")
@@ -55,6 +55,8 @@ def test_a_saved_baseline_gates_the_next_release_image_by_image(tiny_project: py
     items = _items(tiny_project.path / "reports" / "results.json")
     gate = next(g for g in items["int8::accuracy[handwritten]"]["gates"] if g["metric"] == "regression.accuracy")
     assert gate["estimate"] == 0.0 and gate["read"] == "upper 95% bound, paired"
+    size = next(g for g in items["int8::accuracy[handwritten]"]["gates"] if g["metric"] == "regression.bytes")
+    assert size["estimate"] == 0 and size["read"] == "point" and size["passed"]  # lower is better, compared as counted
     assert 0.0 < gate["value"] < 0.05  # identical predictions: the bound is the sampling margin, not zero
     assert items["int8::accuracy[printed]"]["previous"]["accuracy"] == items["int8::accuracy[printed]"]["metrics"]["accuracy"]
     assert "Compared with the previous release `" in (tiny_project.path / "reports" / "summary.md").read_text()
@@ -229,3 +231,12 @@ def test_timings_from_another_cpu_are_not_compared() -> None:
                                   Previous({"p90_ms": 5.0, "accuracy": 0.9}, cpu="CPU A"), 0.95, {}, cpu="CPU B")
     assert [g.metric for g in outcome.gates] == ["regression.accuracy"]
     assert unread == ["the baseline release timed p90_ms on another CPU (CPU A; this run: CPU B)"]
+
+
+def test_only_proportions_of_images_get_an_unpaired_interval() -> None:
+    outcome = Outcome("corruptions[x]", "int8", {"mean_corruption_accuracy": 0.6, "accuracy": 0.8, "n": 100})
+    add_regression_gates(outcome, {"mean_corruption_accuracy": 0.1, "accuracy": 0.1},
+                         Previous({"mean_corruption_accuracy": 0.65, "accuracy": 0.85, "n": 100}), 0.95, {})
+    mean, accuracy = outcome.gates
+    assert mean.read == "point" and mean.value == pytest.approx(0.05)  # a mean over conditions: not n coin flips
+    assert accuracy.read == "upper 95% bound, unpaired" and accuracy.value > 0.05

@@ -151,8 +151,11 @@ def _upper_bound(metric: str, now: dict[str, Any], previous: Previous, per_image
 
 
 def _count(metric: str, metrics: dict[str, Any]) -> tuple[int, int] | None:
-    """(images right, images) behind an accuracy, from its image count ``n`` (``n@8/255`` for a sweep point)."""
+    """(images right, images) behind an accuracy, from its image count ``n`` (``n@8/255`` for a sweep point);
+    None for anything that is not one proportion of images."""
     name, at, where = metric.partition("@")
+    if name not in ("accuracy", "robust_accuracy"):  # a share of n images; means and ratios are not
+        return None
     n = metrics.get(f"n{at}{where}")
     value = metrics.get(metric)
     if not isinstance(n, (int, float)) or not isinstance(value, (int, float)) or n < 1:

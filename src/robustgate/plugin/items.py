@@ -152,6 +152,8 @@ class ContractItem(pytest.Function):
         except RobustgateError as err:  # e.g. a `samples:` the data cannot satisfy: point at the contract
             raise err.at(self.spec.where(self.contract.line)) from None
         self.phase_seconds = workspace.clock.since(before)  # this item's share of training, prediction, ...
+        for metric, value in workspace.size_metrics(self.variant).items():  # every item reports the model's size
+            outcome.metrics.setdefault(metric, value)
         unread = self._regression_gates(outcome, workspace.confidence) if self.contract.max_regression else None
         if not outcome.gates and unread:
             # nothing to compare with yet: skip, but keep what was measured so a saved baseline holds it
@@ -173,7 +175,7 @@ class ContractItem(pytest.Function):
         """What the item measured, for JUnit properties, the warnings summary and results.json."""
         from robustgate.plugin.hooks import session_of
 
-        for metric, value in {**outcome.metrics, **workspace.size_metrics(self.variant)}.items():
+        for metric, value in outcome.metrics.items():
             self.user_properties.append((f"robustgate.{metric}", value))
         for finding in outcome.findings:  # shown in pytest's warnings summary; a failure only under strict: true
             warnings.warn(EvaluationWarning(f"{self.variant} :: {self.name}: {finding}"), stacklevel=1)
