@@ -16,7 +16,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check spec files without building or evaluating anything")
     validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    validate.add_argument("--profile", metavar="NAME", help="merge this entry of each spec's profiles: first")
+    validate.add_argument("--profile", metavar="NAME",
+                          help="check only this entry of each spec's profiles: (default: the spec, then every profile)")
     report = commands.add_parser("report", help="re-render a run's results.json (Markdown, HTML), or print its schema")
     report.add_argument("results", nargs="?", type=Path, metavar="RESULTS_JSON")
     report.add_argument("--md", type=Path, metavar="FILE", help="write the Markdown summary here (default: standard output)")
@@ -136,18 +137,22 @@ def _fetch_weights(arch: str, weights: str, mirror: str | None) -> int:
 def _validate(files: list[Path], profile: str | None = None) -> int:
     from robustgate.plan import planned_pairs
 
+    from robustgate.spec.profiles import profile_names
+
     failed = 0
     for path in files:
-        try:
-            spec = load_spec(path, profile)
-        except RobustgateError as err:
-            failed += 1
-            print(err, file=sys.stderr)
-            continue
-        print(
-            f"ok: {path}{f' (profile {spec.profile})' if spec.profile else ''} ({len(spec.datasets)} datasets, "
-            f"{len(spec.variants) + 1} models, {len(spec.contracts)} contracts, {len(planned_pairs(spec))} items)"
-        )
+        # without --profile: the spec as written, then each profile (a broken one would wait for its first use)
+        for chosen in [profile] if profile else [None, *profile_names(path)]:
+            try:
+                spec = load_spec(path, chosen)
+            except RobustgateError as err:
+                failed += 1
+                print(err, file=sys.stderr)
+                break
+            print(
+                f"ok: {path}{f' (profile {spec.profile})' if spec.profile else ''} ({len(spec.datasets)} datasets, "
+                f"{len(spec.variants) + 1} models, {len(spec.contracts)} contracts, {len(planned_pairs(spec))} items)"
+            )
     return 1 if failed else 0
 
 

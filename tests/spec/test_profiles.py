@@ -81,9 +81,12 @@ def test_malformed_profiles_are_spec_errors(tmp_path, body: str, message: str) -
         load_spec(path, "cpu")
 
 
-def test_validate_and_pytest_take_the_profile(spec_path, pytester: pytest.Pytester, capsys) -> None:
+def test_validate_checks_every_profile_and_pytest_takes_one(spec_path, pytester: pytest.Pytester, capsys) -> None:
     assert main(["validate", "--profile", "cpu", str(spec_path)]) == 0
     assert "(profile cpu)" in capsys.readouterr().out
+    assert main(["validate", str(spec_path)]) == 1  # the spec, cpu, then the broken `typo` profile
+    out, err = capsys.readouterr()
+    assert out.count("ok: ") == 2 and "(profile cpu)" in out and "model.train.epoch: unknown key 'epoch'" in err
     folder = pytester.mkdir("robustness_specs")
     (folder / "study.yaml").write_text(SPEC)
     result = pytester.runpytest("--collect-only", "-q", "--robustgate-profile", "gpu")

@@ -8,10 +8,11 @@ in merged values point at the profile's lines. A spec without ``profiles:`` igno
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from robustgate.errors import SpecError
-from robustgate.spec.yamlmarks import LineMap, Loc
+from robustgate.spec.yamlmarks import LineMap, Loc, load_yaml_with_lines
 
 PROFILES_KEY = "profiles"
 _FIXED = ("robustgate", PROFILES_KEY)  # what a profile may not change
@@ -38,6 +39,16 @@ def apply_profile(data: dict[str, Any], lines: LineMap, profile: str | None) -> 
                         where=lines.where((PROFILES_KEY,)), hint="pick one of those with --robustgate-profile")
     _point_lines_at_profile(lines, profiles[profile], (PROFILES_KEY, profile), ())
     return _merged(base, profiles[profile]), profile
+
+
+def profile_names(path: Path) -> list[str]:
+    """The names under a spec file's ``profiles:`` (none when it has none or cannot be read: loading reports that)."""
+    try:
+        data, _ = load_yaml_with_lines(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError, SpecError):
+        return []
+    profiles = data.get(PROFILES_KEY) if isinstance(data, dict) else None
+    return [str(name) for name in profiles] if isinstance(profiles, dict) else []
 
 
 def _merged(base: Any, override: Any) -> Any:
