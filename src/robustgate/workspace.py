@@ -433,8 +433,7 @@ class Workspace:
             self.check_fits(params.on, data, built.model)
         except RobustgateError as err:
             raise err.at(self.spec.where(self.spec.datasets[params.on].line)) from None
-        if params.samples is not None and params.samples < len(data):
-            data = data.subset(stratified_sample(data.labels, params.samples, self.spec.seed))
+        data = self._sampled(params.on, params.samples)  # the images images_id() names for paired comparisons
         parent = None if built.differentiable else self._differentiable_parent(variant)
         return built, parent, data
 

@@ -122,31 +122,31 @@ def _outcome(**metrics: float) -> Outcome:
 
 def test_lower_is_better_metrics_regress_upwards() -> None:
     outcome = _outcome(p90_ms=6.0, speedup=1.5)
-    add_regression_gates(outcome, {"p90_ms": 0.5, "speedup": 0.2}, Previous({"p90_ms": 5.0, "speedup": 2.0}), 0.95, {})
+    add_regression_gates(outcome, {"p90_ms": 0.5, "speedup": 0.2}, Previous({"p90_ms": 5.0, "speedup": 2.0}), 0.95)
     latency, speedup = outcome.gates
     assert latency.estimate == pytest.approx(1.0) and not latency.passed and latency.read == "point"
     assert speedup.estimate == pytest.approx(0.5) and not speedup.passed
     faster = _outcome(p90_ms=4.0)
-    add_regression_gates(faster, {"p90_ms": 0.0}, Previous({"p90_ms": 5.0}), 0.95, {})
+    add_regression_gates(faster, {"p90_ms": 0.0}, Previous({"p90_ms": 5.0}), 0.95)
     assert faster.gates[0].passed and faster.metrics["previous.p90_ms"] == 5.0
 
 
 def test_a_metric_the_contract_does_not_measure_is_a_clear_error() -> None:
     with pytest.raises(RobustgateError, match="max_regression names 'p90_ms'.*it can compare: accuracy"):
-        add_regression_gates(Outcome("accuracy[x]", "int8", {"accuracy": 0.9, "n": 10}), {"p90_ms": 1.0}, Previous({}), 0.95, {})
+        add_regression_gates(Outcome("accuracy[x]", "int8", {"accuracy": 0.9, "n": 10}), {"p90_ms": 1.0}, Previous({}), 0.95)
 
 
 def test_a_metric_the_previous_release_lacks_is_noted_not_gated() -> None:
     outcome = _outcome(accuracy=0.9)
-    add_regression_gates(outcome, {"accuracy": 0.01}, Previous({"accuracy": None}), 0.95, {})
+    add_regression_gates(outcome, {"accuracy": 0.01}, Previous({"accuracy": None}), 0.95)
     assert not outcome.gates and "has no value for accuracy" in outcome.notes[0]
 
 
 def test_other_images_are_compared_as_independent_proportions() -> None:
     before = PerImage("set-a", torch.tensor([True] * 90 + [False] * 10))
     now = PerImage("set-b", torch.tensor([True] * 88 + [False] * 12))
-    outcome = Outcome("accuracy[x]", "int8", {"accuracy": 0.88})
-    add_regression_gates(outcome, {"accuracy": 0.05}, Previous({"accuracy": 0.9}, {"accuracy": before}), 0.95, {"accuracy": now})
+    outcome = Outcome("accuracy[x]", "int8", {"accuracy": 0.88}, per_image={"accuracy": now})
+    add_regression_gates(outcome, {"accuracy": 0.05}, Previous({"accuracy": 0.9}, {"accuracy": before}), 0.95)
     gate = outcome.gates[0]
     assert gate.read == "upper 95% bound, unpaired" and gate.value > gate.estimate == pytest.approx(0.02)
     assert not gate.passed  # 100 images cannot show that 2 points lost are fewer than 5
@@ -218,8 +218,8 @@ def test_thresholds_are_not_settings_but_what_is_measured_is(write_spec) -> None
 def test_the_paired_gate_reads_the_upper_bound_of_what_was_lost() -> None:
     before = PerImage("same", torch.tensor([True] * 80 + [False] * 20))
     now = PerImage("same", torch.tensor([True] * 70 + [False] * 30))  # 10 images lost, none gained
-    outcome = Outcome("accuracy[x]", "int8", {"accuracy": 0.7})
-    add_regression_gates(outcome, {"accuracy": 0.15}, Previous({"accuracy": 0.8}, {"accuracy": before}), 0.95, {"accuracy": now})
+    outcome = Outcome("accuracy[x]", "int8", {"accuracy": 0.7}, per_image={"accuracy": now})
+    add_regression_gates(outcome, {"accuracy": 0.15}, Previous({"accuracy": 0.8}, {"accuracy": before}), 0.95)
     gate = outcome.gates[0]
     assert gate.read == "upper 95% bound, paired" and gate.estimate == pytest.approx(0.1)
     assert 0.15 < gate.value < 0.2 and not gate.passed  # 10 of 100 lost: the bound passes 0.15
@@ -228,7 +228,7 @@ def test_the_paired_gate_reads_the_upper_bound_of_what_was_lost() -> None:
 def test_timings_from_another_cpu_are_not_compared() -> None:
     outcome = _outcome(p90_ms=9.0, accuracy=0.9)
     unread = add_regression_gates(outcome, {"p90_ms": 0.5, "accuracy": 0.01},
-                                  Previous({"p90_ms": 5.0, "accuracy": 0.9}, cpu="CPU A"), 0.95, {}, cpu="CPU B")
+                                  Previous({"p90_ms": 5.0, "accuracy": 0.9}, cpu="CPU A"), 0.95, cpu="CPU B")
     assert [g.metric for g in outcome.gates] == ["regression.accuracy"]
     assert unread == ["the baseline release timed p90_ms on another CPU (CPU A; this run: CPU B)"]
 
@@ -236,7 +236,7 @@ def test_timings_from_another_cpu_are_not_compared() -> None:
 def test_only_proportions_of_images_get_an_unpaired_interval() -> None:
     outcome = Outcome("corruptions[x]", "int8", {"mean_corruption_accuracy": 0.6, "accuracy": 0.8, "n": 100})
     add_regression_gates(outcome, {"mean_corruption_accuracy": 0.1, "accuracy": 0.1},
-                         Previous({"mean_corruption_accuracy": 0.65, "accuracy": 0.85, "n": 100}), 0.95, {})
+                         Previous({"mean_corruption_accuracy": 0.65, "accuracy": 0.85, "n": 100}), 0.95)
     mean, accuracy = outcome.gates
     assert mean.read == "point" and mean.value == pytest.approx(0.05)  # a mean over conditions: not n coin flips
     assert accuracy.read == "upper 95% bound, unpaired" and accuracy.value > 0.05

@@ -83,8 +83,7 @@ class Previous:
 
 
 def add_regression_gates(
-    outcome: Outcome, limits: dict[str, float], previous: Previous, confidence: float | str, per_image: dict[str, PerImage],
-    cpu: str | None = None,
+    outcome: Outcome, limits: dict[str, float], previous: Previous, confidence: float | str, cpu: str | None = None,
 ) -> list[str]:
     """A ``regression.METRIC`` gate per limit: how much worse than ``previous`` (positive: worse).
 
@@ -112,7 +111,7 @@ def add_regression_gates(
         worse = (before - now) if direction else (now - before)
         value, read = worse, "point"
         if direction and confidence != "point":
-            value, read = _upper_bound(metric, outcome.metrics, previous, per_image, float(confidence), previous.source)
+            value, read = _upper_bound(metric, outcome.metrics, previous, outcome.per_image, float(confidence), previous.source)
         outcome.metrics[f"previous.{metric}"] = before
         outcome.metrics[f"regression.{metric}"] = worse
         if read != "point":

@@ -222,9 +222,7 @@ class ContractItem(pytest.Function):
             outcome.notes.append(f"max_regression not read: {unread[0]}")
         else:
             try:
-                unread = add_regression_gates(
-                    outcome, self.contract.max_regression, previous, confidence, outcome.per_image, cpu_model()
-                )
+                unread = add_regression_gates(outcome, self.contract.max_regression, previous, confidence, cpu_model())
             except RobustgateError as err:
                 raise err.at(self.spec.where(self.contract.line)) from None
         for why in unread:
