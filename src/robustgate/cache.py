@@ -51,6 +51,15 @@ def content_key(*parts: Any) -> str:
 
 
 @functools.lru_cache(maxsize=None)
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (weights files enter cache keys by content, not by name)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _distribution_version(name: str) -> str:  # a metadata lookup scans site-packages: ~5 ms each
     try:
         return importlib.metadata.version(name)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from robustgate.errors import RobustgateError
-from robustgate.spec import load_spec
+from robustgate.spec import load_cases
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,14 +144,17 @@ def _validate(files: list[Path], profile: str | None = None) -> int:
         # without --profile: the spec as written, then each profile (a broken one would wait for its first use)
         for chosen in [profile] if profile else [None, *profile_names(path)]:
             try:
-                spec = load_spec(path, chosen)
+                specs = load_cases(path, chosen)
             except RobustgateError as err:
                 failed += 1
                 print(err, file=sys.stderr)
                 break
+            spec = specs[0]
+            cases = f"{len(specs)} matrix cases, " if spec.case else ""
             print(
-                f"ok: {path}{f' (profile {spec.profile})' if spec.profile else ''} ({len(spec.datasets)} datasets, "
-                f"{len(spec.variants) + 1} models, {len(spec.contracts)} contracts, {len(planned_pairs(spec))} items)"
+                f"ok: {path}{f' (profile {spec.profile})' if spec.profile else ''} ({cases}{len(spec.datasets)} datasets, "
+                f"{len(spec.variants) + 1} models, {len(spec.contracts)} contracts{' each' if spec.case else ''}, "
+                f"{sum(len(planned_pairs(case)) for case in specs)} items)"
             )
     return 1 if failed else 0
 

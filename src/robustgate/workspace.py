@@ -8,7 +8,6 @@ variant build it once.
 from __future__ import annotations
 
 import copy
-import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ from robustgate.attacks.base import AttackSettings, attack_kinds
 from robustgate.attacks.diagnostics import masking_findings
 from robustgate.attacks.protocol import RobustResult, fake_quant_twin, robust_correct
 from robustgate.attacks.strength import format_strength
-from robustgate.cache import ArtifactCache, content_key
+from robustgate.cache import ArtifactCache, content_key, file_digest
 from robustgate.models.pretrained import checkpoint_path, is_pretrained, load_pretrained, resolve
 from robustgate.phases import PhaseClock
 from robustgate.compressors.base import StepContext, compression_steps
@@ -75,7 +74,7 @@ class Workspace:
         return self.spec.seed
 
     def progress(self, message: str) -> None:
-        self._progress(f"[{self.spec.name}] {message}")
+        self._progress(f"[{self.spec.name}{f'::{self.spec.case}' if self.spec.case else ''}] {message}")
 
     # -- models -------------------------------------------------------------
 
@@ -132,7 +131,7 @@ class Workspace:
         if is_pretrained(params.weights):
             head = load_pretrained(net, params.arch, params.weights)
             path = checkpoint_path(resolve(params.arch, params.weights))
-            origin = ("pretrained", path.name, _file_digest(path))
+            origin = ("pretrained", path.name, file_digest(path))
             if head and params.train is None:
                 raise ModelError(
                     f"weights: {params.weights} gives {params.arch} a new classifier head ({', '.join(head)}) for "
@@ -159,7 +158,7 @@ class Workspace:
         else:
             path = resolve_path(params.weights, self.spec.directory)
             load_checkpoint(classifier.net, path, trusted=params.trusted, arch=params.arch)
-            key = content_key("weights-file", identity, _file_digest(path))
+            key = content_key("weights-file", identity, file_digest(path))
         classifier.eval()
         return BuiltModel(classifier, key, measure(classifier, self.example()), differentiable=True)
 
@@ -451,10 +450,3 @@ class Workspace:
 def _preview(classes: tuple[str, ...]) -> str:
     return "[" + ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "") + "]"
 
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

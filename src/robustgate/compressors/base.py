@@ -50,6 +50,10 @@ class CompressionStep:
     def restore(self, parent: Classifier, params: Any, state: dict[str, Any], ctx: StepContext) -> Classifier:
         raise NotImplementedError
 
+    def external_inputs(self, params: Any) -> tuple[str, ...]:
+        """Digests of what the step reads besides its params and datasets (a weights file), for its cache key."""
+        return ()
+
 
 def net_state(model: Classifier) -> dict[str, Any]:
     """A step's cacheable state: the network's tensors only (loadable with ``weights_only=True``)."""

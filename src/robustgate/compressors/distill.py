@@ -35,16 +35,18 @@ import time
 from typing import Any
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch.nn import functional as F
 
 from robustgate.compressors.base import CompressionStep, StepContext, compression_steps, load_into_rebuilt, net_state
 from robustgate.compressors.int8.engine import Int8Net
+from robustgate.cache import file_digest
 from robustgate.compressors.prune import PruneParams, count_parameters, prune_channels
 from robustgate.data.imageset import ImageSet
-from robustgate.errors import CompressionError, first_line
+from robustgate.errors import CompressionError, ModelError, first_line
 from robustgate.models.architectures import architecture_problem, build_network
 from robustgate.models.classifier import Classifier
+from robustgate.models.pretrained import checkpoint_path, is_pretrained, load_pretrained, resolve
 from robustgate.models.train import random_shift
 from robustgate.spec.fields import DatasetRef, Params
 
@@ -58,11 +60,16 @@ class StudentParams(Params):
     name or ``package.module:factory``); ``kwargs`` must make it output the teacher's
     class count (e.g. ``num_classes: 10``). ``width`` in (0, 1] is the share of output
     channels every prunable layer keeps (floor(C x width)), the logits layer excepted.
+    ``weights: imagenet`` (or a torchvision entry name) starts the student from
+    torchvision's ImageNet weights, read offline as ``model: weights:`` reads them,
+    its classifier head resized to the class count; narrowing then keeps the filters
+    of largest L1 norm, as pruning would.
     """
 
     arch: str = Field(min_length=1)
     kwargs: dict[str, Any] = {}
     width: float = Field(1.0, gt=0, le=1)
+    weights: str | None = None  # imagenet (or a torchvision weights name): start from them, as the baseline can
 
     @field_validator("arch")
     @classmethod
@@ -71,6 +78,19 @@ class StudentParams(Params):
         if problem:
             raise ValueError(problem)
         return arch
+
+    @model_validator(mode="after")
+    def _known_weights(self) -> "StudentParams":
+        if self.weights is None:
+            return self
+        if not is_pretrained(self.weights):
+            raise ValueError(f"student weights: {self.weights!r} is not torchvision's; give imagenet or an entry "
+                             "name such as IMAGENET1K_V1, or leave it out to start from a random init")
+        try:  # the name only: whether the file is on this machine is a run-time question
+            resolve(self.arch, self.weights)
+        except ModelError as err:
+            raise ValueError(err.message) from None
+        return self
 
 
 class DistillParams(Params):
@@ -126,16 +146,29 @@ class DistillStep(CompressionStep):
         return net_state(model)
 
     def restore(self, parent: Classifier, params: DistillParams, state: dict[str, Any], ctx: StepContext) -> Classifier:
-        return load_into_rebuilt(self._student(parent, params, ctx, None), state, "distill")
+        return load_into_rebuilt(self._student(parent, params, ctx, None, pretrained=False), state, "distill")
+
+    def external_inputs(self, params: DistillParams) -> tuple[str, ...]:
+        if params.student.weights is None:
+            return ()
+        path = checkpoint_path(resolve(params.student.arch, params.student.weights))
+        # a missing file is reported when the student is built; the key only needs to differ from a present one's
+        return (f"student-weights:{path.name}:{file_digest(path) if path.is_file() else 'absent'}",)
 
     # -- the student ---------------------------------------------------------
 
-    def _student(self, parent: Classifier, params: DistillParams, ctx: StepContext, logits: int | None) -> Classifier:
-        """The untrained student behind the parent's normalisation: built under the seed, then narrowed."""
+    def _student(
+        self, parent: Classifier, params: DistillParams, ctx: StepContext, logits: int | None, pretrained: bool = True,
+    ) -> Classifier:
+        """The untrained student behind the parent's normalisation: built under the seed, loaded with its
+        pretrained weights (not when restoring: the cached state replaces them), then narrowed."""
         spec = params.student
         with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
             torch.manual_seed(ctx.seed)
             net = build_network(spec.arch, dict(spec.kwargs))  # a ModelError (a RobustgateError) names a bad arch
+        if spec.weights is not None and pretrained:
+            # the classifier head keeps its fresh init where the class count differs from ImageNet's
+            load_pretrained(net, spec.arch, spec.weights)
         student = parent.with_net(net.cpu()).eval()
         got = _logit_count(student, ctx, "the student")
         if logits is not None and got != logits:

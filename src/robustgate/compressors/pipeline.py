@@ -49,7 +49,10 @@ def compress(
     for step in steps:
         step_impl = compression_steps.get(step.kind)
         data = sorted({ref for _, ref in dataset_refs(step.params)} | ({ctx.default_data} if ctx.default_data else set()))
-        key = content_key("step", current.key, step.kind, step.params, {d: fingerprint(d) for d in data}, ctx.seed)
+        key = content_key(
+            "step", current.key, step.kind, step.params, {d: fingerprint(d) for d in data}, ctx.seed,
+            *step_impl.external_inputs(step.params),
+        )
         if key not in memo:
             memo[key] = _run_step(current, step, step_impl, key, ctx, cache)
         current = memo[key]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from robustgate.reports.results import model_label
 from robustgate.reports.table import SummaryRow, render_summary
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class RobustgateSession:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self._cache: ArtifactCache | None = None
-        self.workspaces: dict[Path, Workspace] = {}
+        self.workspaces: dict[tuple[Path, str | None], Workspace] = {}  # by spec file and matrix case
         self.rows: list[SummaryRow] = []
         self.results: list[ItemResult] = []
         self.specs: dict[str, dict[str, str]] = {}  # spec (as item ids name it) -> name and content hash
@@ -137,11 +138,12 @@ class RobustgateSession:
         return path if path.is_absolute() else self.config.rootpath / path
 
     def workspace(self, spec: "Spec") -> "Workspace":
-        if spec.path not in self.workspaces:
+        key = (spec.path, spec.case)
+        if key not in self.workspaces:
             from robustgate.workspace import Workspace
 
-            self.workspaces[spec.path] = Workspace(spec, self.cache, self.progress)
-        return self.workspaces[spec.path]
+            self.workspaces[key] = Workspace(spec, self.cache, self.progress)
+        return self.workspaces[key]
 
     def progress(self, message: str) -> None:
         """Long work (training, compression) reports progress on the terminal, unless -q."""
@@ -261,7 +263,7 @@ def _summary_row(report: pytest.TestReport, properties: dict[str, Any]) -> Summa
         detail = _first_line(report)
     return SummaryRow(
         spec=report.nodeid.split("::")[0],
-        model=str(properties["robustgate.model"]),
+        model=model_label({"model": properties["robustgate.model"], "case": properties.get("robustgate.case")}),
         contract=str(properties["robustgate.contract"]),
         result=result,
         detail=str(detail),
@@ -292,6 +294,7 @@ def _item_result(report: pytest.TestReport, properties: dict[str, Any]) -> "Item
         metrics=metrics, gates=gates, findings=list(record.get("findings", [])), notes=list(record.get("notes", [])),
         message=message, technique=str(properties.get("robustgate.technique", "")),
         settings=str(properties.get("robustgate.settings", "")),
+        case=str(properties.get("robustgate.case", "")),
         series={name: [v for v in map(float, values) if math.isfinite(v)] for name, values in record.get("series", {}).items()},
         phases={name: float(seconds) for name, seconds in record.get("phases", {}).items()},
     )

@@ -7,6 +7,7 @@ import html
 from typing import Any
 
 from robustgate.reports.markdown import describe_gate
+from robustgate.reports.results import model_label
 
 
 def item_extras(item: dict[str, Any]) -> list[dict[str, Any]]:
@@ -19,7 +20,7 @@ def item_extras(item: dict[str, Any]) -> list[dict[str, Any]]:
     rows = "".join(
         f"<tr><td>{esc(describe_gate(g))}</td><td>{'ok' if g['passed'] else '<b>FAIL</b>'}</td></tr>" for g in item["gates"]
     )
-    parts = [f"<table class='robustgate'><tr><th>{esc(item['model'])} :: {esc(item['contract'])}</th><th></th></tr>{rows}</table>"]
+    parts = [f"<table class='robustgate'><tr><th>{esc(model_label(item))} :: {esc(item['contract'])}</th><th></th></tr>{rows}</table>"]
     parts += [f"<p>finding: {esc(finding)}</p>" for finding in item["findings"]]
     parts += [f"<p>{esc(note)}</p>" for note in item["notes"]]
     plot = item_plot(item)

@@ -18,27 +18,48 @@ import pytest
 from robustgate.checks import contract_kinds
 from robustgate.errors import RobustgateError
 from robustgate.plugin.verdict import BaselineWarning, ContractViolation, EvaluationWarning, format_violation
-from robustgate.spec import Contract, Spec, load_spec
+from robustgate.spec import Contract, Spec, load_cases
 from robustgate.plan import applies, missing_data, models
 
 
 class SpecFile(pytest.File):
-    """A YAML file carrying ``robustgate:``; a malformed one fails collection with one clear message."""
+    """A YAML file carrying ``robustgate:``; a malformed one fails collection with one clear message.
+
+    A spec with a ``matrix:`` holds one :class:`CaseNode` per case (``spec.yaml::resnet50-amazon::int8::...``)."""
 
     def collect(self) -> Iterator[pytest.Collector]:
-        spec = load_spec(self.path, self.config.getoption("robustgate_profile", None))
-        missing = missing_data(spec)
-        for model in models(spec):
-            if any(applies(contract, model) for contract in spec.contracts):
-                node = ModelNode.from_parent(self, name=model, spec=spec)
-                if missing:  # every item skips with the same message, and results.json lists each
-                    node.add_marker(pytest.mark.skip(reason=missing))
-                yield node
+        for spec in load_cases(self.path, self.config.getoption("robustgate_profile", None)):
+            if spec.case is None:
+                yield from model_nodes(self, spec)
+            else:
+                yield CaseNode.from_parent(self, name=spec.case, spec=spec)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, RobustgateError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
+
+
+class CaseNode(pytest.Collector):
+    """One case of a spec's matrix (e.g. ``resnet50-amazon``): a whole spec of its own; ``-k resnet50`` selects it."""
+
+    def __init__(self, *, spec: Spec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+
+    def collect(self) -> Iterator[pytest.Collector]:
+        yield from model_nodes(self, self.spec)
+
+
+def model_nodes(parent: pytest.Collector, spec: Spec) -> Iterator["ModelNode"]:
+    """The spec's models that have a contract, each skipped with one message when its data are missing."""
+    missing = missing_data(spec)
+    for model in models(spec):
+        if any(applies(contract, model) for contract in spec.contracts):
+            node = ModelNode.from_parent(parent, name=model, spec=spec)
+            if missing:  # every item skips with the same message, and results.json lists each
+                node.add_marker(pytest.mark.skip(reason=missing))
+            yield node
 
 
 class ModelNode(pytest.Collector):
@@ -112,6 +133,7 @@ class ContractItem(pytest.Function):
         self.variant = self.parent.name
         # set here, not when it runs, so that setup reports (a skip, an error) say which contract it is
         self.user_properties += [("robustgate.model", self.variant), ("robustgate.contract", self.name),
+                                 *([("robustgate.case", spec.case)] if spec.case else []),
                                  ("robustgate.technique", technique(spec, self.variant)),
                                  ("robustgate.settings", settings_digest(contract))]
         self.robustgate_record: dict[str, Any] | None = None  # the outcome, for results.json (see hooks)
@@ -133,7 +155,8 @@ class ContractItem(pytest.Function):
             workspace.latency_smoke(self.variant, self.contract.params)
             return
         # pytest-benchmark names a benchmark after the test function; ours are all "latency"
-        benchmark.name, benchmark.group = f"{self.variant}::{self.name}", f"{self.spec.name}::{self.name}"
+        case = f"::{self.spec.case}" if self.spec.case else ""
+        benchmark.name, benchmark.group = f"{self.variant}::{self.name}", f"{self.spec.name}{case}::{self.name}"
         evaluation = LatencyEvaluation(workspace, benchmark, previous_p50_ms(self.config, self.nodeid))
         try:
             outcome = self.run_contract(evaluation)

@@ -20,6 +20,7 @@ from typing import Any
 
 from robustgate.checks.outcome import format_number
 from robustgate.reports.markdown import describe_gate
+from robustgate.reports.results import model_label
 
 MAX_FIGURES = 8  # per-item figures of one kind (heatmaps, eps sweeps)
 MAX_LINES = 8  # curves or bar groups on one axes (the colour cycle has 10)
@@ -108,7 +109,7 @@ def _left_out(shown: int, left: int, what: str, order: str = ", failing ones fir
 
 
 def _label(item: dict[str, Any]) -> str:
-    return f"{item['model']} :: {item['contract']}"
+    return f"{model_label(item)} :: {item['contract']}"
 
 
 def _dataset(contract: str) -> str | None:
@@ -122,7 +123,7 @@ def _accuracy_plot(items: list[dict[str, Any]]) -> tuple[str, int] | None:
     for item in items:
         dataset = _dataset(item["contract"])
         if dataset and item["metrics"].get("accuracy") is not None:
-            values[item["model"]][dataset] = item["metrics"]["accuracy"]
+            values[model_label(item)][dataset] = item["metrics"]["accuracy"]
             if item["metrics"].get("baseline_accuracy") is not None:  # a drop gate measured the baseline too
                 values["baseline"].setdefault(dataset, item["metrics"]["baseline_accuracy"])
     if not values:
@@ -171,7 +172,7 @@ def _compression_plots(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
         if not dataset or m.get("accuracy") is None or m.get("size_ratio") is None:
             continue
         low, high = (m["accuracy"] if m.get(key) is None else m[key] for key in ("accuracy_low", "accuracy_high"))
-        points[dataset][item["model"]] = (m["size_ratio"], m["accuracy"], low, high, item.get("technique") or "?")
+        points[dataset][model_label(item)] = (m["size_ratio"], m["accuracy"], low, high, item.get("technique") or "?")
         if m.get("baseline_accuracy") is not None:  # a drop gate measured the baseline, which may have no item here
             base = m["baseline_accuracy"]
             points[dataset].setdefault("baseline", (1.0, base, base, base, "baseline"))
@@ -261,7 +262,7 @@ def _sweep_section(items: list[dict[str, Any]]) -> list[str]:
     for contract, swept in contracts[:MAX_FIGURES]:
         chosen, left = _failing_first(swept, MAX_LINES)
         caption = contract + (f" ({len(chosen)} of {len(swept)} models, failing ones first)" if left else "")
-        figures.append(_figure_tag(_sweep_figure({i["model"]: _sweep(i) for i in chosen}, contract), caption, "attack"))
+        figures.append(_figure_tag(_sweep_figure({model_label(i): _sweep(i) for i in chosen}, contract), caption, "attack"))
     parts += ["<div class='plots'>", *figures, "</div>"]
     if len(contracts) > MAX_FIGURES:
         parts.append(f"<p class='note'>Showing {MAX_FIGURES} of {len(contracts)} attack contracts with a sweep, failing "
@@ -313,7 +314,7 @@ def _corruption_summary(items: list[dict[str, Any]]) -> str:
         for (name, _), value in _corruption_cells(item).items():
             per[name].append(value)
         means = {name: sum(v) / len(v) for name, v in per.items()}
-        label = item["model"] if len({i["contract"] for i in items}) == 1 else _label(item)
+        label = model_label(item) if len({i["contract"] for i in items}) == 1 else _label(item)
         rows.append((sum(means.values()) / len(means), label, means))
     rows.sort(key=lambda row: row[0])
     rows = rows[:MAX_ROWS]
@@ -379,12 +380,12 @@ def _latency_curves(items: list[dict[str, Any]], paired: bool) -> list[tuple[str
     named = len({item["contract"] for item in items}) > 1
     curves = []
     for item in items:
-        name = _label(item) if named else item["model"]
+        name = _label(item) if named else model_label(item)
         m, series = item["metrics"], item.get("series") or {}
         p50 = f": p50 {m['p50_ms']:.3g} ms" if m.get("p50_ms") is not None else ""
         curves.append((f"{name}{p50}{_speedup_text(m)}", series["latency_ms"], "-"))
         if paired and len(series.get("baseline_latency_ms") or []) >= 2:
-            curves.append((f"baseline, timed with {item['model']}", series["baseline_latency_ms"], "--"))
+            curves.append((f"baseline, timed with {model_label(item)}", series["baseline_latency_ms"], "--"))
             paired = False
     return curves
 
@@ -400,7 +401,7 @@ def _speedup_figure(items: list[dict[str, Any]]) -> str:
     for threshold in sorted({g["threshold"] for i in items for g in i["gates"] if g["metric"] == "speedup" and g["threshold"]}):
         ax.axvline(threshold, color="C3", linestyle=":", linewidth=1, label=f"gate: ≥ {threshold:g}")
     named = len({item["contract"] for item in items}) > 1
-    ax.set_yticks(range(len(items)), [_label(i) if named else i["model"] for i in items], fontsize=8)
+    ax.set_yticks(range(len(items)), [_label(i) if named else model_label(i) for i in items], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("speed-up against the baseline (line: from its lower bound)")
     if ax.get_legend_handles_labels()[0]:
@@ -435,7 +436,7 @@ def item_plot(item: dict[str, Any]) -> str | None:
         return _corruption_heatmap(item)
     sweep = _sweep(item)
     if sweep:
-        return _sweep_figure({item["model"]: sweep}, _label(item))
+        return _sweep_figure({model_label(item): sweep}, _label(item))
     if _timed(item):
         return _latency_figure(_latency_curves([item], paired=True), f"latency distribution: {_label(item)}")
     return None
@@ -475,7 +476,7 @@ def _contracts_table(items: list[dict[str, Any]]) -> list[str]:
         failing = [g for g in item["gates"] if not g["passed"]]
         measured = "; ".join(describe_gate(g) for g in (failing or item["gates"])) or item.get("message", "")
         technique = item.get("technique")
-        model = esc(item["model"]) + (f"<small>{esc(technique)}</small>" if technique and technique != item["model"] else "")
+        model = esc(model_label(item)) + (f"<small>{esc(technique)}</small>" if technique and technique != item["model"] else "")
         notes = "".join(f"<small>{esc(note)}</small>" for note in item.get("notes", []))
         rows.append(f"<tr><td data-label='model'>{model}</td><td data-label='contract'>{esc(item['contract'])}</td>"
                     f"<td data-label='result' class='{result}'>{result}</td>"
@@ -511,7 +512,7 @@ def _changes_section(items: list[dict[str, Any]]) -> list[str]:
              "<th>metric</th><th>previous</th><th>now</th><th>change</th></tr></thead><tbody>"]
     for worse, item, metric, before, now in rows[:MAX_CHANGES]:
         verdict = "worse" if worse > 0 else "better" if worse < 0 else "same"
-        parts.append(f"<tr><td data-label='model'>{esc(item['model'])}</td><td data-label='contract'>{esc(item['contract'])}</td>"
+        parts.append(f"<tr><td data-label='model'>{esc(model_label(item))}</td><td data-label='contract'>{esc(item['contract'])}</td>"
                      f"<td data-label='metric'>{esc(metric)}</td><td data-label='previous'>{format_number(before)}</td>"
                      f"<td data-label='now'>{format_number(now)}</td>"
                      f"<td data-label='change' class='{verdict}'>{now - before:+.4g} ({verdict})</td></tr>")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from robustgate.checks.outcome import format_number
+from robustgate.reports.results import model_label
 
 _RESULT = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "skipped"}
 
@@ -33,7 +34,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
     for item in items:
         failing = [g for g in item["gates"] if not g["passed"]]
         measured = "; ".join(describe_gate(g) for g in (failing or item["gates"])) or item.get("message", "")
-        row = (item["spec"], item["model"], item["contract"], _RESULT[item["outcome"]], measured)
+        row = (item["spec"], model_label(item), item["contract"], _RESULT[item["outcome"]], measured)
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     env = doc["environment"]
     lines += ["", f"{env['cpu']} · torch {env['torch']} · quantized engine {env['quantized_engine']} · "

@@ -70,6 +70,7 @@ SCHEMA: dict[str, Any] = {
                     "nodeid": {"type": "string"},
                     "spec": {"type": "string"},
                     "model": {"type": "string"},
+                    "case": {"type": "string"},
                     "contract": {"type": "string"},
                     "outcome": {"enum": ["passed", "failed", "error", "skipped"]},
                     "duration": {"type": "number", "minimum": 0},
@@ -129,6 +130,12 @@ class ItemResult:
     previous: dict[str, float | None] = field(default_factory=dict)  # the baseline release's values (--robustgate-baseline)
     phases: dict[str, float] = field(default_factory=dict)  # seconds this item spent training, predicting, attacking, ...
     settings: str = ""  # digest of the contract's settings: a baseline's numbers compare only where it is the same
+    case: str = ""  # the spec's matrix case (e.g. resnet50-amazon), empty for a spec without a matrix
+
+
+def model_label(item: dict[str, Any]) -> str:
+    """How reports name an item's model: ``int8``, or ``resnet50-amazon::int8`` in a matrix case (as its id reads)."""
+    return f"{item['case']}::{item['model']}" if item.get("case") else item["model"]
 
 
 def finite(value: Any) -> float | None:

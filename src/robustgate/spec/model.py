@@ -170,6 +170,7 @@ class Spec:
     contracts: tuple[Contract, ...]
     lines: LineMap
     profile: str | None = None  # the profile merged in (see spec/profiles.py)
+    case: str | None = None  # the matrix case this spec is, e.g. resnet50-amazon (see spec/cases.py)
 
     @property
     def directory(self) -> Path:

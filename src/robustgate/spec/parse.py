@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from robustgate.errors import RegistryError, SpecError
 from robustgate.registry import Registry, did_you_mean
 from robustgate.spec.fields import dataset_refs
+from robustgate.spec.cases import expand_cases
 from robustgate.spec.matrix import MatrixError, expand_variant, is_template
 from robustgate.spec.profiles import apply_profile
 from robustgate.spec.model import BASELINE, Contract, DatasetEntry, SpecHeader, Spec, Step, Variant
@@ -39,8 +40,17 @@ def is_spec_file(path: Path) -> bool:
 
 
 def load_spec(path: Path | str, profile: str | None = None) -> Spec:
+    """Parse and validate a spec file without a ``matrix:`` (see :func:`load_cases` for one that may have it)."""
+    specs = load_cases(path, profile)
+    if len(specs) != 1 or specs[0].case is not None:
+        raise ValueError(f"{path} has a matrix of {len(specs)} cases; read it with load_cases")
+    return specs[0]
+
+
+def load_cases(path: Path | str, profile: str | None = None) -> list[Spec]:
     """Parse and validate one spec file, with ``profile`` (see :mod:`robustgate.spec.profiles`) merged in
-    where the spec has profiles; raise a single :class:`SpecError` naming every problem."""
+    where the spec has profiles: one spec, or one per case of its ``matrix:`` (see :mod:`robustgate.spec.cases`).
+    Raises a single :class:`SpecError` naming every problem (of the first case that has any)."""
     path = Path(path)
     shown = _display_path(path)
     try:
@@ -60,7 +70,19 @@ def load_spec(path: Path | str, profile: str | None = None) -> Spec:
             hint="add `robustgate: 1` as the first line",
         )
     data, applied = apply_profile(data, lines, profile)
-    return dataclasses.replace(_SpecBuilder(path, data, lines).build(), profile=applied)
+    cases = expand_cases(data, lines)
+    if cases is None:
+        return [dataclasses.replace(_SpecBuilder(path, data, lines).build(), profile=applied)]
+    specs = []
+    for case in cases:
+        try:
+            spec = _SpecBuilder(path, case.data, lines).build()
+        except SpecError as err:
+            # one message, not one per case: the first case that breaks, named (its values fill the placeholders)
+            err.message += f"\n  (in matrix case {case.name}: {case.describe()})"
+            raise
+        specs.append(dataclasses.replace(spec, profile=applied, case=case.name))
+    return specs
 
 
 def _display_path(path: Path) -> str:

@@ -70,8 +70,8 @@ class LineMap:
 _ENV_PLACEHOLDER = re.compile("\\$\ue000([A-Za-z_][A-Za-z0-9_]*)\ue001")
 # Matrix variant names (`pruned-{ratio}`) have the same problem inside `variants: [pruned-{ratio}]`;
 # a `{key}` glued to a name is a template, never the start of a flow mapping.
-_TEMPLATE_REFERENCE = re.compile(r"(?<=[A-Za-z0-9_.+-])\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_TEMPLATE_PLACEHOLDER = re.compile("\ue002([A-Za-z_][A-Za-z0-9_]*)\ue003")
+_TEMPLATE_REFERENCE = re.compile(r"(?<=[A-Za-z0-9_.+-])\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)\}")
+_TEMPLATE_PLACEHOLDER = re.compile("\ue002([A-Za-z_][A-Za-z0-9_.]*)\ue003")
 
 
 def _restore_env_references(value: Any) -> Any:
