@@ -50,7 +50,6 @@ def content_key(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@functools.lru_cache(maxsize=None)
 def file_digest(path: Path) -> str:
     """SHA-256 of a file's bytes (weights files enter cache keys by content, not by name)."""
     digest = hashlib.sha256()
@@ -60,6 +59,7 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=None)
 def _distribution_version(name: str) -> str:  # a metadata lookup scans site-packages: ~5 ms each
     try:
         return importlib.metadata.version(name)

@@ -251,3 +251,37 @@ def test_a_distilled_variant_runs_through_pytest(tiny_project: pytest.Pytester, 
     students = [props for name, props in cases.items() if "student" in name]
     assert len(students) == 2
     assert all(0.0 < float(p["robustgate.params_ratio"]) < 0.5 for p in students)
+
+
+def test_a_student_can_start_from_imagenet_weights_whose_file_enters_the_cache_key(
+    teacher: Classifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torchvision
+
+    from robustgate.models.pretrained import checkpoint_path, resolve
+
+    arch = "shufflenet_v2_x0_5"  # a small torchvision classifier with an `fc` head
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    params = DistillParams(student={"arch": arch, "kwargs": {"num_classes": 10}, "weights": "imagenet"}, epochs=1)
+    with pytest.raises(ModelError, match=rf"(?s)is not on this machine.*robustgate fetch-weights {arch}"):
+        distill._student(teacher, params, context(), 10)
+    absent = distill.external_inputs(params)
+    torch.manual_seed(1)
+    saved = torchvision.models.get_model(arch, weights=None).state_dict()  # stand-in ImageNet weights (1000 classes)
+    path = checkpoint_path(resolve(arch, "imagenet"))
+    path.parent.mkdir(parents=True)
+    torch.save(saved, path)
+    built = distill._student(teacher, params, context(), 10).net.state_dict()
+    assert built["fc.weight"].shape == (10, 1024)  # a new head for the teacher's classes
+    assert all(torch.equal(built[key], tensor) for key, tensor in saved.items() if not key.startswith("fc."))
+    present = distill.external_inputs(params)
+    torch.save({key: tensor + 1 for key, tensor in saved.items()}, path)
+    assert len({absent, present, distill.external_inputs(params)}) == 3  # another file is another student
+    assert distill.external_inputs(DistillParams(student=student())) == ()
+    path.unlink()  # restoring loads the cached state into the architecture: the weights file is not needed
+    restored = distill.restore(teacher, params, {"state_dict": built}, context()).net.state_dict()
+    assert all(torch.equal(restored[key], tensor) for key, tensor in built.items())
+    with pytest.raises(ValidationError, match="student weights: 'student.pth' is not torchvision's"):
+        DistillParams(student={"arch": arch, "weights": "student.pth"})
+    with pytest.raises(ValidationError, match="is not a weights entry of resnet18"):
+        DistillParams(student={"arch": "resnet18", "weights": "IMAGENET1K_V9"})
