@@ -150,7 +150,7 @@ def _validate(files: list[Path], profile: str | None = None) -> int:
                 print(err, file=sys.stderr)
                 break
             spec = specs[0]
-            cases = f"{len(specs)} matrix cases, " if spec.case else ""
+            cases = f"{len(specs)} matrix case{'s' if len(specs) != 1 else ''}, " if spec.case else ""
             print(
                 f"ok: {path}{f' (profile {spec.profile})' if spec.profile else ''} ({cases}{len(spec.datasets)} datasets, "
                 f"{len(spec.variants) + 1} models, {len(spec.contracts)} contracts{' each' if spec.case else ''}, "

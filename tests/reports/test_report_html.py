@@ -112,6 +112,32 @@ def test_plots_without_their_data_are_left_out() -> None:
     assert render_html(_doc([]))  # a run whose items all vanished still renders
 
 
+def test_shift_items_of_matrix_cases_feed_the_accuracy_plots_per_case() -> None:
+    """A spec matrix's shift contracts (the Office-31 study) measure target accuracies: they are plotted per target
+    against size, with each case's models and baseline apart; salt-and-pepper sweeps are plotted against amount."""
+    def shift(case: str, model: str, technique: str, target_accuracy: float) -> dict[str, Any]:
+        metrics = {"source_accuracy": 0.9, "source_accuracy_low": 0.85, "source_accuracy_high": 0.93,
+                   "accuracy@webcam": target_accuracy, "accuracy_low@webcam": target_accuracy - 0.05,
+                   "accuracy_high@webcam": target_accuracy + 0.05, "accuracy@dslr": 0.7}
+        if model != "baseline":
+            metrics["baseline_accuracy@webcam"] = 0.6 if case == "resnet18-amazon" else 0.65
+        item = _item(model, "shift[source-test->webcam+dslr]", metrics, technique, case=case)
+        item["nodeid"] = f"s.yaml::{case}::{model}::shift[source-test->webcam+dslr]"
+        return item
+
+    items = [shift(case, model, technique, accuracy) for case in ("resnet18-amazon", "resnet50-amazon")
+             for model, technique, accuracy in (("int8", "ptq", 0.58), ("pruned-0.5", "prune", 0.4))]
+    salt = {f"robust_accuracy@{amount}": acc for amount, acc in (("0.01", 0.6), ("0.05", 0.3))}
+    items.append(_item("int8", "attack[salt_pepper@source-attack]", salt, "ptq", case="resnet18-amazon"))
+    page = render_html(_doc(items))
+    alts = re.findall(r'<img alt="([^"]*)"', page)
+    assert {"accuracy on webcam against model size, by technique", "accuracy on dslr against model size, by technique",
+            "accuracy on source-test against model size, by technique"} <= set(alts)
+    assert "robust accuracy against amount: attack[salt_pepper@source-attack]" in alts
+    rows = re.findall(r"<td data-label='model'>([\w:.-]+)", page)
+    assert rows.count("resnet18-amazon::int8") == 2 and rows.count("resnet50-amazon::pruned-0.5") == 1
+
+
 def test_a_comparison_with_a_previous_release_is_stated_and_tabled_worse_first(run: dict[str, Any]) -> None:
     items = [dict(item) for item in run["items"]]
     for item in items:

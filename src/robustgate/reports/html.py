@@ -117,18 +117,42 @@ def _dataset(contract: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _accuracy_readings(item: dict[str, Any]) -> list[tuple[str, float, float, float, float | None]]:
+    """``(dataset, accuracy, low, high, baseline accuracy)`` per dataset an item measured clean accuracy on:
+    an ``accuracy[...]`` item on its dataset, a ``shift[...]`` item on its source and each target."""
+    m = item["metrics"]
+
+    def reading(dataset: str, name: str, suffix: str = "") -> tuple[str, float, float, float, float | None] | None:
+        estimate = m.get(f"{name}{suffix}")
+        if estimate is None:
+            return None
+        low, high = (m.get(f"{name}_{end}{suffix}") for end in ("low", "high"))
+        return (dataset, estimate, estimate if low is None else low, estimate if high is None else high,
+                m.get(f"baseline_{name}{suffix}"))
+
+    dataset = _dataset(item["contract"])
+    if dataset:
+        found = [reading(dataset, "accuracy")]
+    else:
+        shift = re.fullmatch(r"shift\[(.+?)->(.+?)(#\d+)?\]", item["contract"])
+        if not shift:
+            return []
+        found = [reading(shift.group(1), "source_accuracy")]
+        found += [reading(target, "accuracy", f"@{target}") for target in shift.group(2).split("+")]
+    return [r for r in found if r is not None]
+
+
 def _accuracy_plot(items: list[dict[str, Any]]) -> tuple[str, int] | None:
     """Clean accuracy of every model on every dataset (from accuracy[...] items); and how many models were left out."""
     values: dict[str, dict[str, float]] = defaultdict(dict)
     for item in items:
-        dataset = _dataset(item["contract"])
-        if dataset and item["metrics"].get("accuracy") is not None:
-            values[model_label(item)][dataset] = item["metrics"]["accuracy"]
-            if item["metrics"].get("baseline_accuracy") is not None:  # a drop gate measured the baseline too
-                values["baseline"].setdefault(dataset, item["metrics"]["baseline_accuracy"])
+        for dataset, accuracy, _, _, baseline in _accuracy_readings(item):
+            values[model_label(item)][dataset] = accuracy
+            if baseline is not None:  # a drop gate measured the baseline too
+                values[_baseline_label(item)].setdefault(dataset, baseline)
     if not values:
         return None
-    models = sorted(values, key=lambda model: model != "baseline")[:MAX_LINES]
+    models = sorted(values, key=lambda model: model.split("::")[-1] != "baseline")[:MAX_LINES]
     datasets = sorted({d for per in values.values() for d in per})
     fig, ax = _figure()
     width = 0.8 / len(models)
@@ -141,6 +165,11 @@ def _accuracy_plot(items: list[dict[str, Any]]) -> tuple[str, int] | None:
     ax.set_ylabel("accuracy")
     ax.legend(fontsize=8, ncols=min(len(models), 5), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     return _png(fig, "accuracy by model and dataset"), len(values) - len(models)
+
+
+def _baseline_label(item: dict[str, Any]) -> str:
+    """The label of the baseline an item was compared with (its case's, in a spec matrix)."""
+    return model_label({"model": "baseline", "case": item.get("case")})
 
 
 def _annotate_apart(ax: Any, points: list[tuple[float, float, str]]) -> None:
@@ -168,14 +197,13 @@ def _compression_plots(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """Accuracy against model size (bytes, relative to the baseline) per dataset, one marker per technique."""
     points: dict[str, dict[str, tuple[float, float, float, float, str]]] = defaultdict(dict)
     for item in items:
-        m, dataset = item["metrics"], _dataset(item["contract"])
-        if not dataset or m.get("accuracy") is None or m.get("size_ratio") is None:
+        size = item["metrics"].get("size_ratio")
+        if size is None:
             continue
-        low, high = (m["accuracy"] if m.get(key) is None else m[key] for key in ("accuracy_low", "accuracy_high"))
-        points[dataset][model_label(item)] = (m["size_ratio"], m["accuracy"], low, high, item.get("technique") or "?")
-        if m.get("baseline_accuracy") is not None:  # a drop gate measured the baseline, which may have no item here
-            base = m["baseline_accuracy"]
-            points[dataset].setdefault("baseline", (1.0, base, base, base, "baseline"))
+        for dataset, accuracy, low, high, base in _accuracy_readings(item):
+            points[dataset][model_label(item)] = (size, accuracy, low, high, item.get("technique") or "?")
+            if base is not None:  # a drop gate measured the baseline, which may have no item here
+                points[dataset].setdefault(_baseline_label(item), (1.0, base, base, base, "baseline"))
     techniques = list(dict.fromkeys(p[4] for per in points.values() for p in sorted(per.values(), key=lambda p: -p[0])))
     plots = []
     for dataset, per in sorted(points.items()):
@@ -234,18 +262,23 @@ def _sweep(item: dict[str, Any]) -> list[tuple[float, float, float, float]]:
 
 
 def _sweep_figure(curves: dict[str, list[tuple[float, float, float, float]]], title: str) -> str:
+    if re.search(r"\bsalt_pepper@", title):  # its strength is the share of pixels flipped, not a radius
+        return _draw_sweep(curves, title, 1, "amount (share of pixels)")
     levels = all(abs(p[0] * 255 - round(p[0] * 255)) < 1e-6 for points in curves.values() for p in points)
-    scale = 255 if levels else 1
+    return _draw_sweep(curves, title, 255 if levels else 1, "eps (x/255)" if levels else "eps")
+
+
+def _draw_sweep(curves: dict[str, list[tuple[float, float, float, float]]], title: str, scale: int, axis: str) -> str:
     fig, ax = _figure(5.6, 3.4)
     for model, points in curves.items():
         xs = [p[0] * scale for p in points]
         (line,) = ax.plot(xs, [p[1] for p in points], marker="o", label=model)
         ax.fill_between(xs, [p[2] for p in points], [p[3] for p in points], color=line.get_color(), alpha=0.15, linewidth=0)
-    ax.set_xlabel("eps (x/255)" if levels else "eps")
+    ax.set_xlabel(axis)
     ax.set_ylabel("robust accuracy")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8, **({"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)} if len(curves) > 4 else {}))
-    return _png(fig, f"robust accuracy against eps: {title}")
+    return _png(fig, f"robust accuracy against {axis.split()[0]}: {title}")
 
 
 def _sweep_section(items: list[dict[str, Any]]) -> list[str]:
