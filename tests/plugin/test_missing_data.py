@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
-from PIL import Image
+from office31_tree import office31_tree
 
 from robustgate.data.office31 import OFFICE31_CLASSES
 
@@ -31,21 +30,6 @@ contracts:
   - accuracy: {on: amazon-test, min: 0.0}
   - shift: {source: amazon-test, targets: [webcam], max_drop: 1.0}
 """
-
-
-def office31_tree(root: Path, domains: tuple[str, ...] = ("amazon", "webcam"), per_class: int = 4,
-                  classes: tuple[str, ...] = OFFICE31_CLASSES) -> Path:
-    """An Office-31-shaped tree of tiny JPEGs whose colour encodes the class (so a small CNN can learn it)."""
-    generator = torch.Generator().manual_seed(0)
-    for domain in domains:
-        for index, name in enumerate(classes):
-            folder = root / domain / "images" / name
-            folder.mkdir(parents=True)
-            colour = (index * 37 + torch.tensor([0, 90, 180])) % 256
-            for k in range(per_class):
-                rgb = (colour + torch.randint(0, 20, (3,), generator=generator)).clamp(0, 255)
-                Image.new("RGB", (12, 12), tuple(rgb.tolist())).save(folder / f"frame_{k}.jpg")
-    return root
 
 
 @pytest.fixture
