@@ -46,7 +46,7 @@ def test_the_profiles_select_the_studys_grid(paper_project: pytest.Pytester) -> 
                      for source in ("amazon", "webcam", "dslr")}
     assert len(full) == 9 * 23  # per case: 2 baseline, 4 per pruned or distilled model, 5 on int8
     assert {line.split("::")[2] for line in full} == VARIANTS
-    assert "robustness_specs/office31_paper.yaml::resnet50-webcam::int8::shift[source-test->amazon+dslr]" in full
+    assert "robustness_specs/office31_paper.yaml::resnet50-webcam::int8::shift[webcam-test->amazon+dslr]" in full
     cpu = _collected(paper_project, "--robustgate-profile", "cpu")
     assert len(cpu) == 23 and {line.split("::")[1] for line in cpu} == {"resnet34-amazon"}
     deep = _collected(paper_project, "--robustgate-profile", "deep")
@@ -62,12 +62,12 @@ def test_the_smoke_profile_runs_every_contract_on_a_tiny_office31_tree(paper_pro
     assert {item["outcome"] for item in items.values()} <= {"passed", "failed"}, result.stdout.str()
     assert doc["specs"]["robustness_specs/office31_paper.yaml"]["profile"] == "smoke"
     assert items["int8::size"]["outcome"] == "passed" and items["int8::size"]["metrics"]["size_ratio"] < 0.3
-    shift = items["int8::shift[source-test->webcam+dslr]"]["metrics"]
+    shift = items["int8::shift[amazon-test->webcam+dslr]"]["metrics"]
     assert shift["n@webcam"] == 62 and shift["n@dslr"] == 62  # the profile's sampled targets
     assert shift["source_n"] == 31  # a stratified fifth of amazon's 4 images a class: one of each class
-    distilled = items["distilled-r18::attack[pgd@source-attack]"]["metrics"]
+    distilled = items["distilled-r18::attack[pgd@amazon-attack]"]["metrics"]
     assert distilled["n@1/255"] == 31 and distilled["params_ratio"] == pytest.approx(1.0)  # a ResNet-18 from a ResNet-18
-    assert items["pruned-0.5::shift[source-test->webcam+dslr]"]["metrics"]["params_ratio"] < 0.35
+    assert items["pruned-0.5::shift[amazon-test->webcam+dslr]"]["metrics"]["params_ratio"] < 0.35
     assert (paper_project.path / "reports" / "report.html").stat().st_size > 10_000
 
 
@@ -80,11 +80,11 @@ def test_the_cpu_profile_fine_tunes_compresses_and_gates_a_resnet34_on_the_tiny_
     items = {item["nodeid"].split("::", 2)[2]: item for item in doc["items"]}
     assert len(items) == 8 and {item["case"] for item in items.values()} == {"resnet34-amazon"}
     assert {item["outcome"] for item in items.values()} <= {"passed", "failed"}, result.stdout.str()
-    shift = items["int8::shift[source-test->webcam+dslr]"]["metrics"]
+    shift = items["int8::shift[amazon-test->webcam+dslr]"]["metrics"]
     assert shift["n@webcam"] == 124 and shift["n@dslr"] == 124  # samples: 300 of a domain of 124 images: all of it
-    distilled = items["distilled-r18::shift[source-test->webcam+dslr]"]["metrics"]
+    distilled = items["distilled-r18::shift[amazon-test->webcam+dslr]"]["metrics"]
     assert distilled["params_ratio"] == pytest.approx(11.19 / 21.30, abs=0.01)  # ResNet-18 from a ResNet-34 teacher
-    assert items["baseline::accuracy[source-test]"]["phases"]["training"] > 0
+    assert items["baseline::accuracy[amazon-test]"]["phases"]["training"] > 0
 
 
 def test_without_the_dataset_every_item_skips_with_one_message(paper_project: pytest.Pytester,
@@ -92,5 +92,5 @@ def test_without_the_dataset_every_item_skips_with_one_message(paper_project: py
     monkeypatch.delenv("OFFICE31_ROOT")
     result = paper_project.runpytest("--robustgate-profile", "cpu", "-p", "no:cacheprovider", "-rs")
     result.assert_outcomes(skipped=23)
-    result.stdout.fnmatch_lines(["SKIPPED [[]23[]] *datasets source-train, source-test, amazon, webcam, dslr not on this "
+    result.stdout.fnmatch_lines(["SKIPPED [[]23[]] *datasets amazon-train, amazon-test, amazon, webcam, dslr not on this "
                                  "machine (missing: skip): environment variable OFFICE31_ROOT is not set*"])

@@ -85,7 +85,7 @@ def test_every_kind_of_data_gets_its_plot_and_findings_come_first(run: dict[str,
     page = render_html(run)
     titles = re.findall(r"<h2>(.*?)</h2>", page)
     assert titles == ["Findings", "Contracts", "Accuracy by model and dataset", "Accuracy against model size",
-                      "Robust accuracy against eps", "Corruption accuracy", "Latency distribution"]
+                      "Robust accuracy against attack strength", "Corruption accuracy", "Latency distribution"]
     assert page.count("<span class='tag masking'>gradient masking</span>") == 1 and MASKING in page
     assert page.index(MASKING) < page.index(UNDEFINED) < page.index("<h2>Contracts</h2>")  # masking first, at the top
     plots = re.findall(r"<figure data-plot='([\w-]+)'>", page)
@@ -118,11 +118,11 @@ def test_shift_items_of_matrix_cases_feed_the_accuracy_plots_per_case() -> None:
     def shift(case: str, model: str, technique: str, target_accuracy: float) -> dict[str, Any]:
         metrics = {"source_accuracy": 0.9, "source_accuracy_low": 0.85, "source_accuracy_high": 0.93,
                    "accuracy@webcam": target_accuracy, "accuracy_low@webcam": target_accuracy - 0.05,
-                   "accuracy_high@webcam": target_accuracy + 0.05, "accuracy@dslr": 0.7}
+                   "accuracy_high@webcam": target_accuracy + 0.05, "accuracy@dslr+flip": 0.7}
         if model != "baseline":
             metrics["baseline_accuracy@webcam"] = 0.6 if case == "resnet18-amazon" else 0.65
-        item = _item(model, "shift[source-test->webcam+dslr]", metrics, technique, case=case)
-        item["nodeid"] = f"s.yaml::{case}::{model}::shift[source-test->webcam+dslr]"
+        item = _item(model, "shift[source-test->webcam+dslr+flip]", metrics, technique, case=case)
+        item["nodeid"] = f"s.yaml::{case}::{model}::shift[source-test->webcam+dslr+flip]"
         return item
 
     items = [shift(case, model, technique, accuracy) for case in ("resnet18-amazon", "resnet50-amazon")
@@ -131,8 +131,9 @@ def test_shift_items_of_matrix_cases_feed_the_accuracy_plots_per_case() -> None:
     items.append(_item("int8", "attack[salt_pepper@source-attack]", salt, "ptq", case="resnet18-amazon"))
     page = render_html(_doc(items))
     alts = re.findall(r'<img alt="([^"]*)"', page)
-    assert {"accuracy on webcam against model size, by technique", "accuracy on dslr against model size, by technique",
-            "accuracy on source-test against model size, by technique"} <= set(alts)
+    assert {"accuracy on webcam against model size, by technique", "accuracy on dslr+flip against model size, by technique",
+            "accuracy on source-test against model size, by technique"} <= set(alts)  # a target's '+' is its own
+    assert {"accuracy by model and dataset: resnet18-amazon", "accuracy by model and dataset: resnet50-amazon"} <= set(alts)
     assert "robust accuracy against amount: attack[salt_pepper@source-attack]" in alts
     rows = re.findall(r"<td data-label='model'>([\w:.-]+)", page)
     assert rows.count("resnet18-amazon::int8") == 2 and rows.count("resnet50-amazon::pruned-0.5") == 1

@@ -144,6 +144,6 @@ def test_the_html_report_is_self_contained_with_a_plot_per_kind(tiny_project: py
             image.verify()
     titles = re.findall(r"<h2>(.*?)</h2>", page)
     assert "Accuracy by model and dataset" in titles
-    assert any(t.startswith("Robust accuracy against eps") for t in titles)
+    assert any(t.startswith("Robust accuracy against attack strength") for t in titles)
     assert "Corruption accuracy" in titles and page.count("<figure data-plot='corruptions'>") == 2  # baseline and int8
     assert page.count("<tr>") == 1 + 7 and "<meta name='viewport'" in page

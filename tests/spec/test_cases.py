@@ -148,7 +148,8 @@ def test_an_error_inside_a_case_names_the_line_and_the_case(tmp_path) -> None:
 
 def test_a_missing_field_and_a_list_inside_text_are_errors_at_their_use(tmp_path) -> None:
     path = write(tmp_path, SPEC.replace('"{source.epochs}"', '"{source.epoch}"'))
-    with pytest.raises(SpecError, match=r"grid.yaml:14: \{source.epoch\}: the source value 'handwritten' has no field 'epoch'"):
+    with pytest.raises(SpecError, match=r"(?s)grid.yaml:14: \{source.epoch\}: the source value 'handwritten' has no field "
+                                        r"'epoch'.*\(in matrix case resnet18-handwritten: arch=resnet18, source=handwritten\)"):
         load_cases(path)
     path = write(tmp_path, SPEC.replace('"{source}-train"', '"{source.targets}-train"'))
     with pytest.raises(SpecError, match=r"grid.yaml:14: \{source.targets\} is list here, which cannot be written inside text"):
@@ -162,7 +163,7 @@ def test_a_renamed_key_keeps_its_line_for_errors(tmp_path) -> None:
         load_cases(write(tmp_path, text))
 
 
-names = st.from_regex(r"[a-z][a-z0-9]{0,5}", fullmatch=True)
+names = st.from_regex(r"[a-z]{1,2}[0-9]{1,3}", fullmatch=True)  # never a YAML keyword such as null or true
 
 
 @settings(max_examples=60, deadline=None)
@@ -191,3 +192,71 @@ def test_cases_are_the_product_less_the_exclusions_each_filled_with_its_values(t
     specs = load_cases(path)
     assert [s.case for s in specs] == ["-".join(c) for c in combinations]
     assert [s.name for s in specs] == ["grid " + "-".join(c) for c in combinations]
+
+
+BLOCK = """\
+robustgate: 1
+name: grid
+matrix:
+  arch:
+    - resnet18
+    - [resnet34]
+model:
+  arch: "{arch}"
+  kwargs: {num_classes: 10}
+  weights: train
+  train: {on: train, epochs: 1}
+  input: {size: [32, 32]}
+datasets:
+  train: {builtin: digits, domain: handwritten, part: train}
+contracts:
+  - accuracy: {on: train, min: 0.5}
+"""
+
+
+def test_block_style_matrix_errors_point_at_the_value_and_the_rule(tmp_path) -> None:
+    with pytest.raises(SpecError, match=r"grid.yaml:6: matrix.arch\[1\]: expected a scalar"):
+        load_cases(write(tmp_path, BLOCK))
+    text = BLOCK.replace("    - [resnet34]\n", "    - resnet34\n  exclude:\n    - arch: resnet34\n    - arch: resnet43\n")
+    with pytest.raises(SpecError, match=r"grid.yaml:9: matrix.exclude\[1\]: 'resnet43' is not a value of arch"):
+        load_cases(write(tmp_path, text))
+
+
+def test_an_unquoted_placeholder_is_named_with_the_fix(tmp_path) -> None:
+    with pytest.raises(SpecError) as err:
+        load_cases(write(tmp_path, BLOCK.replace("    - [resnet34]", "    - resnet34").replace('arch: "{arch}"', "arch: {arch}")))
+    assert "grid.yaml:4: matrix.arch: no `{arch}` in the spec uses it" in str(err.value)
+    assert "line 8 has {arch} unquoted, which YAML reads as a mapping" in str(err.value)
+    assert 'write "{arch}" (in quotes)' in str(err.value)
+
+
+def test_keys_that_become_the_same_name_in_a_case_are_an_error(tmp_path) -> None:
+    text = SPEC.replace('  printed: {builtin: digits, domain: printed, part: test}\n',
+                        '  printed: {builtin: digits, domain: printed, part: test}\n'
+                        '  "{source}": {builtin: digits, domain: printed, part: test}\n')
+    with pytest.raises(SpecError) as err:
+        load_cases(write(tmp_path, text))
+    assert "grid.yaml:21: 'handwritten' and '{source}' both become 'handwritten' in this case" in str(err.value)
+    assert "(the other is on line 19)" in str(err.value) and "(in matrix case resnet18-handwritten" in str(err.value)
+
+
+def test_each_case_reports_its_own_lines(tmp_path) -> None:
+    """Case x-y and case y-x rename two variants the other way round; each case's error names its own line."""
+    text = ONE_AXIS.replace("matrix: {arch: [resnet18, resnet34]}", "matrix: {a: [x, y], b: [y, x], exclude: [{a: x, b: x}, {a: y, b: y}]}")
+    text = text.replace('arch: "{arch}"', "arch: resnet18") + "variants:\n  \"{a}1\": {ptq: {backend: x86}}\n  \"{b}1\": {ptq: {backend: [x86]}}\n"
+    with pytest.raises(SpecError, match=r"(?s)grid.yaml:16: variants.y1.ptq.backend: .*\(in matrix case x-y"):
+        load_cases(write(tmp_path, text))
+
+
+def test_a_matrix_key_may_not_capture_a_variant_template(tmp_path) -> None:
+    text = SPEC.replace("  arch: [resnet18, resnet34]\n", "  arch: [resnet18, resnet34]\n  ratio: [0.1]\n").replace(
+        "pruned-{ratio}: {prune:", "pruned-{ratio}-{arch}: {prune:")
+    with pytest.raises(SpecError, match=r"grid.yaml:23: variants.pruned-\{ratio\}-\{arch\}: \{ratio\} is both a matrix key"):
+        load_cases(write(tmp_path, text))
+
+
+def test_float_values_name_cases_as_written(tmp_path) -> None:
+    text = ONE_AXIS.replace("matrix: {arch: [resnet18, resnet34]}", "matrix: {lr: [0.00001, 0.1234567, 0.1234568]}")
+    specs = load_cases(write(tmp_path, text.replace("epochs: 1}", 'epochs: 1, lr: "{lr}"}').replace('"{arch}"', "resnet18")))
+    assert [s.case for s in specs] == ["0.00001", "0.1234567", "0.1234568"]
+    assert [s.model.train.lr for s in specs] == [0.00001, 0.1234567, 0.1234568]

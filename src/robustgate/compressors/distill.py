@@ -30,8 +30,10 @@ rebuilds the architecture to load it into.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -152,8 +154,10 @@ class DistillStep(CompressionStep):
         if params.student.weights is None:
             return ()
         path = checkpoint_path(resolve(params.student.arch, params.student.weights))
-        # a missing file is reported when the student is built; the key only needs to differ from a present one's
-        return (f"student-weights:{path.name}:{file_digest(path) if path.is_file() else 'absent'}",)
+        if not path.is_file():  # reported when the student is built; the key only needs to differ from a present one's
+            return (f"student-weights:{path.name}:absent",)
+        stat = path.stat()
+        return (f"student-weights:{path.name}:{_weights_digest(str(path), stat.st_mtime_ns, stat.st_size)}",)
 
     # -- the student ---------------------------------------------------------
 
@@ -275,6 +279,12 @@ class DistillStep(CompressionStep):
                 f"{correct / seen:.3f}, agreement with the teacher {agree / seen:.3f} ({time.perf_counter() - started:.1f}s)"
             )
         student.cpu().eval()  # steps hand back CPU models (what the cache stores)
+
+
+@functools.lru_cache(maxsize=16)
+def _weights_digest(path: str, mtime_ns: int, size: int) -> str:
+    """The weights file's SHA-256, read once per version of the file (compress() asks for it on every model lookup)."""
+    return file_digest(Path(path))
 
 
 def _logit_count(model: Classifier, ctx: StepContext, what: str) -> int:

@@ -134,15 +134,37 @@ def _accuracy_readings(item: dict[str, Any]) -> list[tuple[str, float, float, fl
     if dataset:
         found = [reading(dataset, "accuracy")]
     else:
-        shift = re.fullmatch(r"shift\[(.+?)->(.+?)(#\d+)?\]", item["contract"])
+        shift = re.fullmatch(r"shift\[(.+?)->.+\]", item["contract"])
         if not shift:
             return []
-        found = [reading(shift.group(1), "source_accuracy")]
-        found += [reading(target, "accuracy", f"@{target}") for target in shift.group(2).split("+")]
+        found = [reading(shift.group(1), "source_accuracy")]  # targets from the metrics: names may hold '+' or '->'
+        found += [reading(key[len("accuracy@"):], "accuracy", key[len("accuracy"):]) for key in m
+                  if key.startswith("accuracy@")]
     return [r for r in found if r is not None]
 
 
-def _accuracy_plot(items: list[dict[str, Any]]) -> tuple[str, int] | None:
+def _accuracy_section(items: list[dict[str, Any]]) -> list[str]:
+    """Accuracy by model and dataset: one plot, or one per matrix case (each case has its own models and data)."""
+    by_case: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in items:
+        by_case[item.get("case") or ""].append(item)
+    if len(by_case) == 1:
+        accuracy = _accuracy_plot(items)
+        if not accuracy:
+            return []
+        return ["<h2>Accuracy by model and dataset</h2>", accuracy[0],
+                _left_out(MAX_LINES, accuracy[1], "models", order=", the baseline first, then in run order")]
+    plots = [(case, plot) for case, chosen in by_case.items() if (plot := _accuracy_plot(chosen, case))]
+    if not plots:
+        return []
+    figures = [_figure_tag(image, case + (f" ({MAX_LINES} of {MAX_LINES + left} models)" if left else ""), "accuracy")
+               for case, (image, left) in plots[:MAX_FIGURES]]
+    return ["<h2>Accuracy by model and dataset</h2>", "<div class='plots'>", *figures, "</div>",
+            _left_out(MAX_FIGURES, len(plots) - MAX_FIGURES, "matrix cases", order=", in run order")
+            if len(plots) > MAX_FIGURES else ""]
+
+
+def _accuracy_plot(items: list[dict[str, Any]], case: str = "") -> tuple[str, int] | None:
     """Clean accuracy of every model on every dataset (from accuracy[...] items); and how many models were left out."""
     values: dict[str, dict[str, float]] = defaultdict(dict)
     for item in items:
@@ -164,7 +186,7 @@ def _accuracy_plot(items: list[dict[str, Any]]) -> tuple[str, int] | None:
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")
     ax.legend(fontsize=8, ncols=min(len(models), 5), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
-    return _png(fig, "accuracy by model and dataset"), len(values) - len(models)
+    return _png(fig, "accuracy by model and dataset" + (f": {case}" if case else "")), len(values) - len(models)
 
 
 def _baseline_label(item: dict[str, Any]) -> str:
@@ -262,7 +284,7 @@ def _sweep(item: dict[str, Any]) -> list[tuple[float, float, float, float]]:
 
 
 def _sweep_figure(curves: dict[str, list[tuple[float, float, float, float]]], title: str) -> str:
-    if re.search(r"\bsalt_pepper@", title):  # its strength is the share of pixels flipped, not a radius
+    if re.search(r"\bsalt_pepper(_search)?@", title):  # their strength is the share of pixels flipped, not a radius
         return _draw_sweep(curves, title, 1, "amount (share of pixels)")
     levels = all(abs(p[0] * 255 - round(p[0] * 255)) < 1e-6 for points in curves.values() for p in points)
     return _draw_sweep(curves, title, 255 if levels else 1, "eps (x/255)" if levels else "eps")
@@ -282,7 +304,7 @@ def _draw_sweep(curves: dict[str, list[tuple[float, float, float, float]]], titl
 
 
 def _sweep_section(items: list[dict[str, Any]]) -> list[str]:
-    """Robust accuracy against eps, one figure per attack contract with a sweep, one line per model."""
+    """Robust accuracy against eps (or amount), one figure per attack contract with a sweep, one line per model."""
     by_contract: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for item in items:
         if _sweep(item):
@@ -291,7 +313,7 @@ def _sweep_section(items: list[dict[str, Any]]) -> list[str]:
         return []
     # contracts with a failing model first, so a cap never hides a broken sweep
     contracts = sorted(by_contract.items(), key=lambda entry: not any(_failing(i) for i in entry[1]))
-    parts, figures = ["<h2>Robust accuracy against eps</h2>"], []
+    parts, figures = ["<h2>Robust accuracy against attack strength</h2>"], []
     for contract, swept in contracts[:MAX_FIGURES]:
         chosen, left = _failing_first(swept, MAX_LINES)
         caption = contract + (f" ({len(chosen)} of {len(swept)} models, failing ones first)" if left else "")
@@ -574,10 +596,7 @@ def render_html(doc: dict[str, Any]) -> str:
         *_contracts_table(items),
         *_changes_section(items),
     ]
-    accuracy = _accuracy_plot(items)
-    if accuracy:
-        parts += ["<h2>Accuracy by model and dataset</h2>", accuracy[0],
-                  _left_out(MAX_LINES, accuracy[1], "models", order=", the baseline first, then in run order")]
+    parts += _accuracy_section(items)
     compression = _compression_plots(items)
     if compression:
         parts += ["<h2>Accuracy against model size</h2>",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from robustgate.errors import SpecError
@@ -37,6 +38,7 @@ class Case:
     name: str
     values: dict[str, Any]
     data: dict[str, Any] = field(repr=False)
+    lines: LineMap = field(repr=False)  # the spec's lines, plus those of this case's substituted keys
 
     def describe(self) -> str:
         """``arch=resnet18, source=amazon``."""
@@ -52,19 +54,28 @@ def expand_cases(data: dict[str, Any], lines: LineMap) -> list[Case] | None:
     used = {match.group(1) for text in _strings(base) for match in PLACEHOLDER.finditer(text)}
     for key in axes:
         if key not in used:
+            unquoted = _unquoted_use(base, key)
             raise SpecError(
-                f"matrix.{key}: no `{{{key}}}` in the spec uses it, so every case would be the same spec",
+                f"matrix.{key}: no `{{{key}}}` in the spec uses it, so every case would be the same spec"
+                + (f"; line {lines.line(unquoted)} has {{{key}}} unquoted, which YAML reads as a mapping" if unquoted else ""),
                 where=lines.where((MATRIX_KEY, key)),
-                hint=f"write {{{key}}} where the value goes (e.g. arch: \"{{{key}}}\"), or remove {key} from the matrix",
+                hint=f"write \"{{{key}}}\" (in quotes) where the value goes, e.g. arch: \"{{{key}}}\", "
+                     f"or remove {key} from the matrix",
             )
+    _check_variant_templates(base, axes, lines)
     cases = []
     for combination in itertools.product(*axes.values()):
         values = dict(zip(axes, combination))
         names = {key: _name(value) for key, value in values.items()}
         if any(all(names[key] == name for key, name in rule.items()) for rule in excluded):
             continue
-        case_data = _substitute(base, values, (), (), lines)
-        cases.append(Case("-".join(names.values()), values, case_data))
+        case = Case("-".join(names.values()), values, {}, lines.copy())
+        try:
+            case.data.update(_substitute(base, values, (), (), case.lines))
+        except SpecError as err:
+            err.message += f"\n  (in matrix case {case.name}: {case.describe()})"
+            raise
+        cases.append(case)
     if not cases:
         raise SpecError("matrix: `exclude:` removes every combination, so the spec has no case to run",
                         where=lines.where((MATRIX_KEY, EXCLUDE_KEY)))
@@ -139,7 +150,48 @@ def _name(value: Any) -> str:
 
 
 def _format(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """Text of a value as written, without exponent or rounding (0.00001 stays 0.00001, never 1e-05)."""
+    return format(Decimal(repr(value)), "f") if isinstance(value, float) else str(value)
+
+
+def _unquoted_use(node: Any, key: str, loc: Loc = ()) -> Loc | None:
+    """Where ``{key}`` was written unquoted, which YAML reads as the mapping ``{key: null}``."""
+    if isinstance(node, dict):
+        if len(node) == 1 and key in node and node[key] is None:
+            return loc
+        children = node.items()
+    elif isinstance(node, list):
+        children = enumerate(node)
+    else:
+        return None
+    for part, child in children:
+        found = _unquoted_use(child, key, loc + (part,))
+        if found is not None:
+            return found
+    return None
+
+
+def _check_variant_templates(base: dict[str, Any], axes: dict[str, list[Any]], lines: LineMap) -> None:
+    """A matrix key that a variant template also uses (``pruned-{ratio}`` with ``ratio: [...]`` in its steps)
+    would fill the template with the case's value and leave the variant's list unexplained: refuse it."""
+    variants = base.get("variants")
+    if not isinstance(variants, dict):
+        return
+    for name, body in variants.items():
+        if not isinstance(name, str) or not isinstance(body, dict):
+            continue  # validation reports those
+        for match in PLACEHOLDER.finditer(name):
+            key = match.group(1)
+            if match.group(2) is None and key in axes and _has_key(body, key):
+                raise SpecError(
+                    f"variants.{name}: {{{key}}} is both a matrix key and this variant's template key (its `{key}:` list)",
+                    where=lines.where(("variants", name)),
+                    hint=f"rename the matrix key, e.g. base_{key}, and its placeholders",
+                )
+
+
+def _has_key(node: Any, key: str) -> bool:
+    return isinstance(node, dict) and (key in node or any(_has_key(value, key) for value in node.values()))
 
 
 def _strings(node: Any):
@@ -159,9 +211,17 @@ def _substitute(node: Any, values: dict[str, Any], source: Loc, target: Loc, lin
     if target != source:
         lines.record(target, lines.line(source))
     if isinstance(node, dict):
-        filled = {}
+        filled: dict[Any, Any] = {}
+        origin: dict[Any, Any] = {}
         for key, value in node.items():
             new_key = _fill(key, values, source + (key,), lines, whole=False) if isinstance(key, str) else key
+            if new_key in filled:  # `"{source}": ...` beside `amazon: ...` in the amazon case
+                raise SpecError(
+                    f"'{origin[new_key]}' and '{key}' both become '{new_key}' in this case",
+                    where=lines.where(source + (key,)),
+                    hint=f"name them apart (the other is on line {lines.line(source + (origin[new_key],))})",
+                )
+            origin[new_key] = key
             filled[new_key] = _substitute(value, values, source + (key,), target + (new_key,), lines)
         return filled
     if isinstance(node, list):

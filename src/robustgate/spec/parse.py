@@ -76,7 +76,7 @@ def load_cases(path: Path | str, profile: str | None = None) -> list[Spec]:
     specs = []
     for case in cases:
         try:
-            spec = _SpecBuilder(path, case.data, lines).build()
+            spec = _SpecBuilder(path, case.data, case.lines).build()
         except SpecError as err:
             # one message, not one per case: the first case that breaks, named (its values fill the placeholders)
             err.message += f"\n  (in matrix case {case.name}: {case.describe()})"

@@ -46,6 +46,12 @@ class LineMap:
     def record(self, loc: Loc, line: int) -> None:
         self._lines[loc] = line
 
+    def copy(self) -> "LineMap":
+        """An independent map (each matrix case records its own substituted keys)."""
+        other = LineMap(self.path)
+        other._lines = dict(self._lines)
+        return other
+
     def line(self, loc: Loc) -> int:
         """Line of ``loc``, or of its nearest recorded ancestor (a missing key reports its parent)."""
         # Keys are recorded as written; YAML may have made `8:` an int key, so look both forms up.
