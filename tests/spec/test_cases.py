@@ -194,24 +194,8 @@ def test_cases_are_the_product_less_the_exclusions_each_filled_with_its_values(t
     assert [s.name for s in specs] == ["grid " + "-".join(c) for c in combinations]
 
 
-BLOCK = """\
-robustgate: 1
-name: grid
-matrix:
-  arch:
-    - resnet18
-    - [resnet34]
-model:
-  arch: "{arch}"
-  kwargs: {num_classes: 10}
-  weights: train
-  train: {on: train, epochs: 1}
-  input: {size: [32, 32]}
-datasets:
-  train: {builtin: digits, domain: handwritten, part: train}
-contracts:
-  - accuracy: {on: train, min: 0.5}
-"""
+# ONE_AXIS with the matrix written in block style, so each value and rule has a line of its own
+BLOCK = ONE_AXIS.replace("matrix: {arch: [resnet18, resnet34]}", "matrix:\n  arch:\n    - resnet18\n    - [resnet34]")
 
 
 def test_block_style_matrix_errors_point_at_the_value_and_the_rule(tmp_path) -> None:
