@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from robustgate.plugin.shard import parse_shard, select
 from robustgate.reports.results import model_label
 from robustgate.reports.table import SummaryRow, render_summary
 
@@ -65,6 +66,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "specs without profiles run as written (default: no profile)",
     )
     group.addoption(
+        "--robustgate-shard",
+        metavar="I/N",
+        default=None,
+        help="run part I of N of the robustgate contracts (one CI machine of N), whole models at a time and "
+        "deterministically; `robustgate merge` joins the N results.json files (default: run them all)",
+    )
+    group.addoption(
         "--robustgate-baseline",
         metavar="PREV_JSON",
         default=None,
@@ -106,6 +114,9 @@ class RobustgateSession:
         self.report_errors: list[str] = []  # reports that could not be written, shown in the terminal summary
         self.per_image: dict[str, dict[str, Any]] = {}  # nodeid -> metric -> packed outcomes, for a saved baseline
         self.baseline: BaselineRelease | None = None
+        chosen_shard = config.getoption("robustgate_shard", None)
+        self.shard = parse_shard(chosen_shard) if chosen_shard else None
+        self.shard_summary: str | None = None
         chosen = config.getoption("robustgate_baseline", None)
         if chosen:
             from robustgate.errors import RobustgateError
@@ -193,6 +204,18 @@ class RobustgateSession:
                 self.specs[key]["profile"] = spec.profile
         return report
 
+    @pytest.hookimpl(tryfirst=True)  # before -k/-m deselect: a model's shard depends on the collection alone
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if self.shard is None:
+            return
+        kept, left, self.shard_summary = select(items, *self.shard)
+        if left:
+            config.hook.pytest_deselected(items=left)
+            items[:] = kept
+
+    def pytest_report_collectionfinish(self, config: pytest.Config, start_path: Path, items: list[pytest.Item]) -> str | None:
+        return self.shard_summary
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.collected = time.perf_counter()
 
@@ -214,6 +237,8 @@ class RobustgateSession:
         doc = document(self.results, self.specs, int(exitstatus), interrupted, timings)
         if self.baseline is not None:
             doc["baseline"] = self.baseline.describe()
+        if self.shard is not None:
+            doc["shard"] = {"index": self.shard[0], "count": self.shard[1]}
         folder = self._report_dir()
         write_json(folder / "results.json", doc)
         if self.saving_baseline:

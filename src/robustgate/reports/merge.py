@@ -69,6 +69,7 @@ def merge_results(docs: Sequence[tuple[str, dict[str, Any]]], allow_mismatch: bo
     differences = mismatches(docs)
     if differences and not allow_mismatch:
         raise MergeRefused(f"refusing to merge: {'; '.join(d.message for d in differences)}; {OVERRIDE}")
+    shards = _merged_shards(docs, allow_mismatch)
     first = docs[0][1]
     environment = dict(first["environment"])
     for difference in differences:
@@ -88,7 +89,35 @@ def merge_results(docs: Sequence[tuple[str, dict[str, Any]]], allow_mismatch: bo
     per_image = {nodeid: data for _, doc in docs for nodeid, data in (doc.get("per_image") or {}).items()}
     if per_image:
         merged["per_image"] = per_image
+    if shards is not None:
+        merged["shards"] = shards
     return merged
+
+
+def _merged_shards(docs: Sequence[tuple[str, dict[str, Any]]], allow_mismatch: bool) -> dict[str, Any] | None:
+    """``{"count": N, "merged": [1, 2, ...]}`` for files written by --robustgate-shard I/N (or merges of them).
+    A missing shard would make a partial run look whole, so it is refused unless --allow-mismatch."""
+    counts, merged = set(), []
+    for name, doc in docs:
+        if "shard" in doc:
+            counts.add(doc["shard"]["count"])
+            merged.append((doc["shard"]["index"], name))
+        elif "shards" in doc:
+            counts.add(doc["shards"]["count"])
+            merged += [(index, name) for index in doc["shards"]["merged"]]
+    if not counts:
+        return None
+    if len(counts) > 1:
+        raise MergeRefused(f"refusing to merge: the files split the run into different numbers of shards "
+                           f"({', '.join(map(str, sorted(counts)))}); merge the shards of one run")
+    count = counts.pop()
+    indices = sorted(index for index, _ in merged)
+    missing = [index for index in range(1, count + 1) if index not in indices]
+    if missing and not allow_mismatch:
+        raise MergeRefused(f"refusing to merge: shard{'s' if len(missing) > 1 else ''} "
+                           f"{', '.join(f'{i}/{count}' for i in missing)} missing, so the merged report would "
+                           f"look like the whole run without {'them' if len(missing) > 1 else 'it'}; {OVERRIDE}")
+    return {"count": count, "merged": indices}
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,17 @@ SCHEMA: dict[str, Any] = {
             "required": ["path", "sha256"],
             "properties": {"path": {"type": "string"}, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
         },
+        "shard": {  # this run was part I of N (--robustgate-shard I/N)
+            "type": "object",
+            "required": ["index", "count"],
+            "properties": {"index": {"type": "integer", "minimum": 1}, "count": {"type": "integer", "minimum": 1}},
+        },
+        "shards": {  # a merge of shards: how many the run had, and which were merged
+            "type": "object",
+            "required": ["count", "merged"],
+            "properties": {"count": {"type": "integer", "minimum": 1},
+                           "merged": {"type": "array", "items": {"type": "integer", "minimum": 1}}},
+        },
         "per_image": {  # only in files written by --robustgate-save-baseline: nodeid -> metric -> outcomes
             "type": "object",
             "additionalProperties": {
