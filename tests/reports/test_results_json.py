@@ -147,3 +147,24 @@ def test_the_html_report_is_self_contained_with_a_plot_per_kind(tiny_project: py
     assert any(t.startswith("Robust accuracy against attack strength") for t in titles)
     assert "Corruption accuracy" in titles and page.count("<figure data-plot='corruptions'>") == 2  # baseline and int8
     assert page.count("<tr>") == 1 + 7 and "<meta name='viewport'" in page
+
+
+def test_parallel_workers_give_the_serial_runs_results(tiny_project: pytest.Pytester, write_spec) -> None:
+    """`-n 2` measures exactly what a serial run does (each run into a fresh cache, so nothing is shared but the
+    code); the workers share their cache through its file locks, so each model is still built once."""
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    write_spec(spec.replace("int8: {ptq:", "pruned: {prune: {method: l1, ratio: 0.5}}\n  int8: {ptq:"), "tiny.yaml")
+    serial = tiny_project.runpytest_subprocess("--robustgate-cache-dir=serial", "-p", "no:cacheprovider",
+                                               "--robustgate-report=serial-report")
+    parallel = tiny_project.runpytest_subprocess("--robustgate-cache-dir=parallel", "-p", "no:cacheprovider", "-n", "2",
+                                                 "--robustgate-report=parallel-report", "-v")
+    outcomes = serial.parseoutcomes()
+    assert parallel.parseoutcomes() == outcomes and outcomes.get("passed", 0) + outcomes.get("failed", 0) == 5
+    workers = {line.split("]")[0] for line in parallel.stdout.lines if line.startswith("[gw") and "ED " in line}
+    assert workers == {"[gw0", "[gw1"}  # both workers ran contracts
+
+    def measured(folder: str) -> dict[str, dict]:
+        doc = json.loads((tiny_project.path / folder / "results.json").read_text())
+        return {item["nodeid"]: {k: v for k, v in item["metrics"].items() if k != "interval_level"} for item in doc["items"]}
+
+    assert len(measured("serial-report")) == 5 and measured("serial-report") == measured("parallel-report")
