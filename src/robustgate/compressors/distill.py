@@ -40,9 +40,9 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from torch.nn import functional as F
 
+from robustgate.cache import file_digest
 from robustgate.compressors.base import CompressionStep, StepContext, compression_steps, load_into_rebuilt, net_state
 from robustgate.compressors.int8.engine import Int8Net
-from robustgate.cache import file_digest
 from robustgate.compressors.prune import PruneParams, count_parameters, prune_channels
 from robustgate.data.imageset import ImageSet
 from robustgate.errors import CompressionError, ModelError, first_line

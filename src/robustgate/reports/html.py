@@ -165,7 +165,8 @@ def _accuracy_section(items: list[dict[str, Any]]) -> list[str]:
 
 
 def _accuracy_plot(items: list[dict[str, Any]], case: str = "") -> tuple[str, int] | None:
-    """Clean accuracy of every model on every dataset (from accuracy[...] items); and how many models were left out."""
+    """Clean accuracy of every model on every dataset (from accuracy[...] and shift[...] items); and how many models
+    were left out."""
     values: dict[str, dict[str, float]] = defaultdict(dict)
     for item in items:
         for dataset, accuracy, _, _, baseline in _accuracy_readings(item):

@@ -97,21 +97,21 @@ def merge_results(docs: Sequence[tuple[str, dict[str, Any]]], allow_mismatch: bo
 def _merged_shards(docs: Sequence[tuple[str, dict[str, Any]]], allow_mismatch: bool) -> dict[str, Any] | None:
     """``{"count": N, "merged": [1, 2, ...]}`` for files written by --robustgate-shard I/N (or merges of them).
     A missing shard would make a partial run look whole, so it is refused unless --allow-mismatch."""
-    counts, merged = set(), []
-    for name, doc in docs:
+    counts, indices = set(), []
+    for _, doc in docs:
         if "shard" in doc:
             counts.add(doc["shard"]["count"])
-            merged.append((doc["shard"]["index"], name))
+            indices.append(doc["shard"]["index"])
         elif "shards" in doc:
             counts.add(doc["shards"]["count"])
-            merged += [(index, name) for index in doc["shards"]["merged"]]
+            indices += doc["shards"]["merged"]
     if not counts:
         return None
     if len(counts) > 1:
         raise MergeRefused(f"refusing to merge: the files split the run into different numbers of shards "
                            f"({', '.join(map(str, sorted(counts)))}); merge the shards of one run")
     count = counts.pop()
-    indices = sorted(index for index, _ in merged)
+    indices.sort()
     missing = [index for index in range(1, count + 1) if index not in indices]
     if missing and not allow_mismatch:
         raise MergeRefused(f"refusing to merge: shard{'s' if len(missing) > 1 else ''} "
