@@ -71,6 +71,24 @@ def test_pickled_model_needs_trust(tiny_project: pytest.Pytester) -> None:
     assert "add `trusted: true` under model:" in out
 
 
+def test_a_trusted_pickle_loads_and_every_report_says_so(tiny_project: pytest.Pytester) -> None:
+    import json
+
+    import tinynet
+
+    torch.save(tinynet.build(10), tiny_project.path / "robustness_specs" / "weights.pt")  # a whole pickled model
+    spec = SPEC.format(arch="tinynet:build", on="digits", extra="").replace("  weights: weights.pt\n",
+                                                                             "  weights: weights.pt\n  trusted: true\n")
+    (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(spec)
+    tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-no-cache").assert_outcomes(passed=1)
+    reports = tiny_project.path / "reports"
+    doc = json.loads((reports / "results.json").read_text())
+    assert doc["specs"]["robustness_specs/tiny.yaml"]["trusted"] == "weights.pt"
+    said = "unpickled with `trusted: true`, which can run code): `robustness_specs/tiny.yaml: weights.pt`"
+    assert said in (reports / "summary.md").read_text()
+    assert "<b>Trusted weights</b>" in (reports / "report.html").read_text()
+
+
 def test_unknown_architecture_fails_collection(tiny_project: pytest.Pytester) -> None:
     spec = SPEC.format(arch="torchvision:resnet181", on="digits", extra="")
     (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(spec)

@@ -202,6 +202,8 @@ class RobustgateSession:
             self.specs[key] = {"name": spec.name, "sha256": spec_digest(spec.path, spec.profile)}
             if spec.profile:
                 self.specs[key]["profile"] = spec.profile
+            if spec.model.trusted:  # reports say which weights were unpickled, since that may run code
+                self.specs[key]["trusted"] = spec.model.weights
         return report
 
     @pytest.hookimpl(tryfirst=True)  # before -k/-m deselect: a model's shard depends on the collection alone

@@ -20,7 +20,7 @@ from typing import Any
 
 from robustgate.checks.outcome import format_number
 from robustgate.reports.markdown import describe_gate
-from robustgate.reports.results import model_label
+from robustgate.reports.results import model_label, trusted_weights
 
 MAX_FIGURES = 8  # per-item figures of one kind (heatmaps, eps sweeps)
 MAX_LINES = 8  # curves or bar groups on one axes (the colour cycle has 10)
@@ -593,6 +593,8 @@ def render_html(doc: dict[str, Any]) -> str:
         + (" · <b>interrupted</b>" if doc.get("interrupted") else "") + "</p>",
         f"<p class='meta'>Compared with the previous release {esc(doc['baseline']['path'])} "
         "(<code>regression.*</code> gates: positive is worse).</p>" if doc.get("baseline") else "",
+        *(f"<p class='meta'><b>Trusted weights</b> (unpickled with <code>trusted: true</code>, which can run code): "
+          f"<code>{esc(trusted)}</code></p>" for trusted in trusted_weights(doc)),
         *_findings_section(items),
         *_contracts_table(items),
         *_changes_section(items),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from robustgate.checks.outcome import format_number
-from robustgate.reports.results import model_label
+from robustgate.reports.results import model_label, trusted_weights
 
 _RESULT = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "skipped"}
 
@@ -30,6 +30,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
         lines.append("The run was interrupted: contracts that did not run are missing.")
     if doc.get("baseline"):
         lines += ["", f"Compared with the previous release `{doc['baseline']['path']}` (`regression.*` gates: positive is worse)."]
+    for trusted in trusted_weights(doc):
+        lines += ["", f"Trusted weights (unpickled with `trusted: true`, which can run code): `{trusted}`"]
     lines += ["", "| spec | model | contract | result | measured |", "|---|---|---|---|---|"]
     for item in items:
         failing = [g for g in item["gates"] if not g["passed"]]

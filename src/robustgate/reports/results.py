@@ -68,7 +68,9 @@ SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "required": ["name", "sha256"],
                 "properties": {"name": {"type": "string"}, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                               "profile": {"type": "string"}},
+                               "profile": {"type": "string"},
+                               # the weights file this spec unpickled with `trusted: true` (code could run)
+                               "trusted": {"type": "string"}},
             },
         },
         "items": {
@@ -142,6 +144,11 @@ class ItemResult:
     phases: dict[str, float] = field(default_factory=dict)  # seconds this item spent training, predicting, attacking, ...
     settings: str = ""  # digest of the contract's settings: a baseline's numbers compare only where it is the same
     case: str = ""  # the spec's matrix case (e.g. resnet50-amazon), empty for a spec without a matrix
+
+
+def trusted_weights(doc: dict[str, Any]) -> list[str]:
+    """``"spec: weights file"`` for every spec that loaded its weights with ``trusted: true`` (a pickle may run code)."""
+    return [f"{key}: {entry['trusted']}" for key, entry in doc["specs"].items() if entry.get("trusted")]
 
 
 def model_label(item: dict[str, Any]) -> str:
