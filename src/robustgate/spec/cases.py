@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from robustgate.errors import SpecError
+from robustgate.spec.matrix import paths_of
 from robustgate.spec.yamlmarks import LineMap, Loc
 
 MATRIX_KEY = "matrix"
@@ -42,7 +43,11 @@ class Case:
 
     def describe(self) -> str:
         """``arch=resnet18, source=amazon``."""
-        return ", ".join(f"{key}={_name(value)}" for key, value in self.values.items())
+        return _describe(self.values)
+
+
+def _describe(values: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={_name(value)}" for key, value in values.items())
 
 
 def expand_cases(data: dict[str, Any], lines: LineMap) -> list[Case] | None:
@@ -69,13 +74,12 @@ def expand_cases(data: dict[str, Any], lines: LineMap) -> list[Case] | None:
         names = {key: _name(value) for key, value in values.items()}
         if any(all(names[key] == name for key, name in rule.items()) for rule in excluded):
             continue
-        case = Case("-".join(names.values()), values, {}, lines.copy())
+        name, case_lines = "-".join(names.values()), lines.copy()
         try:
-            case.data.update(_substitute(base, values, (), (), case.lines))
+            cases.append(Case(name, values, _substitute(base, values, (), (), case_lines), case_lines))
         except SpecError as err:
-            err.message += f"\n  (in matrix case {case.name}: {case.describe()})"
+            err.message += f"\n  (in matrix case {name}: {_describe(values)})"
             raise
-        cases.append(case)
     if not cases:
         raise SpecError("matrix: `exclude:` removes every combination, so the spec has no case to run",
                         where=lines.where((MATRIX_KEY, EXCLUDE_KEY)))
@@ -182,16 +186,12 @@ def _check_variant_templates(base: dict[str, Any], axes: dict[str, list[Any]], l
             continue  # validation reports those
         for match in PLACEHOLDER.finditer(name):
             key = match.group(1)
-            if match.group(2) is None and key in axes and _has_key(body, key):
+            if match.group(2) is None and key in axes and next(paths_of(body, key), None) is not None:
                 raise SpecError(
                     f"variants.{name}: {{{key}}} is both a matrix key and this variant's template key (its `{key}:` list)",
                     where=lines.where(("variants", name)),
                     hint=f"rename the matrix key, e.g. base_{key}, and its placeholders",
                 )
-
-
-def _has_key(node: Any, key: str) -> bool:
-    return isinstance(node, dict) and (key in node or any(_has_key(value, key) for value in node.values()))
 
 
 def _strings(node: Any):

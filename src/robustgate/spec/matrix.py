@@ -31,7 +31,7 @@ def expand_variant(name: str, body: dict[str, Any]) -> list[tuple[str, dict[str,
         return [(name, body)]
     axes = []
     for key in keys:
-        paths = list(_paths_of(body, key))
+        paths = list(paths_of(body, key))
         lists = [path for path in paths if isinstance(_get(body, path), list)]
         if len(lists) != 1:
             where = "none" if not lists else f"{len(lists)}"
@@ -58,12 +58,13 @@ def _format(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _paths_of(node: Any, key: str, path: tuple[Any, ...] = ()):
+def paths_of(node: Any, key: str, path: tuple[Any, ...] = ()):
+    """Every path to a mapping key named ``key`` in ``node``."""
     if isinstance(node, dict):
         for k, v in node.items():
             if k == key:
                 yield path + (k,)
-            yield from _paths_of(v, key, path + (k,))
+            yield from paths_of(v, key, path + (k,))
 
 
 def _get(node: Any, path: tuple[Any, ...]) -> Any:
