@@ -89,10 +89,8 @@ def test_benchmark_disable_runs_latency_items_once_untimed(latency_project: pyte
     assert all(p["robustgate.verdict"] == "not timed (--benchmark-disable)" for p in props.values())
 
 
-def test_latency_items_are_skipped_under_xdist_unless_forced(latency_project: pytest.Pytester) -> None:
-    result = latency_project.runpytest_subprocess("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-n", "1", "-k", "int8 and latency", "-rs")
-    result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*latency is not timed under pytest-xdist*--robustgate-force-latency*"])
+def test_latency_items_are_timed_under_xdist_when_forced(latency_project: pytest.Pytester) -> None:
+    # unforced they skip: tests/reports/test_results_json.py::test_parallel_workers_give_the_serial_runs_results_in_one_report
     forced = latency_project.runpytest_subprocess(
         "--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-n", "1", "-k", "int8 and latency", "--robustgate-force-latency"
     )
