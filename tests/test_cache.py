@@ -33,7 +33,7 @@ def test_truncated_entry_is_discarded_and_rebuilt(tmp_path) -> None:
     cache.get_or_create("steps", key, lambda: {"w": torch.ones(100)})
     path = cache.path("steps", key)
     path.write_bytes(path.read_bytes()[:50])
-    with pytest.warns(UserWarning, match="discarding unreadable cache entry"):
+    with pytest.warns(UserWarning, match="discarding damaged cache entry .*truncated"):
         rebuilt = ArtifactCache(tmp_path).get_or_create("steps", key, lambda: {"w": torch.zeros(3)})
     assert torch.equal(rebuilt["w"], torch.zeros(3))
     assert torch.equal(ArtifactCache(tmp_path).get_or_create("steps", key, lambda: None)["w"], torch.zeros(3))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,7 +38,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     fetch.add_argument("--weights", default="imagenet", metavar="NAME",
                        help="imagenet (the default entry) or a torchvision weights name such as IMAGENET1K_V1")
     fetch.add_argument("--mirror", metavar="URL", help="a URL folder holding the same file as torchvision's (default: torchvision's URL)")
+    cache = commands.add_parser("cache", help="show what the artifact cache holds, or remove what no run can use")
+    cache_commands = cache.add_subparsers(dest="cache_command", required=True)
+    for name, text in (("info", "entries and sizes per kind, and what prune would remove"),
+                       ("prune", "remove damaged entries, entries of other library versions and files left by "
+                                 "interrupted writes (with --older-than, also entries unused that long)")):
+        sub = cache_commands.add_parser(name, help=text)
+        sub.add_argument("--cache-dir", type=Path, default=Path(".robustgate-cache"), metavar="DIR",
+                         help="the cache folder (default: .robustgate-cache, a run's default under its rootdir)")
+    cache_commands.choices["prune"].add_argument("--older-than", type=float, metavar="DAYS",
+                                                 help="also remove entries no run has read for DAYS days")
+    cache_commands.choices["prune"].add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
     args = parser.parse_args(argv)
+    if args.command == "cache":
+        return _cache(args)
     if args.command == "report":
         return _report(args.results, args.md, args.html, args.schema)
     if args.command == "fetch-weights":
@@ -120,6 +134,55 @@ def _merge(files: list[Path], output: Path, allow_mismatch: bool, markdown: Path
         return 1
     print(f"merged {len(merged['items'])} items from {len(docs)} files into {output} (exit status {merged['exit_status']})")
     return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from robustgate.cache_inventory import CURRENT, prune, scan
+
+    root: Path = args.cache_dir
+    if not root.is_dir():
+        print(f"robustgate cache: no cache folder at {root} (a run writes .robustgate-cache under its rootdir, "
+              "or where --robustgate-cache-dir says)", file=sys.stderr)
+        return 1
+    if args.cache_command == "prune":
+        if args.older_than is not None and args.older_than < 0:
+            print(f"robustgate cache prune: --older-than takes a number of days >= 0 (got {args.older_than:g})", file=sys.stderr)
+            return 2
+        pruned = prune(root, args.older_than, args.dry_run)
+        for found in pruned.removed:
+            reason = found.state if found.state != CURRENT else f"unused for {args.older_than:g}+ days"
+            print(f"{'would remove' if args.dry_run else 'removed'} {found.path} ({_megabytes(found.size)}, {reason})")
+        for found in pruned.busy:
+            print(f"kept {found.path}: a run is building it now", file=sys.stderr)
+        freed = sum(found.size for found in pruned.removed)
+        print(f"{'would free' if args.dry_run else 'freed'} {_megabytes(freed)} in {len(pruned.removed)} files")
+        return 0
+    files = scan(root)
+    entries = [found for found in files if found.state == CURRENT]
+    print(f"robustgate cache at {root}: {len(entries)} usable entries, {_megabytes(sum(f.size for f in entries))}")
+    kinds = sorted({found.kind for found in entries})
+    if kinds:
+        print(f"  {'kind':<10} {'entries':>7} {'size':>10}  last used")
+        for kind in kinds:
+            mine = [found for found in entries if found.kind == kind]
+            last = time.strftime("%Y-%m-%d %H:%M", time.localtime(max(found.last_used for found in mine)))
+            print(f"  {kind:<10} {len(mine):>7} {_megabytes(sum(f.size for f in mine)):>10}  {last}")
+    unusable = [found for found in files if found.state != CURRENT]
+    for state in sorted({found.state for found in unusable}):
+        mine = [found for found in unusable if found.state == state]
+        print(f"  unusable, {state}: {len(mine)} files, {_megabytes(sum(f.size for f in mine))}")
+        damaged = [found for found in mine if found.problem]
+        for found in damaged[:5]:
+            print(f"    {found.path}: {found.problem}")
+        if len(damaged) > 5:
+            print(f"    and {len(damaged) - 5} more")
+    if unusable:
+        print("  `robustgate cache prune` removes the unusable files")
+    return 0
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
 
 
 def _fetch_weights(arch: str, weights: str, mirror: str | None) -> int:
