@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from robustgate.budget import check_time
 from robustgate.data.imageset import ImageSet
 
 
@@ -14,6 +15,7 @@ def predict_logits(model: nn.Module, data: ImageSet, device: torch.device, batch
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(data), batch_size):
+            check_time("predicting")
             batch = data.images[start : start + batch_size].to(device, non_blocking=True).float().div_(255.0)
             outputs.append(model(batch).float().cpu())
     return torch.cat(outputs)

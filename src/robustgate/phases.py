@@ -34,6 +34,19 @@ class PhaseClock:
             self.seconds[self._open[-1]] += now - self._since
         self._since = now
 
+    def snapshot(self) -> dict[str, float]:
+        self._charge()
+        return dict(self.seconds)
+
+    def inside(self, names: frozenset[str]) -> bool:
+        """Whether one of the phases ``names`` is open (maybe with another nested inside it)."""
+        return any(name in names for name in self._open)
+
+    def seconds_since(self, before: dict[str, float], excluding: frozenset[str] = frozenset()) -> float:
+        """Seconds charged to phases other than ``excluding`` since the snapshot ``before``, up to now."""
+        self._charge()
+        return sum(s - before.get(name, 0.0) for name, s in self.seconds.items() if name not in excluding)
+
     def since(self, before: dict[str, float]) -> dict[str, float]:
         """Seconds per phase spent after the snapshot ``before`` (a copy of :attr:`seconds`)."""
         return {name: s - before.get(name, 0.0) for name, s in self.seconds.items() if s - before.get(name, 0.0) > 0}

@@ -21,9 +21,10 @@ from robustgate.errors import RegistryError
 T = TypeVar("T")
 
 
-def did_you_mean(name: str, choices: list[str]) -> str:
+def did_you_mean(name: object, choices: list[str]) -> str:
     """A ``did you mean 'x'?`` suffix for the closest choice, or the list of choices."""
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    # YAML may hand over a number or null where a name was meant (`5:` as a key); compare its text.
+    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.6)
     if close:
         return f"did you mean '{close[0]}'?"
     return "expected one of: " + ", ".join(sorted(choices))

@@ -19,6 +19,7 @@ from robustgate.attacks.base import AttackSettings, attack_kinds
 from robustgate.attacks.diagnostics import masking_findings
 from robustgate.attacks.protocol import RobustResult, fake_quant_twin, robust_correct
 from robustgate.attacks.strength import format_strength
+from robustgate.budget import count_images
 from robustgate.cache import ArtifactCache, content_key, file_digest
 from robustgate.models.pretrained import checkpoint_path, is_pretrained, load_pretrained, resolve
 from robustgate.phases import PhaseClock
@@ -241,6 +242,7 @@ class Workspace:
 
     def logits(self, variant: str, dataset: str) -> torch.Tensor:
         """Clean logits of ``variant`` on every image of ``dataset`` (cached by model and data content)."""
+        count_images(len(self.datasets[dataset]), f"{variant} on '{dataset}'")
         if (variant, dataset) in self._logits:
             return self._logits[(variant, dataset)]
         built = self.model(variant)
@@ -284,6 +286,7 @@ class Workspace:
         self.logits(variant, dataset)  # checks the model fits the images, and fails with the dataset's line
         built = self.model(variant)
         images = self._sampled(dataset, samples)  # the exact images, whatever picked them
+        count_images(len(images), f"{variant} on '{dataset}' under {corruption} at severity {severity}")
         key = content_key(
             "corrupted-logits", built.key, images.fingerprint(), corruption, severity, self.spec.seed, corruptions_revision(),
         )
@@ -374,6 +377,8 @@ class Workspace:
     def robust(self, variant: str, params: Any, strength: float) -> RobustResult:
         """Per-image robustness of ``variant`` under an attack contract at one strength (cached)."""
         memo = (variant, params.model_dump_json(), strength)
+        count_images(len(self._sampled(params.on, params.samples)),
+                     f"{variant} under {params.kind} at {format_strength(strength)} on '{params.on}'")
         if memo in self._robust:
             return self._robust[memo]
         built, parent, data = self._attack_inputs(variant, params)

@@ -94,7 +94,7 @@ def test_a_spec_fine_tunes_imagenet_weights_end_to_end(pytester: pytest.Pytester
 def test_weights_names_are_checked_at_collection(pytester: pytest.Pytester, write_spec, arch: str, weights: str, message: str) -> None:
     write_spec(SPEC.format(arch=arch, weights=weights, train=TRAIN), "named.yaml")
     result = pytester.runpytest("--collect-only", "-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines([f"*named.yaml:2: model: *{message}*"])
+    result.stdout.fnmatch_lines([f"*named.yaml:5: model.weights: *{message}*"])  # the weights line, not the section's
 
 
 def test_fetch_downloads_through_a_file_url_and_checks_the_hash(torch_home: Path, tmp_path: Path, monkeypatch) -> None:

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from robustgate.attacks.base import Perturb
+from robustgate.budget import check_time
 from robustgate.errors import RobustgateError
 
 BATCH = 128
@@ -34,6 +35,7 @@ def attacked_correct(
     cuda = [device.index or 0] if device.type == "cuda" else []
     attacker.eval()
     for index, start in enumerate(range(0, len(images), BATCH)):
+        check_time("attacking")
         x, y = images[start : start + BATCH].to(device), labels[start : start + BATCH].to(device)
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed * 1_000_003 + index)

@@ -18,8 +18,7 @@ never narrower than the binomial interval of n images for accuracies and drops.
 
 from __future__ import annotations
 
-import math
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -32,10 +31,13 @@ from robustgate.checks.outcome import Gate, Outcome
 from robustgate.checks.stats import unpaired_difference, wilson_interval
 from robustgate.data.corruptions import SUITES, corruptions
 from robustgate.registry import did_you_mean
-from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere
+from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere, one_or_per_name
 from robustgate.spec.model import BASELINE
 
 Threshold = float | dict[str, float]
+# a summary threshold, or thresholds by key (mean, each, a corruption's name)
+PerCorruption = Annotated[Probability | dict[str, Probability], one_or_per_name(1.0, "{mean: 0.8, each: 0.5}")]
+Ratios = Annotated[float | dict[str, float], one_or_per_name(None, "{mean: 1.1}")]
 _SUMMARY, _EACH = "mean", "each"
 _RESAMPLES = 2000
 
@@ -45,13 +47,20 @@ class CorruptionsParams(Params):
     suite: Literal["common", "extra", "all"] | list[str] = "common"
     severities: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
     samples: int | None = Field(None, ge=1)  # a stratified subset of `on` (the same images for every model)
-    min_accuracy: Probability | dict[str, Probability] | None = None  # accuracy under corruption
-    max_drop: Probability | dict[str, Probability] | None = None  # corruption accuracy lost vs the baseline
-    max_relative_mce: float | dict[str, float] | None = None  # relative mCE (or CE) vs the baseline
+    min_accuracy: PerCorruption | None = None  # accuracy under corruption
+    max_drop: PerCorruption | None = None  # corruption accuracy lost vs the baseline
+    max_relative_mce: Ratios | None = None  # relative mCE (or CE) vs the baseline
 
-    @field_validator("suite")
+    @field_validator("suite", mode="before")
     @classmethod
-    def _known_corruptions(cls, suite: str | list[str]) -> str | list[str]:
+    def _known_corruptions(cls, suite: Any) -> Any:
+        # before the union (a suite's name | a list) is tried, so a mistake gets one message, not one per branch
+        if isinstance(suite, str) and suite not in SUITES:
+            if suite in corruptions:
+                raise ValueError(f"'{suite}' is one corruption, not a suite; write it as a list: suite: [{suite}]")
+            raise ValueError(f"unknown suite '{suite}'; {did_you_mean(suite, list(SUITES))} (or a list of corruption names)")
+        if not isinstance(suite, (str, list)) or not all(isinstance(name, str) for name in suite):
+            raise ValueError(f"expected {', '.join(SUITES)} or a list of corruption names")
         if isinstance(suite, list):
             if not suite:
                 raise ValueError("suite: lists no corruption; name some, or use common, extra or all")
@@ -82,8 +91,6 @@ class CorruptionsParams(Params):
             values = list(gate.values()) if isinstance(gate, dict) else [] if gate is None else [gate]
             if isinstance(gate, dict) and not gate:
                 raise ValueError(f"{key}: {{}} gates nothing; give a number, or {_SUMMARY}:, {_EACH}: or a corruption's name")
-            if not all(math.isfinite(v) for v in values):
-                raise ValueError(f"{key} needs finite numbers, got {values}")
             if key == "max_relative_mce" and any(v <= 0 for v in values):
                 raise ValueError("max_relative_mce is a ratio to the baseline (1.0 = as robust); give a positive number")
             for name in gate if isinstance(gate, dict) else []:

@@ -42,6 +42,14 @@ class LatencyParams(Params):
             raise ValueError(
                 "a latency contract needs a gate: p50_ms, p90_ms, p99_ms, max_ms, min_speedup, max_slowdown or throughput"
             )
+        given = [(key, getattr(self, key)) for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms")]
+        ceilings = [(key, value) for key, value in given if value is not None]
+        for (lower, low), (higher, high) in zip(ceilings, ceilings[1:]):
+            if high < low:  # a higher percentile is never faster: the lower one's ceiling could never be what fails
+                raise ValueError(
+                    f"{higher}: {high:g} is below {lower}: {low:g}, but {higher} is never faster than {lower}, "
+                    f"so {lower} gates nothing; did you swap them?"
+                )
         return self
 
     def percentiles(self) -> dict[str, float]:

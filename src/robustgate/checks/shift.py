@@ -8,7 +8,7 @@ target; a mapping ``{webcam: 0.05, dslr: 0.08}`` sets one threshold per target.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from pydantic import Field, ValidationInfo, model_validator
@@ -18,10 +18,11 @@ from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.outcome import Gate, Outcome
 from robustgate.checks.stats import unpaired_difference, wilson_interval
 from robustgate.registry import did_you_mean
-from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere
+from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere, one_or_per_name
 from robustgate.spec.model import BASELINE
 
-PerTarget = Probability | dict[str, Probability]
+# the worst target's threshold, or one per target
+PerTarget = Annotated[Probability | dict[str, Probability], one_or_per_name(1.0, "{printed: 0.05}")]
 
 
 class ShiftParams(Params):

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from robustgate.errors import DataError
 
 DOMAINS = ("handwritten", "printed")
-_CLASSES = tuple(str(digit) for digit in range(10))
+CLASSES = tuple(str(digit) for digit in range(10))  # the labels of both domains
 
 # Faces whose cmap maps '0'..'9' to real digit glyphs. Left out: symbol-only
 # faces (cmex10, cmsy10, STIXSize*, STIXNonUni*, DejaVu*Display), cmmi10
@@ -72,7 +72,7 @@ def load_digits_domain(domain: str) -> tuple[torch.Tensor, torch.Tensor, tuple[s
         images, labels = _printed()
     else:
         raise DataError(f"unknown digits domain {domain!r}", hint="use one of: handwritten, printed")
-    return images.clone(), labels.clone(), _CLASSES
+    return images.clone(), labels.clone(), CLASSES
 
 
 @functools.lru_cache(maxsize=1)

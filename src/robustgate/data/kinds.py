@@ -61,6 +61,11 @@ class DatasetKind:
         marked ``missing: skip``."""
         return None
 
+    def class_count(self, params: Any) -> int | None:
+        """How many classes the data has, where that is fixed without reading it (None: known only once loaded),
+        so a spec whose model outputs another count is refused when it is read."""
+        return None
+
 
 # External data a spec may be written for without every machine having it (e.g. the Office-31 paper spec):
 # `missing: skip` skips the spec's items with one message instead of failing them.
@@ -84,6 +89,11 @@ class _Builtin(DatasetKind):
 
         images, labels, classes = load_digits_domain(params.domain)
         return ImageSet(to_model_geometry(images, ctx.size, ctx.channels), labels, classes)
+
+    def class_count(self, params: BuiltinParams) -> int:
+        from robustgate.data.digits import CLASSES
+
+        return len(CLASSES)
 
 
 class ImageFolderParams(DatasetParams):
@@ -124,6 +134,11 @@ class _Office31(DatasetKind):
         from robustgate.data.office31 import load_office31
 
         return load_office31(resolve_path(params.office31, ctx.spec_dir), params.domain, ctx.size, ctx.channels)
+
+    def class_count(self, params: Office31Params) -> int:
+        from robustgate.data.office31 import OFFICE31_CLASSES
+
+        return len(OFFICE31_CLASSES)
 
     def unavailable(self, params: Office31Params, spec_dir: Path) -> str | None:
         from robustgate.data.office31 import OFFICE31_HINT, office31_images

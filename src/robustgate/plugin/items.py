@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from robustgate.budget import ItemMeter, metered
 from robustgate.checks import contract_kinds
 from robustgate.errors import RobustgateError
 from robustgate.plugin.verdict import BaselineWarning, ContractViolation, EvaluationWarning, format_violation
@@ -171,7 +172,8 @@ class ContractItem(pytest.Function):
         workspace = session_of(self.config).workspace(self.spec)
         before = dict(workspace.clock.seconds)
         try:
-            outcome = contract_kinds.get(self.contract.kind).check(evaluation or workspace, self.variant, self.contract.params)
+            with metered(self._budget_meter(workspace.clock)):
+                outcome = contract_kinds.get(self.contract.kind).check(evaluation or workspace, self.variant, self.contract.params)
         except RobustgateError as err:  # e.g. a `samples:` the data cannot satisfy: point at the contract
             raise err.at(self.spec.where(self.contract.line)) from None
         self.phase_seconds = workspace.clock.since(before)  # this item's share of training, prediction, ...
@@ -193,6 +195,15 @@ class ContractItem(pytest.Function):
         if not outcome.passed:
             raise ContractViolation(outcome, self.name, self.spec.where(self.contract.line), self._source_line())
         return outcome
+
+    def _budget_meter(self, clock: Any) -> ItemMeter | None:
+        """The contract's `budget:`, else the spec's; None when neither sets one."""
+        budget = self.contract.budget or self.spec.budget
+        if budget is None:
+            return None
+        where = "the contract's" if self.contract.budget else f"the spec's (line {self.spec.lines.line(('budget',))})"
+        return ItemMeter(budget, clock, f"raise {where} `budget:`, or evaluate fewer images (`samples:` on the "
+                                        "dataset or the contract, fewer strengths or corruptions)")
 
     def _record(self, outcome: Any, workspace: Any) -> None:
         """What the item measured, for JUnit properties, the warnings summary and results.json."""

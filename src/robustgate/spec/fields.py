@@ -8,17 +8,19 @@ the spec and are checked to exist.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Annotated, Any, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
 
 class Params(BaseModel):
     """Frozen, strict parameters: unknown keys are errors, values are not coerced
-    (``min: true`` or ``min: "0.9"`` is a type error, not 1.0 or 0.9), and never change after parsing."""
+    (``min: true`` or ``min: "0.9"`` is a type error, not 1.0 or 0.9), and never change after parsing.
+    Numbers are finite: a ``.nan`` threshold fails every comparison and ``.inf`` passes every one."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True, allow_inf_nan=False)
 
 
 def gated_elsewhere(info: ValidationInfo) -> bool:
@@ -36,6 +38,27 @@ DatasetRef = Annotated[str, DATASET_REF, Field(min_length=1)]
 """The name of a dataset declared under ``datasets:``."""
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def one_or_per_name(upper: float | None, example: str) -> Any:
+    """Checks a threshold given once (a number) or per name (``{printed: 0.05}``) in one step, so a mistake
+    gets one message rather than one per branch of the union (number, mapping) it is typed as."""
+
+    def parse(value: Any, info: ValidationInfo) -> Any:
+        named = isinstance(value, dict)
+        for name, number in (value.items() if named else [(None, value)]):
+            where, shown = (f"'{name}': ", f" (not {number!r})") if named else ("", "")
+            if named and not isinstance(name, str):
+                raise ValueError(f"{name!r} is not a name; expected a number or a mapping such as {example}")
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                raise ValueError(f"{where}expected a number or a mapping such as {example}{shown}")
+            if not math.isfinite(number):
+                raise ValueError(f"{where}{info.field_name} needs finite numbers{shown}")
+            if upper is not None and not 0 <= number <= upper:
+                raise ValueError(f"{where}must be between 0 and {upper:g}{shown}")
+        return value
+
+    return BeforeValidator(parse)
 
 
 def _is_dataset_ref(annotation: Any, metadata: list[Any]) -> bool:

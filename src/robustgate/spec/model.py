@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from robustgate.spec.fields import DatasetRef, Params
 from robustgate.spec.yamlmarks import LineMap
@@ -39,6 +39,23 @@ class InputParams(Params):
     size: tuple[int, int] = Field(strict=False)
     mean: tuple[float, ...] = Field((0.485, 0.456, 0.406), strict=False)
     std: tuple[float, ...] = Field((0.229, 0.224, 0.225), strict=False)
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _height_width(cls, size: Any) -> Any:
+        # one message for every wrong shape, rather than pydantic's per-item ones (`missing required key '1'`)
+        if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(type(side) is int for side in size):
+            raise ValueError("expected [height, width], two whole numbers of pixels such as [32, 32]")
+        return size
+
+    @field_validator("mean", "std", mode="before")
+    @classmethod
+    def _per_channel(cls, values: Any) -> Any:
+        if not isinstance(values, (list, tuple)) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+        ):
+            raise ValueError("expected a list of numbers, one per channel, such as [0.5, 0.5, 0.5]")
+        return values
 
     @field_validator("size")
     @classmethod
@@ -72,16 +89,23 @@ class ModelParams(Params):
     input: InputParams
     trusted: bool = False  # allow torch.load to unpickle arbitrary objects from the weights file
 
-    @model_validator(mode="after")
-    def _train_when_training(self) -> "ModelParams":
+    @field_validator("weights")
+    @classmethod
+    def _known_weights_entry(cls, weights: str, info: ValidationInfo) -> str:
         from robustgate.errors import ModelError
         from robustgate.models.pretrained import is_pretrained, resolve
 
-        if is_pretrained(self.weights):
+        arch = info.data.get("arch")  # absent when it did not validate: that is reported on its own
+        if arch is not None and is_pretrained(weights):
             try:  # the name only: whether the file is on this machine is a run-time question
-                resolve(self.arch, self.weights)
+                resolve(arch, weights)
             except ModelError as err:
                 raise ValueError(err.message) from None
+        return weights
+
+    @model_validator(mode="after")
+    def _train_when_training(self) -> "ModelParams":
+        from robustgate.models.pretrained import is_pretrained
 
         if self.weights == "train" and self.train is None:
             raise ValueError("weights: train needs a `train:` section, e.g. train: {on: my-train-set, epochs: 6}")
@@ -90,6 +114,19 @@ class ModelParams(Params):
                 f"`train:` trains from scratch (weights: train) or fine-tunes torchvision weights (weights: imagenet), "
                 f"but weights is the file {self.weights!r}"
             )
+        return self
+
+
+class BudgetParams(Params):
+    """`budget:` of a spec or a contract: what one item may spend evaluating (enforced by robustgate/budget.py)."""
+
+    seconds: float | None = Field(default=None, gt=0)  # wall seconds of evaluation per item
+    samples: int | None = Field(default=None, gt=0)  # images evaluated per item, every model and strength counted
+
+    @model_validator(mode="after")
+    def _limits_something(self) -> "BudgetParams":
+        if self.seconds is None and self.samples is None:
+            raise ValueError("a budget needs seconds:, samples: or both, e.g. budget: {seconds: 600}")
         return self
 
 
@@ -108,6 +145,14 @@ class SpecHeader(BaseModel):
     datasets: dict[Any, Any]
     variants: dict[Any, Any] | None = None
     contracts: list[Any]
+    budget: BudgetParams | None = None
+
+    @field_validator("contracts", mode="before")
+    @classmethod
+    def _some_contract(cls, value: Any) -> Any:
+        if value is None or value == []:  # a spec that gates nothing would collect no test and pass silently
+            raise ValueError("a spec needs at least one contract, e.g. - accuracy: {on: test, min: 0.9}")
+        return value
 
     @field_validator("confidence")
     @classmethod
@@ -155,6 +200,7 @@ class Contract:
     line: int
     index: int  # position under `contracts:`, for stable ids
     max_regression: dict[str, float] | None = None  # metric -> how much worse than the previous release it may get
+    budget: BudgetParams | None = None  # this contract's own `budget:`, in place of the spec's
 
 
 @dataclass(frozen=True)
@@ -171,6 +217,7 @@ class Spec:
     lines: LineMap
     profile: str | None = None  # the profile merged in (see spec/profiles.py)
     case: str | None = None  # the matrix case this spec is, e.g. resnet50-amazon (see spec/cases.py)
+    budget: BudgetParams | None = None  # seconds and images each item may spend evaluating (see budget.py)
 
     @property
     def directory(self) -> Path:

@@ -19,12 +19,13 @@ from robustgate.spec.fields import dataset_refs
 from robustgate.spec.cases import expand_cases
 from robustgate.spec.matrix import MatrixError, expand_variant, is_template
 from robustgate.spec.profiles import apply_profile
-from robustgate.spec.model import BASELINE, Contract, DatasetEntry, SpecHeader, Spec, Step, Variant
+from robustgate.spec.model import BASELINE, BudgetParams, Contract, DatasetEntry, SpecHeader, Spec, Step, Variant
 from robustgate.spec.yamlmarks import LineMap, Loc, load_yaml_with_lines
 
 VERSION_KEY = "robustgate"
 SUPPORTED_VERSIONS = (1,)
 # Variant and dataset names appear in pytest ids (`spec.yaml::int8::accuracy[printed]`), so they must stay id-safe.
+CONTRACT_LEVEL_KEYS = ("variants", "budget")  # beside a contract's kind (or inside it), not of the kind
 ID_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -33,10 +34,13 @@ def is_spec_file(path: Path) -> bool:
     if path.suffix not in (".yaml", ".yml"):
         return False
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        # bytes: a spec saved in another encoding is still a spec, and loading it says it is not UTF-8
+        data = path.read_bytes()
+    except OSError:
         return False
-    return re.search(rf"^{VERSION_KEY}\s*:", text, flags=re.MULTILINE) is not None
+    # also after a byte-order mark, and as `- robustgate: 1` (a spec written as a list item: loading says what is wrong)
+    key = rf"^(?:\xef\xbb\xbf)?(?:-[ \t]+)?{VERSION_KEY}\s*:".encode()
+    return re.search(key, data, flags=re.MULTILINE) is not None
 
 
 def load_spec(path: Path | str, profile: str | None = None) -> Spec:
@@ -64,11 +68,8 @@ def load_cases(path: Path | str, profile: str | None = None) -> list[Spec]:
         ) from None
     data, lines = load_yaml_with_lines(text, shown)
     if not isinstance(data, dict) or VERSION_KEY not in data:
-        raise SpecError(
-            "not a robustgate spec: the top level must be a mapping with a `robustgate: 1` key",
-            where=f"{shown}:1",
-            hint="add `robustgate: 1` as the first line",
-        )
+        problem, hint = _top_level_problem(data)
+        raise SpecError(f"not a robustgate spec: {problem}", where=f"{shown}:1", hint=hint)
     data, applied = apply_profile(data, lines, profile)
     cases = expand_cases(data, lines)
     if cases is None:
@@ -83,6 +84,21 @@ def load_cases(path: Path | str, profile: str | None = None) -> list[Spec]:
             raise
         specs.append(dataclasses.replace(spec, profile=applied, case=case.name))
     return specs
+
+
+def _top_level_problem(data: Any) -> tuple[str, str]:
+    """What the top level of a file that is no spec is, and how to make it one."""
+    if data is None:
+        return "the file is empty", "start it with `robustgate: 1`, then model:, datasets: and contracts:"
+    if isinstance(data, list):
+        return (
+            "the top level is a list, but a spec is a mapping with a `robustgate: 1` key",
+            "remove the `- ` before the first key and indent the keys below it to match",
+        )
+    if not isinstance(data, dict):
+        return "the top level is a single value, but a spec is a mapping with a `robustgate: 1` key", \
+            "write the spec as `key: value` lines, starting with `robustgate: 1`"
+    return "the top level must be a mapping with a `robustgate: 1` key", "add `robustgate: 1` as the first line"
 
 
 def _display_path(path: Path) -> str:
@@ -102,8 +118,9 @@ class _SpecBuilder:
         self.problems: list[tuple[int, str]] = []
         self.templates: dict[str, list[str]] = {}  # matrix variant templates and the names they expanded to
 
-    def problem(self, loc: Loc, message: str) -> None:
-        self.problems.append((self.lines.line(loc), f"{_dotted(loc)}: {message}" if loc else message))
+    def problem(self, loc: Loc, message: str, line: int | None = None) -> None:
+        """A problem at ``loc`` (its key path prefixes the message), on ``line`` or else the line of ``loc``."""
+        self.problems.append((line or self.lines.line(loc), f"{_dotted(loc)}: {message}" if loc else message))
 
     def build(self) -> Spec:
         # Registries fill on import of the modules that define the kinds.
@@ -139,6 +156,7 @@ class _SpecBuilder:
             variants=variants,
             contracts=tuple(contracts),
             lines=self.lines,
+            budget=header.budget,
         )
 
     def raise_if_any(self) -> None:
@@ -167,14 +185,25 @@ class _SpecBuilder:
             key = str(inner[-1])
             allowed = _allowed_keys(model, inner[:-1])
             self.problem(full, f"unknown key '{key}'; {did_you_mean(key, allowed)}" if allowed else f"unknown key '{key}'")
+        elif kind == "invalid_key":
+            # `5:` or `~:` as a key: pydantic writes the key as text in `loc`, so name the key itself, at its line
+            key, parent = error["input"], full[:-1]
+            allowed = _allowed_keys(model, inner[:-1])
+            message = f"unknown key {key!r}; {did_you_mean(key, allowed)}" if allowed else f"key {key!r} must be text"
+            self.problem(parent, message, line=self.lines.line(parent + (key,)))
         elif kind == "missing":
             self.problem(full[:-1], f"missing required key '{inner[-1]}'")
         else:
-            message = error["msg"]
+            message = _PLAIN.get(kind) or error["msg"]
+            if kind in ("too_short", "too_long"):
+                bound = error["ctx"]["min_length" if kind == "too_short" else "max_length"]
+                message = f"expected {'at least' if kind == 'too_short' else 'at most'} {bound} item{'s' * (bound != 1)}"
             message = message[0].lower() + message[1:]
             message = message.removeprefix("value error, ")
-            if kind != "value_error" or not isinstance(error.get("input"), dict):
-                message += f" (got {error.get('input')!r})"
+            value = error.get("input")
+            named = isinstance(value, str) and repr(value) in message  # "unknown attack 'pgdd'" needs no (got 'pgdd')
+            if (kind != "value_error" or not isinstance(value, dict)) and not named:
+                message += f" (got {_shown(value)})"
             self.problem(full, message)
 
     def build_datasets(self, raw: dict[str, dict[str, Any]], kinds: Registry[Any]) -> dict[str, DatasetEntry]:
@@ -271,11 +300,12 @@ class _SpecBuilder:
                 self.problem(loc, "each contract is one `kind: {...}` mapping, e.g. - accuracy: {on: test, min: 0.9}")
                 continue
             restrict = body.get("variants")
-            present = [key for key in body if key != "variants"]
+            budget_raw = body.get("budget")
+            present = [key for key in body if key not in CONTRACT_LEVEL_KEYS]
             stray = [key for key in present if key not in kinds]
-            misspelt = len(present) == 2 and len(stray) == 1 and did_you_mean(stray[0], ["variants"]).startswith("did")
-            if misspelt:  # a kind plus a misspelt `variants:`
-                self.problem(loc + (stray[0],), f"unknown key '{stray[0]}'; did you mean 'variants'?")
+            suggestion = did_you_mean(str(stray[0]), list(CONTRACT_LEVEL_KEYS)) if len(stray) == 1 else ""
+            if len(present) == 2 and suggestion.startswith("did"):  # a kind plus a misspelt `variants:` or `budget:`
+                self.problem(loc + (stray[0],), f"unknown key '{stray[0]}'; {suggestion}")
                 continue
             if len(present) != 1:
                 self.problem(loc, f"each contract is one `kind: {{...}}` mapping (kinds: {', '.join(kinds.names())})")
@@ -295,11 +325,17 @@ class _SpecBuilder:
                     self.problem(loc, "`variants:` is given twice, beside the contract and inside it; keep one")
                     continue
                 restrict = params_raw.pop("variants")
+            if "budget" in params_raw:
+                if budget_raw is not None:
+                    self.problem(loc, "`budget:` is given twice, beside the contract and inside it; keep one")
+                    continue
+                budget_raw = params_raw.pop("budget")
             regression_raw = params_raw.pop("max_regression", None)
             context = {"regression_gates": regression_raw is not None}
             params = self.validate(contract_kind.Params, params_raw, loc + (kind,), context)
             names = self.restriction(restrict, loc, variants)
-            if params is None or names is False:
+            budget = None if budget_raw is None else self.validate(BudgetParams, budget_raw, loc + ("budget",))
+            if params is None or names is False or (budget_raw is not None and budget is None):
                 continue
             regression = self.regression_limits(regression_raw, contract_kind, params, loc + (kind, "max_regression"))
             if regression is False:
@@ -311,7 +347,7 @@ class _SpecBuilder:
                     "`baseline` itself; remove baseline from `variants:` or add an absolute gate such as `min:`",
                 )
                 continue
-            contracts.append(Contract(kind, params, names, self.lines.line(loc), index, regression or None))
+            contracts.append(Contract(kind, params, names, self.lines.line(loc), index, regression or None, budget))
         return contracts
 
     def regression_limits(self, raw: Any, kind: Any, params: Any, loc: Loc) -> dict[str, float] | None | bool:
@@ -377,6 +413,7 @@ class _SpecBuilder:
             if ref not in names:
                 self.problem(loc, f"unknown dataset '{ref}'; {did_you_mean(ref, names)}")
         self.check_derivation_cycles(datasets)
+        self.check_class_counts(header, datasets, variants)
         from robustgate.models.architectures import architecture_problem
 
         problem = architecture_problem(header.model.arch)
@@ -396,6 +433,75 @@ class _SpecBuilder:
                     break
                 chain.append(name)
                 name = parents[name]
+
+    def check_class_counts(
+        self, header: SpecHeader, datasets: dict[str, DatasetEntry], variants: dict[str, Variant]
+    ) -> None:
+        """A torchvision network built with ``num_classes`` outputs that many logits: refuse a count other than that
+        of a dataset whose classes are fixed (the digits: 10, Office-31: 31), and a distilled student whose count
+        differs from the model's. Either would otherwise fail on its first batch, after the training before it."""
+        fixed = {name: count for name in datasets if (count := _fixed_classes(name, datasets)) is not None}
+        model = self.declared_classes(header.model.arch, header.model.kwargs, ("model", "kwargs", "num_classes"))
+        wrong = next((name for name, count in fixed.items() if model not in (None, count)), None)
+        if wrong is not None:
+            count = fixed[wrong]
+            self.problem(("model", "kwargs", "num_classes"),
+                         f"the model outputs {model} classes, but dataset '{wrong}' has {count}; set num_classes: {count}")
+            return
+        counts = set(fixed.values())
+        teacher = model if model is not None else (counts.pop() if len(counts) == 1 else None)
+        for variant in variants.values():
+            for step in variant.steps:
+                if step.kind != "distill" or teacher is None:
+                    continue
+                loc: Loc = ("variants", variant.name, "distill", "student", "kwargs", "num_classes")
+                # a variant a matrix template expanded to has no line of its own: the template's
+                line = None if ("variants", variant.name) in self.lines else variant.line
+                student = self.declared_classes(step.params.student.arch, step.params.student.kwargs, loc, line)
+                if student not in (None, teacher):
+                    self.problem(loc, f"the student outputs {student} classes but the model it learns from outputs "
+                                 f"{teacher}; set num_classes: {teacher}", line=line)
+
+    def declared_classes(self, arch: str, kwargs: dict[str, Any], loc: Loc, line: int | None = None) -> int | None:
+        """The ``num_classes`` a torchvision architecture is built with; None where it is not given or not valid
+        (reported), and for a user factory, whose keyword arguments mean what its author made them mean."""
+        prefix, _, _ = arch.rpartition(":")
+        if prefix not in ("", "torchvision") or "num_classes" not in kwargs:
+            return None
+        count = kwargs["num_classes"]
+        if type(count) is not int or count < 1:
+            self.problem(loc, f"expected a whole number of classes, at least 1 (got {_shown(count)})", line=line)
+            return None
+        return count
+
+
+def _fixed_classes(name: str, datasets: dict[str, DatasetEntry]) -> int | None:
+    """The class count of a dataset, or of the one it derives from, where its kind knows it before loading."""
+    from robustgate.data.kinds import dataset_kinds
+
+    seen: set[str] = set()
+    while name in datasets and name not in seen:  # a `from:` cycle is reported elsewhere
+        seen.add(name)
+        entry = datasets[name]
+        parent = getattr(entry.params, "from_", None)
+        if parent is None:
+            return dataset_kinds.get(entry.kind).class_count(entry.params)
+        name = parent
+    return None
+
+
+# pydantic's wording where it speaks of Python types rather than of what a YAML file holds
+_PLAIN = {
+    "dict_type": "expected a mapping (key: value lines or {key: value})",
+    "model_type": "expected a mapping (key: value lines or {key: value})",
+    "tuple_type": "expected a list",
+}
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut short: the message names the key and line, so a long value need not be repeated whole."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _mapping(value: Any) -> dict[Any, Any]:

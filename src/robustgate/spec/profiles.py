@@ -24,7 +24,8 @@ def apply_profile(data: dict[str, Any], lines: LineMap, profile: str | None) -> 
     base = {key: value for key, value in data.items() if key != PROFILES_KEY}
     if profiles is None:
         return base, None
-    if not isinstance(profiles, dict) or not all(isinstance(body, dict) for body in profiles.values()):
+    named = isinstance(profiles, dict) and all(isinstance(name, str) for name in profiles)
+    if not named or not all(isinstance(body, dict) for body in profiles.values()):
         raise SpecError("profiles: expected a mapping of names to partial specs, e.g. profiles: {cpu: {device: cpu}}",
                         where=lines.where((PROFILES_KEY,)))
     for name, body in profiles.items():
