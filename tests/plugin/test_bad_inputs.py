@@ -87,6 +87,9 @@ def test_a_trusted_pickle_loads_and_every_report_says_so(tiny_project: pytest.Py
     said = "unpickled with `trusted: true`, which can run code): `robustness_specs/tiny.yaml: weights.pt`"
     assert said in (reports / "summary.md").read_text()
     assert "<b>Trusted weights</b>" in (reports / "report.html").read_text()
+    weights = str((tiny_project.path / "robustness_specs" / "weights.pt").resolve())
+    assert doc["specs"]["robustness_specs/tiny.yaml"]["paths"] == {"model.weights": weights}  # what the run read
+    assert f"Files and folders robustness_specs/tiny.yaml read: model.weights `{weights}`" in (reports / "summary.md").read_text()
 
 
 def test_unknown_architecture_fails_collection(tiny_project: pytest.Pytester) -> None:
@@ -109,6 +112,20 @@ def test_missing_dataset_folder(tiny_project: pytest.Pytester) -> None:
     out = run_spec(tiny_project, on="site", extra="  site: {imagefolder: data/site_b}")
     assert "robustness_specs/tiny.yaml:9: dataset 'site':" in out
     assert "data/site_b' does not exist" in out
+
+
+def test_paths_that_leave_the_project_are_refused_not_followed(tiny_project: pytest.Pytester) -> None:
+    """A spec (say, from a pull request) may not read files outside its project by a relative path or a symlink."""
+    tiny_project.makefile(".toml", pyproject="[project]\nname = 'tiny'\n")  # marks the project's bounds
+    outside = tiny_project.path.parent / f"{tiny_project.path.name}-outside"
+    (outside / "0").mkdir(parents=True)
+    Image.new("RGB", (20, 20)).save(outside / "0" / "a.png")
+    save_tiny(tiny_project)
+    out = run_spec(tiny_project, on="site", extra=f"  site: {{imagefolder: ../../{outside.name}}}")
+    assert f"robustness_specs/tiny.yaml:9: dataset 'site': '../../{outside.name}' leads out of the project" in out
+    (tiny_project.path / "linked").symlink_to(outside)
+    out = run_spec(tiny_project, on="site", extra="  site: {imagefolder: ../linked}")
+    assert "'../linked' leads out of the project" in out and "fix: if the spec is meant to read it" in out
 
 
 def test_office31_root_with_missing_classes(tiny_project: pytest.Pytester) -> None:

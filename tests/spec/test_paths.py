@@ -91,3 +91,50 @@ def test_an_empty_variable_does_not_turn_a_path_into_an_absolute_one(tmp_path: P
     with pytest.raises(DataError) as info:
         resolve_path("${OFFICE31_ROOT}/webcam", tmp_path)
     assert "OFFICE31_ROOT" in info.value.message
+
+
+# --- the project's bounds: a relative path in a spec does not lead out of the project -----------------------
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project folder (pyproject.toml marks it) with its specs in robustness_specs/, and a folder beside it."""
+    root = tmp_path / "project"
+    (root / "robustness_specs").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (root / "data").mkdir()
+    (tmp_path / "outside").mkdir()
+    return root
+
+
+def test_a_relative_path_may_go_up_within_the_project(project: Path) -> None:
+    assert resolve_path("../data", project / "robustness_specs") == project / "robustness_specs" / ".." / "data"
+
+
+def test_a_relative_path_that_leaves_the_project_is_refused_naming_both(project: Path) -> None:
+    with pytest.raises(DataError) as info:
+        resolve_path("../../outside", project / "robustness_specs")
+    message = info.value.message
+    assert message == (f"'../../outside' leads out of the project ({project}) to {project.parent / 'outside'}; "
+                       "a relative path in a spec is not followed out of its project")
+    assert info.value.hint is not None and "absolute path" in info.value.hint and "${" in info.value.hint
+
+
+def test_a_symlink_inside_the_project_to_a_folder_outside_is_refused(project: Path) -> None:
+    (project / "data" / "linked").symlink_to(project.parent / "outside")
+    with pytest.raises(DataError, match="leads out of the project"):
+        resolve_path("../data/linked", project / "robustness_specs")
+
+
+def test_a_path_the_user_names_may_lie_outside_the_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outside = project.parent / "outside"
+    assert resolve_path(str(outside), project / "robustness_specs") == outside  # absolute
+    monkeypatch.setenv("RG_DATA", str(outside))
+    assert resolve_path("${RG_DATA}", project / "robustness_specs") == outside  # from the environment
+    monkeypatch.setenv("HOME", str(project.parent))
+    assert resolve_path("~/outside", project / "robustness_specs") == outside  # the user's home
+
+
+def test_without_a_project_marker_relative_paths_are_not_bounded(tmp_path: Path) -> None:
+    (tmp_path / "specs").mkdir()
+    assert resolve_path("../elsewhere", tmp_path / "specs") == tmp_path / "specs" / ".." / "elsewhere"

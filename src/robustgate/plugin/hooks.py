@@ -204,6 +204,10 @@ class RobustgateSession:
                 self.specs[key]["profile"] = spec.profile
             if spec.model.trusted:  # reports say which weights were unpickled, since that may run code
                 self.specs[key]["trusted"] = spec.model.weights
+            from robustgate.spec.paths import paths_read
+
+            if paths := paths_read(spec):  # and which files and folders the spec read
+                self.specs[key]["paths"] = paths
         return report
 
     @pytest.hookimpl(tryfirst=True)  # before -k/-m deselect: a model's shard depends on the collection alone

@@ -32,6 +32,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
         lines += ["", f"Compared with the previous release `{doc['baseline']['path']}` (`regression.*` gates: positive is worse)."]
     for trusted in trusted_weights(doc):
         lines += ["", f"Trusted weights (unpickled with `trusted: true`, which can run code): `{trusted}`"]
+    for spec, entry in doc["specs"].items():
+        if entry.get("paths"):
+            lines += ["", f"Files and folders {spec} read: " + "; ".join(f"{key} `{path}`" for key, path in entry["paths"].items())]
     lines += ["", "| spec | model | contract | result | measured |", "|---|---|---|---|---|"]
     for item in items:
         failing = [g for g in item["gates"] if not g["passed"]]

@@ -70,7 +70,9 @@ SCHEMA: dict[str, Any] = {
                 "properties": {"name": {"type": "string"}, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
                                "profile": {"type": "string"},
                                # the weights file this spec unpickled with `trusted: true` (code could run)
-                               "trusted": {"type": "string"}},
+                               "trusted": {"type": "string"},
+                               # every file or folder the spec read: `model.weights`, `datasets.NAME.imagefolder` ...
+                               "paths": {"type": "object", "additionalProperties": {"type": "string"}}},
             },
         },
         "items": {
