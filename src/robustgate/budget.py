@@ -22,7 +22,7 @@ BUILD_PHASES = frozenset({"training", "compression"})
 
 
 class BudgetExceeded(RobustgateError):
-    """An item that ran out of its ``budget:``; it fails, never passes on what it measured so far."""
+    """An item that ran out of its ``budget:``: pytest fails it and the reports call it an error (no gate read), never a pass."""
 
 
 class ItemMeter:
