@@ -23,6 +23,7 @@ from robustgate.budget import count_images
 from robustgate.cache import ArtifactCache, content_key, file_digest
 from robustgate.models.pretrained import checkpoint_path, is_pretrained, load_pretrained, resolve
 from robustgate.phases import PhaseClock
+from robustgate.threads import build_threads
 from robustgate.compressors.base import StepContext, compression_steps
 from robustgate.compressors.pipeline import BuiltModel, compress, measure
 from robustgate.data.corruptions import corrupt, corruptions_revision
@@ -90,7 +91,7 @@ class Workspace:
         entry = self.spec.variants[variant]
         try:
             baseline = self.baseline()
-            with self.clock.phase("compression"):
+            with self.clock.phase("compression"), build_threads():
                 return compress(baseline, entry.steps, self._step_context(), self.cache, self._built, self.fingerprint)
         except RobustgateError as err:
             self._failed[variant] = err.at(self.spec.where(entry.line))
@@ -146,7 +147,7 @@ class Workspace:
 
             def train() -> dict[str, torch.Tensor]:
                 self.progress(f"training {params.arch} on '{params.train.on}' ({len(train_set)} images)")
-                with self.clock.phase("training"):
+                with self.clock.phase("training"), build_threads():
                     return train_classifier(
                         copy.deepcopy(classifier), train_set, params.train, seed=self.spec.seed, device=self.device,
                         progress=self.progress,

@@ -20,6 +20,7 @@ from robustgate.checks import contract_kinds
 from robustgate.errors import RobustgateError
 from robustgate.plugin.verdict import BaselineWarning, ContractViolation, EvaluationWarning, format_violation
 from robustgate.spec import Contract, Spec, load_cases
+from robustgate.threads import evaluation_share
 from robustgate.plan import applies, missing_data, models
 
 
@@ -172,7 +173,9 @@ class ContractItem(pytest.Function):
         workspace = session_of(self.config).workspace(self.spec)
         before = dict(workspace.clock.seconds)
         try:
-            with metered(self._budget_meter(workspace.clock)):
+            # xdist workers each evaluate on their share of the cores (builds keep all: see robustgate.threads)
+            workers = self.config.workerinput["workercount"] if hasattr(self.config, "workerinput") else 1
+            with metered(self._budget_meter(workspace.clock)), evaluation_share(workers):
                 outcome = contract_kinds.get(self.contract.kind).check(evaluation or workspace, self.variant, self.contract.params)
         except RobustgateError as err:  # e.g. a `samples:` the data cannot satisfy: point at the contract
             raise err.at(self.spec.where(self.contract.line)) from None
