@@ -137,18 +137,45 @@ def test_the_html_report_is_self_contained_with_a_plot_per_kind(tiny_project: py
     assert page.count("<tr>") == 1 + 7 and "<meta name='viewport'" in page
 
 
+# Logs every artifact a run builds (not loads): kind, key and the xdist worker that built it.
+BUILD_LOGGER = '''
+import os
+
+from robustgate.cache import ArtifactCache
+
+original = ArtifactCache.get_or_create
+
+
+def get_or_create(self, kind, key, create):
+    def create_and_log():
+        value = create()
+        with open(os.environ["BUILD_LOG"], "a") as log:
+            log.write(f"{kind} {key} {os.environ.get('PYTEST_XDIST_WORKER', 'serial')}\\n")
+        return value
+
+    return original(self, kind, key, create_and_log)
+
+
+ArtifactCache.get_or_create = get_or_create
+'''
+
+
 def test_parallel_workers_give_the_serial_runs_results_in_one_report(
-    tiny_project: pytest.Pytester, write_spec, junit_properties
+    tiny_project: pytest.Pytester, write_spec, junit_properties, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`-n 2` measures exactly what a serial run does (each run into a fresh cache, so nothing is shared but the
-    code); the workers share their cache through its file locks, so each model is still built once, and the
-    controller writes one results.json, JUnit XML and baseline file holding every worker's items."""
+    code); the workers share their cache through its file locks, so each model and each prediction is built
+    once, by one worker, and the controller writes one results.json, JUnit XML and baseline file holding every
+    worker's items."""
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     spec = spec.replace("int8: {ptq:", "pruned: {prune: {method: l1, ratio: 0.5}}\n  int8: {ptq:")
     spec += "  - latency: {p90_ms: 5000, min_queries: 5, min_seconds: 0.0, warmup: 1, variants: [int8]}\n"
     write_spec(spec, "tiny.yaml")
+    tiny_project.makeconftest(BUILD_LOGGER)
+    monkeypatch.setenv("BUILD_LOG", str(tiny_project.path / "serial-builds.log"))
     serial = tiny_project.runpytest_subprocess("--robustgate-cache-dir=serial", "-p", "no:cacheprovider",
                                                "--robustgate-report=serial-report")
+    monkeypatch.setenv("BUILD_LOG", str(tiny_project.path / "parallel-builds.log"))
     parallel = tiny_project.runpytest_subprocess("--robustgate-cache-dir=parallel", "-p", "no:cacheprovider", "-n", "2",
                                                  "--robustgate-report=parallel-report", "-v", "-rs", "--junitxml=j.xml",
                                                  "--robustgate-save-baseline=prev.json")
@@ -159,6 +186,14 @@ def test_parallel_workers_give_the_serial_runs_results_in_one_report(
     parallel.stdout.fnmatch_lines(["*latency is not timed under pytest-xdist*--robustgate-force-latency*"])
     workers = {line.split("]")[0] for line in parallel.stdout.lines if line.startswith("[gw") and "ED " in line}
     assert workers == {"[gw0", "[gw1"}  # both workers ran contracts
+
+    def builds(log: str) -> list[tuple[str, str, str]]:
+        return [tuple(line.split()) for line in (tiny_project.path / log).read_text().splitlines()]
+
+    built = builds("parallel-builds.log")
+    assert sorted(kind for kind, _, _ in built if kind != "logits") == ["steps", "steps", "weights"]  # train once, compress twice
+    assert len({(kind, key) for kind, key, _ in built}) == len(built)  # nothing built twice, by one worker or two
+    assert {(kind, key) for kind, key, _ in built} == {(kind, key) for kind, key, _ in builds("serial-builds.log")}
 
     def measured(folder: str) -> dict[str, dict]:
         doc = json.loads((tiny_project.path / folder / "results.json").read_text())
