@@ -206,7 +206,7 @@ def _parsed_key(node: yaml.Node) -> Any:
     """A plain scalar key as the loader reads it (``5`` -> 5, ``~`` -> None); other keys as written."""
     if not isinstance(node, yaml.ScalarNode) or node.tag == "tag:yaml.org,2002:str":
         return _restore_env_references(node.value)
-    try:
-        return yaml.load(node.value, Loader=SpecLoader)
+    try:  # the composer already resolved its tag (int, null, ...): construct it, no second parse of its text
+        return SpecLoader("").construct_object(node)
     except yaml.YAMLError:
         return node.value
