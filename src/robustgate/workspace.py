@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import torch
 
 from robustgate.attacks.base import AttackSettings, attack_kinds
 from robustgate.attacks.diagnostics import masking_findings
-from robustgate.attacks.protocol import RobustResult, fake_quant_twin, robust_correct
+from robustgate.attacks.protocol import PROTOCOL_REVISION, Policy, RobustResult, fake_quant_twin, robust_correct
 from robustgate.attacks.strength import format_strength
 from robustgate.budget import count_images
 from robustgate.cache import ArtifactCache, content_key, file_digest
@@ -25,6 +26,7 @@ from robustgate.models.pretrained import checkpoint_path, is_pretrained, load_pr
 from robustgate.phases import PhaseClock
 from robustgate.threads import build_threads
 from robustgate.compressors.base import StepContext, compression_steps
+from robustgate.compressors.int8.twin import NoTwin
 from robustgate.compressors.pipeline import BuiltModel, compress, measure
 from robustgate.data.corruptions import corrupt, corruptions_revision
 from robustgate.data.imageset import ImageSet
@@ -39,6 +41,7 @@ from robustgate.latency.measure import (
 from robustgate.latency.percentiles import queries_for_bound
 from robustgate.models.architectures import build_network, network_digest
 from robustgate.models.classifier import Classifier, Normalize
+from robustgate.models.state import load_state
 from robustgate.models.train import train_classifier
 from robustgate.models.weights import load_checkpoint
 from robustgate.spec.model import BASELINE, Spec
@@ -153,7 +156,7 @@ class Workspace:
                         progress=self.progress,
                     )
 
-            classifier.load_state_dict(self.cache.get_or_create("weights", key, train))
+            load_state(classifier, self.cache.get_or_create("weights", key, train))
             self._trained_classes = train_set.classes
         elif origin:
             key = content_key("pretrained", identity, *origin)
@@ -376,7 +379,10 @@ class Workspace:
     # -- attacks ---------------------------------------------------------------
 
     def robust(self, variant: str, params: Any, strength: float) -> RobustResult:
-        """Per-image robustness of ``variant`` under an attack contract at one strength (cached)."""
+        """Per-image robustness of ``variant`` under an attack contract at one strength (cached).
+
+        Raises :class:`IncompleteProtocol` when a leg of the int8 protocol cannot run and the contract
+        does not accept its absence; the result's ``gaps`` name the absences it accepted."""
         memo = (variant, params.model_dump_json(), strength)
         count_images(len(self._sampled(params.on, params.samples)),
                      f"{variant} under {params.kind} at {format_strength(strength)} on '{params.on}'")
@@ -385,9 +391,10 @@ class Workspace:
         built, parent, data = self._attack_inputs(variant, params)
         settings = AttackSettings(strength, params.norm, params.steps, params.step_size, params.restarts)
         key = content_key("attack", *self._attack_identity(built, parent, data, params), strength)
+        policy = Policy(frozenset(params.accept_missing), params.min_twin_agreement)
 
-        def run() -> dict[str, torch.Tensor]:
-            indirect = parent is not None and attack_kinds.get(params.kind).needs_gradients
+        def run() -> dict[str, Any]:
+            indirect = not built.differentiable and attack_kinds.get(params.kind).needs_gradients
             how = "through its fake-quant twin, transfer from its fp32 parent and a gradient-free attack" if indirect else "directly"
             self.progress(
                 f"attacking {variant} with {params.kind} at {format_strength(strength)} on '{params.on}' "
@@ -395,18 +402,28 @@ class Workspace:
             )
             model, _ = self._evaluation_copy(variant, built)
             fp32 = self._evaluation_copy(f"{variant} (parent)", parent)[0] if parent else None
+            started = time.perf_counter()
             with self.clock.phase("attack"):
                 result = robust_correct(
-                    params.kind, settings, model, fp32, data.floats(), data.labels, self.spec.seed, params.queries
+                    params.kind, settings, model, fp32, data.floats(), data.labels, self.spec.seed, params.queries,
+                    differentiable=built.differentiable, policy=policy,
                 )
-            agreement = torch.tensor([] if result.twin_agreement is None else [result.twin_agreement])
-            return {"correct": result.correct, "found_by": result.found_by, "twin_agreement": agreement}
+            return {
+                "correct": result.correct, "found_by": result.found_by,
+                "twin_agreement": torch.tensor([] if result.twin_agreement is None else [result.twin_agreement]),
+                "unavailable": dict(result.unavailable),
+                "first_fooled": torch.tensor([], dtype=torch.int16) if result.first_fooled is None else result.first_fooled,
+                "seconds": torch.tensor([time.perf_counter() - started]),
+            }
 
         stored = self.cache.get_or_create("attacks", key, run)
-        agreement = stored["twin_agreement"]
-        self._robust[memo] = result = RobustResult(
-            stored["correct"], stored["found_by"], float(agreement[0]) if len(agreement) else None
+        agreement, first_fooled = stored["twin_agreement"], stored["first_fooled"]
+        result = RobustResult(
+            stored["correct"], stored["found_by"], float(agreement[0]) if len(agreement) else None,
+            dict(stored["unavailable"]), first_fooled if len(first_fooled) else None, float(stored["seconds"][0]),
         )
+        # Judged on every read, cached or not: a stricter contract on a warm cache fails as a cold run would.
+        self._robust[memo] = result = replace(result, gaps=policy.gaps(result.unavailable, result.twin_agreement))
         return result
 
     def masking_findings(self, variant: str, params: Any) -> list[str]:
@@ -414,18 +431,31 @@ class Workspace:
         strength = max(params.strengths)
         result = self.robust(variant, params, strength)
         built, parent, data = self._attack_inputs(variant, params)
-        key = content_key("masking", *self._attack_identity(built, parent, data, params), strength)
+        thorough = params.diagnostics == "thorough"
+        key = content_key("masking", *self._attack_identity(built, parent, data, params), strength, thorough)
 
         def run() -> dict[str, list[str]]:
-            self.progress(f"checking {variant} for gradient masking under {params.kind} on '{params.on}'")
+            checks = "thorough" if thorough else "default"
+            self.progress(f"checking {variant} for gradient masking under {params.kind} on '{params.on}' ({checks} checks)")
             model, _ = self._evaluation_copy(variant, built)
-            attacker = model if parent is None else fake_quant_twin(model, data.floats()[:2])
+            attacker = model
+            if not built.differentiable:
+                try:
+                    attacker = fake_quant_twin(model, data.floats()[:2])
+                except NoTwin:  # accepted by the contract (robust() refuses otherwise); the finding says so
+                    attacker = None
             settings = AttackSettings(strength, params.norm, params.steps, params.step_size, params.restarts)
+            started = time.perf_counter()
             with self.clock.phase("attack"):
                 findings = masking_findings(
                     params.kind, settings, attacker, model, data.floats(), data.labels, result,
-                    len(data.classes), self.spec.seed, params.queries,
+                    len(data.classes), self.spec.seed, params.queries, thorough,
                 )
+            seconds = time.perf_counter() - started
+            self.progress(
+                f"gradient-masking checks ({checks}) on {variant} took {seconds:.1f} s, "
+                f"{seconds / max(result.seconds, 1e-9):.1f}x the attack's {result.seconds:.1f} s"
+            )
             return {"findings": findings}
 
         return list(self.cache.get_or_create("masking", key, run)["findings"])
@@ -444,7 +474,7 @@ class Workspace:
 
     def _attack_identity(self, built: BuiltModel, parent: BuiltModel | None, data: ImageSet, params: Any) -> tuple:
         attack = params.model_dump(include={"kind", "norm", "steps", "step_size", "restarts", "queries"})
-        return built.key, parent.key if parent else None, data.fingerprint(), attack, self.spec.seed
+        return built.key, parent.key if parent else None, data.fingerprint(), attack, self.spec.seed, PROTOCOL_REVISION
 
     def _differentiable_parent(self, variant: str) -> BuiltModel:
         """The variant before its last non-differentiable step: the fp32 model it was quantized from."""

@@ -10,12 +10,13 @@ from robustgate.attacks.base import AttackKind, AttackSettings, Perturb, attack_
 class APGD(AttackKind):
     norms = ("Linf", "L2")
     default_steps = 10
+    attacks_every_image = False  # it perturbs only the images the attacked model still gets right
 
     def build(self, model, settings: AttackSettings, seed: int) -> Perturb:
         return torchattack(
             lambda: torchattacks.APGD(
                 model, norm=settings.norm, eps=settings.strength, steps=settings.steps or self.default_steps,
-                n_restarts=settings.restarts, seed=seed, loss="ce",
+                n_restarts=1, seed=seed, loss="ce",
             )
         )
 

@@ -28,10 +28,14 @@ class AttackSettings:
 
 
 class AttackKind:
-    """One registered attack. ``build`` returns a function that perturbs one batch; it is called
+    """One registered attack. ``build`` returns a function that perturbs one batch once (restarts are
+    the runner's: it keeps, per image, the first restart that fools the scored model); it is called
     under a seeded RNG, so random starts and noise are reproducible."""
 
     needs_gradients: ClassVar[bool] = True  # False: forward passes only (runs on int8 models as they are)
+    # False: images the attacked model already gets wrong come back unperturbed (APGD, CW, Square do so);
+    # when another model is scored, the runner attacks those images with PGD instead.
+    attacks_every_image: ClassVar[bool] = True
     norms: ClassVar[tuple[str, ...]] = ("Linf",)
     strength: ClassVar[str] = "eps"  # the contract key that sets the strength ("amount" for salt_pepper)
     default_steps: ClassVar[int | None] = None

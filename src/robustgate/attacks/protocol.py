@@ -1,18 +1,23 @@
 """Robust accuracy that means something for every variant, int8 included.
 
-Differentiable models (and attacks that need no gradients) are attacked directly. An int8 model
-has no autograd: a white-box attack on it crashes, and attacking the fp32 model instead says
-nothing about the int8 one. For those, an image counts as robust only if it survives every
-attack in the protocol, each scored on the real int8 model:
+Differentiable models (and attacks that need no gradients) are attacked directly. A model with
+no autograd (an int8 model) cannot be attacked white-box, and attacking the fp32 model instead
+says nothing about the int8 one. For those, an image counts as robust only if it survives every
+leg of the protocol, each scored on the real int8 model:
 
 - twin: the white-box attack run on a differentiable fake-quant twin of the int8 model
-  (straight-through gradients; its clean agreement with the int8 model is reported);
+  (straight-through gradients), trusted only while its clean predictions agree with the int8
+  model's on at least ``min_twin_agreement`` of the images;
 - transfer: the white-box attack run on the fp32 parent (the variant before quantization);
 - gradient-free: the Square attack (forward passes only) run on the int8 model itself.
 
+The protocol fails closed: a leg that cannot run (no twin, a twin that disagrees, no parent)
+raises :class:`IncompleteProtocol`, naming the leg and why, unless the contract accepts going
+without it (``accept_missing: [twin]``); an accepted gap is carried on the result, so the report
+can say the number rests on fewer legs.
+
 A model that has autograd but whose input gradients are None, NaN or mostly zero (a rounding
-or other masking layer) is attacked directly and also by the gradient-free attack, and by
-transfer when it has a differentiable parent.
+or other masking layer) is attacked directly and also by the gradient-free attack.
 
 Which attack broke each image first is recorded, in the order clean, white-box, twin,
 transfer, gradient-free.
@@ -20,18 +25,56 @@ transfer, gradient-free.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from robustgate.attacks.base import AttackSettings, attack_kinds
 from robustgate.attacks.gradients import gradient_problem
-from robustgate.attacks.run import attacked_correct, predictions
+from robustgate.attacks.run import leg_correct, predictions
 from robustgate.compressors.int8.engine import Int8Net
+from robustgate.compressors.int8.twin import NoTwin, twin_problem
+from robustgate.errors import RobustgateError, first_line
 
 METHODS = ("robust", "clean", "white-box", "twin", "transfer", "gradient-free")
 """Codes of ``RobustResult.found_by``: index 0 means the image withstood everything."""
+
+LEGS = ("twin", "transfer", "gradient-free")
+"""The legs of the protocol for a model without autograd; ``accept_missing`` names them."""
+
+PROTOCOL_REVISION = 2
+"""Enters every cached attack result's key: 2 fails closed, attacks every image in every leg, restarts on the scorer."""
+
+MIN_TWIN_AGREEMENT = 0.99
+"""Below this share of clean images predicted alike, a twin's gradients are not the int8 model's."""
+
+
+class IncompleteProtocol(RobustgateError):
+    """A leg of the attack protocol cannot run, and the contract does not accept going without it."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a contract accepts: legs it may go without, and the agreement a twin needs to count."""
+
+    accept_missing: frozenset[str] = frozenset()
+    min_twin_agreement: float = MIN_TWIN_AGREEMENT
+
+    def gaps(self, unavailable: dict[str, str], twin_agreement: float | None) -> dict[str, str]:
+        """The legs that do not count in full, and why; raises :class:`IncompleteProtocol` for any the
+        contract does not accept. Read from facts a cached result keeps, so a stricter policy on a
+        warm cache fails as a cold run would."""
+        gaps = dict(unavailable)
+        if twin_agreement is not None and twin_agreement < self.min_twin_agreement and "twin" not in gaps:
+            gaps["twin"] = (
+                f"the twin predicts as the int8 model on only {twin_agreement:.1%} of the clean images "
+                f"(min_twin_agreement: {self.min_twin_agreement:g}), so its gradients are not the int8 model's"
+            )
+        refused = {leg: why for leg, why in gaps.items() if leg not in self.accept_missing}
+        if refused:
+            raise incomplete(refused)
+        return gaps
 
 
 @dataclass(frozen=True)
@@ -39,9 +82,23 @@ class RobustResult:
     correct: torch.Tensor  # bool per image: right on the clean image and after every attack
     found_by: torch.Tensor  # uint8 per image: index into METHODS of the first attack that broke it
     twin_agreement: float | None = None  # share of clean images where the twin predicts as the int8 model
+    unavailable: dict[str, str] = field(default_factory=dict)  # legs that could not run at all, and why
+    # int16 per image: the first white-box (or twin) PGD iterate the attacked model got wrong, -1: none (None: not PGD)
+    first_fooled: torch.Tensor | None = None
+    seconds: float = 0.0  # what the attack cost when it ran (the diagnostics report theirs against it)
+    gaps: dict[str, str] = field(default_factory=dict)  # legs that did not count in full, as the contract accepted
 
     def counts(self) -> dict[str, int]:
         return {method: int((self.found_by == code).sum()) for code, method in enumerate(METHODS) if code}
+
+
+@dataclass(frozen=True)
+class Legs:
+    """The attacks a model's robust accuracy is the worst case of: (method, attacked model) pairs."""
+
+    rounds: list[tuple[str, nn.Module]]
+    twin_agreement: float | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
 def robust_correct(
@@ -53,50 +110,108 @@ def robust_correct(
     labels: torch.Tensor,
     seed: int,
     queries: int,
+    *,
+    differentiable: bool | None = None,
+    policy: Policy = Policy(),
 ) -> RobustResult:
-    """``parent``: the differentiable model ``model`` was quantized from, or None when ``model``
-    itself is differentiable."""
-    attack = attack_kinds.get(kind)
+    """Per image: is ``model`` right on it after every leg of the protocol?
+
+    ``differentiable``: whether ``model`` has autograd (None: find out with one forward pass); ``parent``: the differentiable model a
+    non-differentiable ``model`` was quantized from (None: there is none). Raises
+    :class:`IncompleteProtocol` before attacking when a leg cannot run and ``policy`` does not accept it."""
     found = torch.zeros(len(labels), dtype=torch.uint8)
     clean = predictions(model, images)
     correct = clean == labels
     found[~correct] = METHODS.index("clean")
-    agreement = None
     if settings.strength == 0:  # no perturbation at all (and L2 PGD divides by zero on it)
         return RobustResult(correct, found)
+    if differentiable is None:
+        differentiable = has_autograd(model, images[:1])
+    legs = plan_legs(kind, model, parent, images, labels, clean, differentiable)
+    policy.gaps(legs.unavailable, legs.twin_agreement)
     free = AttackSettings(settings.strength, settings.norm, queries, None, 1)
-    square_images = images.shape[-1] == images.shape[-2]  # torchattacks' Square assumes h == w
-    if not attack.needs_gradients:
-        rounds = [("white-box", attack.build(model, settings, seed), model)]
-    elif parent is None:
-        rounds = [("white-box", attack.build(model, settings, seed), model)]
-        if gradient_problem(model, images, labels) is not None and square_images:  # white-box is blind here
-            rounds.append(("gradient-free", attack_kinds.get("square").build(model, free, seed), model))
-    else:
-        rounds = [("transfer", attack.build(parent, settings, seed), parent)]
-        if square_images:
-            rounds.append(("gradient-free", attack_kinds.get("square").build(model, free, seed), model))
-        twin = fake_quant_twin(model, images[:2])
-        if twin is not None:
-            agreement = float((predictions(twin, images) == clean).float().mean())
-            rounds.insert(0, ("twin", attack.build(twin, settings, seed), twin))
-    for method, perturb, attacker in rounds:
-        survived = attacked_correct(perturb, attacker, model, images, labels, seed)
+    trace: list[torch.Tensor] = []
+    for method, attacker in legs.rounds:
+        recorded = trace if method in ("white-box", "twin") else None
+        if method == "gradient-free":
+            survived = leg_correct("square", free, attacker, model, images, labels, seed)
+        else:
+            survived = leg_correct(kind, settings, attacker, model, images, labels, seed, recorded)
         found[correct & ~survived] = METHODS.index(method)
         correct &= survived
-    return RobustResult(correct, found, agreement)
+    first_fooled = torch.cat(trace) if trace else None
+    return RobustResult(correct, found, legs.twin_agreement, legs.unavailable, first_fooled)
 
 
-def fake_quant_twin(model: nn.Module, example: torch.Tensor) -> nn.Module | None:
-    """The differentiable twin of an int8 Classifier, or None when its network has none
-    (or it fails on ``example``, a batch of the model's inputs)."""
+def plan_legs(
+    kind: str,
+    model: nn.Module,
+    parent: nn.Module | None,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    clean: torch.Tensor,
+    differentiable: bool,
+) -> Legs:
+    """Which attacks run against ``model``, and which legs of the protocol cannot run, and why.
+    ``clean``: the model's predictions on ``images``."""
+    if not attack_kinds.get(kind).needs_gradients:
+        return Legs([("white-box", model)])
+    if differentiable:
+        rounds = [("white-box", model)]
+        if gradient_problem(model, images, labels) is not None:  # white-box is blind here
+            rounds.append(("gradient-free", model))
+        return Legs(rounds)
+    unavailable: dict[str, str] = {}
+    rounds: list[tuple[str, nn.Module]] = []
+    agreement = None
+    try:
+        twin = fake_quant_twin(model, images[:2])
+    except NoTwin as err:
+        unavailable["twin"] = err.message
+    else:  # a twin below the agreement bar still breaks what it can: it runs, the policy judges it
+        agreement = float((predictions(twin, images) == clean).float().mean())
+        rounds.append(("twin", twin))
+    if parent is None:
+        unavailable["transfer"] = "the model has no differentiable parent (an fp32 model it was quantized from) to attack"
+    else:
+        rounds.append(("transfer", parent))
+    rounds.append(("gradient-free", model))
+    return Legs(rounds, agreement, unavailable)
+
+
+def has_autograd(model: nn.Module, example: torch.Tensor) -> bool:
+    """Whether ``model``'s output depends differentiably on its input (int8 kernels' does not)."""
+    with torch.enable_grad():
+        return bool(model(example.clone().requires_grad_(True)).requires_grad)
+
+
+def incomplete(refused: dict[str, str]) -> IncompleteProtocol:
+    legs = ", ".join(refused)
+    why = "; ".join(f"{leg}: {reason}" for leg, reason in refused.items())
+    return IncompleteProtocol(
+        f"the attack protocol for a model without autograd cannot run its {legs} leg{'s' if len(refused) > 1 else ''} "
+        f"({why}), so its robust accuracy would rest on the other legs alone and overstate robustness",
+        hint=f"make the missing leg possible, or accept the weaker protocol with accept_missing: [{legs}] on this "
+        "contract (the report then says so in the item's headline)",
+    )
+
+
+def fake_quant_twin(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """The differentiable twin of an int8 Classifier; raises :class:`NoTwin` saying why there is none.
+
+    ``example``: a batch of the model's [0, 1] inputs, on which the twin must run and differentiate."""
     net = getattr(model, "net", None)
     if not isinstance(net, Int8Net):
-        return None
+        raise NoTwin(f"robustgate builds fake-quant twins of its own int8 networks only, not of a {type(net).__name__}")
+    with torch.no_grad():
+        normalized = model.normalize(example)
     try:
-        twin = model.with_net(net.twin()).eval()
-        with torch.no_grad():  # ops the twin does not know surface here, not inside an attack
-            twin(example)
-        return twin
-    except Exception:  # no twin is a weaker evaluation, not an error; the diagnostics say so
-        return None
+        twin = model.with_net(net.twin(normalized)).eval()
+    except NoTwin:
+        raise
+    except Exception as err:  # tracing or copying the int8 graph failed: a reason, not a traceback
+        raise NoTwin(f"building the fake-quant twin failed: {first_line(err)}") from None
+    problem = twin_problem(twin, example)
+    if problem is not None:
+        raise NoTwin(f"the fake-quant twin cannot drive a white-box attack: {problem}")
+    return twin

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from robustgate.attacks.base import Perturb
+from dataclasses import replace
+
+from robustgate.attacks.base import AttackSettings, Perturb, attack_kinds
 from robustgate.budget import check_time
 from robustgate.errors import RobustgateError
 
@@ -24,12 +26,19 @@ def predictions(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def attacked_correct(
-    perturb: Perturb, attacker: nn.Module, scorer: nn.Module, images: torch.Tensor, labels: torch.Tensor, seed: int
+    perturb: Perturb,
+    attacker: nn.Module,
+    scorer: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    seed: int,
+    trace: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Per image: does ``scorer`` still classify it right after ``perturb`` attacked ``attacker``?
 
     Each batch draws its randomness (random starts, noise) from torch's global generator seeded
     with ``seed`` and the batch index inside ``fork_rng``, so results do not depend on what ran before.
+    ``trace`` collects each batch's ``first_fooled`` when the attack records one (PGD does).
     """
     device, out = device_of(attacker), []
     cuda = [device.index or 0] if device.type == "cuda" else []
@@ -42,5 +51,45 @@ def attacked_correct(
             adversarial = perturb(x, y).detach()
         if adversarial.shape != x.shape or not bool(((adversarial >= 0) & (adversarial <= 1)).all()):
             raise RobustgateError("an attack returned images of another shape or outside [0, 1]; this is a robustgate bug")
+        first_fooled = getattr(perturb, "first_fooled", None)
+        if trace is not None and first_fooled is not None:
+            trace.append(first_fooled)
         out.append(predictions(scorer, adversarial.cpu()) == y.cpu())
     return torch.cat(out)
+
+
+def leg_correct(
+    kind: str,
+    settings: AttackSettings,
+    attacker: nn.Module,
+    scorer: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    seed: int,
+    trace: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Per image: is ``scorer`` still right after every restart of attack ``kind`` on ``attacker``?
+
+    Restarts (``settings.restarts``, seeded ``seed``, ``seed + 1``, ...) attack only the images the
+    scorer still gets right, so each image keeps the first restart that fooled the scorer, not the
+    attacker. Kinds that leave the attacker's own mistakes unperturbed (APGD, CW, Square) would never
+    touch an image the attacker gets wrong but the scorer gets right; those images get a PGD attack
+    of the same norm and strength instead, so every image is attacked. ``trace``: as for
+    :func:`attacked_correct`, of the first restart (which attacks every image).
+    """
+    attack = attack_kinds.get(kind)
+    once = replace(settings, restarts=1)
+    standing = torch.ones(len(labels), dtype=torch.bool)
+    for restart in range(settings.restarts):
+        index = standing.nonzero().flatten()
+        if len(index) == 0:
+            break
+        perturb = attack.build(attacker, once, seed + restart)
+        recorded = trace if restart == 0 else None
+        standing[index] = attacked_correct(perturb, attacker, scorer, images[index], labels[index], seed + restart, recorded)
+    if attacker is not scorer and not attack.attacks_every_image:
+        index = (standing & (predictions(attacker, images) != labels)).nonzero().flatten()
+        if len(index):
+            pgd = attack_kinds.get("pgd").build(attacker, AttackSettings(settings.strength, settings.norm, None, None, 1), seed)
+            standing[index] = attacked_correct(pgd, attacker, scorer, images[index], labels[index], seed)
+    return standing

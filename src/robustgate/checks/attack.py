@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from robustgate.attacks import attack_kinds
+from robustgate.attacks.protocol import MIN_TWIN_AGREEMENT
 from robustgate.attacks.strength import Shares, Strength, Strengths, format_strength
 from robustgate.checks.accuracy import add_drop_gates, reading
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
@@ -38,8 +39,14 @@ class AttackParams(Params):
     max_drop: Probability | None = None  # robust accuracy lost vs the baseline under the same attack
     max_relative_drop: Probability | None = None
     min_area: Probability | None = None  # a sweep's mean robust accuracy over its range (trapezoid rule)
-    diagnostics: bool = True  # look for signs of gradient masking (costs a few more attacks)
+    # Signs of gradient masking: true runs the cheap default checks (reusing the attack's results, about
+    # the attack's own cost or less), thorough the costlier ones (full Square budget, 5x the steps), false none.
+    diagnostics: bool | Literal["thorough"] = True
     strict: bool = False  # a masking finding fails the item instead of warning
+    # Legs of the int8 protocol the contract may go without (the item then says the number rests on fewer);
+    # by default a leg that cannot run fails the item.
+    accept_missing: tuple[Literal["twin", "transfer", "gradient-free"], ...] = Field((), strict=False)
+    min_twin_agreement: Probability = MIN_TWIN_AGREEMENT  # a twin agreeing less is a missing twin leg
 
     @field_validator("kind")
     @classmethod
@@ -63,6 +70,10 @@ class AttackParams(Params):
             raise ValueError("an Linf eps above 1 covers the whole [0, 1] pixel range; did you mean 8/255 rather than 8?")
         if self.min_area is not None and len(set(self.strengths)) < 2:
             raise ValueError(f"min_area gates the area under a sweep: give {key}: a list of at least two values")
+        if (self.accept_missing or "min_twin_agreement" in self.model_fields_set) and not attack.needs_gradients:
+            raise ValueError(
+                f"{self.kind} runs on every model directly, with no protocol legs: drop accept_missing and min_twin_agreement"
+            )
         gates = (self.min, self.max_drop, self.max_relative_drop, self.min_area)
         if all(g is None for g in gates) and not gated_elsewhere(info):
             raise ValueError("an attack contract needs a gate: min, max_drop, max_relative_drop or min_area")
@@ -80,7 +91,8 @@ class AttackParams(Params):
 
 class AttackContract(ContractKind):
     Params = AttackParams
-    gate_keys = frozenset({"min", "max_drop", "max_relative_drop", "min_area", "strict"})
+    # accept_missing and min_twin_agreement decide whether a result counts, never what is measured
+    gate_keys = frozenset({"min", "max_drop", "max_relative_drop", "min_area", "strict", "accept_missing", "min_twin_agreement"})
 
     def label(self, params: AttackParams) -> str:
         return f"{params.kind}@{params.on}"
@@ -113,6 +125,10 @@ class AttackContract(ContractKind):
             outcome.per_image[f"robust_accuracy{at}"] = PerImage(evaluation.images_id(params.on, params.samples), result.correct)
             if result.twin_agreement is not None:
                 outcome.metrics[f"twin_agreement{at}"] = result.twin_agreement
+            for leg, why in result.gaps.items():
+                caveat = f"no {leg} leg{f' at {format_strength(strength)}' if params.sweep else ''} (accepted: accept_missing): {why}"
+                if caveat not in outcome.caveats:
+                    outcome.caveats.append(caveat)
             if not params.sweep:
                 outcome.metrics[key] = strength
             if params.min is not None:

@@ -50,6 +50,9 @@ class Outcome:
     gates: list[Gate] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # warnings about the evaluation itself (e.g. gradient masking)
     notes: list[str] = field(default_factory=list)  # context a reader needs (e.g. the machine a latency ran on)
+    # what the contract accepted that makes the measurement weaker than robustgate's own (e.g. an attack leg
+    # it may go without); every summary of the item leads with them
+    caveats: list[str] = field(default_factory=list)
     series: dict[str, list[float]] = field(default_factory=dict)  # distributions for plots (e.g. latency quantiles)
     per_image: dict[str, Any] = field(default_factory=dict)  # metric -> PerImage, for paired regression gates
 
@@ -58,6 +61,11 @@ class Outcome:
         return bool(self.gates) and all(gate.passed for gate in self.gates)
 
     def headline(self) -> str:
-        """One line for summaries: the first failing gate, else every gate."""
+        """One line for summaries: the caveats, then the first failing gate, else every gate."""
         failing = [g for g in self.gates if not g.passed]
-        return "; ".join(g.describe() for g in (failing or self.gates))
+        return weaker_prefix(self.caveats) + "; ".join(g.describe() for g in (failing or self.gates))
+
+
+def weaker_prefix(caveats: list[str]) -> str:
+    """How a summary line says its measurement is weaker than robustgate's own, by the contract's choice."""
+    return f"WEAKER PROTOCOL ({'; '.join(caveats)}): " if caveats else ""

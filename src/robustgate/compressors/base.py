@@ -14,6 +14,7 @@ import torch
 from robustgate.data.imageset import ImageSet
 from robustgate.errors import CompressionError
 from robustgate.models.classifier import Classifier
+from robustgate.models.state import load_state
 from robustgate.registry import Registry
 from robustgate.spec.fields import Params
 
@@ -73,7 +74,7 @@ def load_into_rebuilt(model: Classifier, state: dict[str, Any], step: str) -> Cl
                 hint="the model's code or the Torch-Pruning version changed since the entry was cached; "
                 "delete the cache folder to build it afresh",
             )
-    model.net.load_state_dict(cached, strict=True)
+    load_state(model.net, cached)
     return model.eval()
 
 

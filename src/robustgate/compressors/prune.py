@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+import traceback
 from typing import Any, Literal
 
 import torch
@@ -151,6 +152,14 @@ def prune_channels(model: Classifier, params: PruneParams, ctx: StepContext) -> 
     except CompressionError:
         raise
     except Exception as err:  # DepGraph tracing or index mapping failed on an op it does not know
+        if any(frame.name == "update_reshape_index_mapping" for frame in traceback.extract_tb(err.__traceback__)):
+            raise CompressionError(
+                f"prune: Torch-Pruning cannot map channels through a reshape that splits the channel dimension in "
+                f"{type(net).__name__} (a channel shuffle, as in ShuffleNet; VainF/Torch-Pruning#14), so it cannot "
+                "say which channels of the layers around it belong together",
+                hint="prune another architecture, or for a smaller ShuffleNet use a narrower torchvision build "
+                "(e.g. shufflenet_v2_x0_5) as a distill: student at width 1",
+            ) from None
         raise CompressionError(
             f"prune: Torch-Pruning cannot trace or prune {type(net).__name__}: {first_line(err)}",
             hint="structured pruning needs a forward() built from standard torch modules and ops; "

@@ -20,6 +20,7 @@ import torchvision
 from torch import nn
 
 from robustgate.errors import ModelError
+from robustgate.models.state import load_state, without_keys
 
 IMAGENET = "imagenet"
 # torchvision's entries: IMAGENET1K_V1, IMAGENET1K_SWAG_E2E_V1, DEFAULT; optionally qualified, ResNet18_Weights.DEFAULT
@@ -81,7 +82,7 @@ def load_pretrained(net: nn.Module, arch: str, weights: str) -> list[str]:
     if unknown or missing or len(head) > 2:  # a head is one weight and one bias
         raise ModelError(f"{path.name} does not fit {arch} with the spec's kwargs: "
                          f"{len(unknown)} unexpected and {len(missing)} missing tensors, {len(head)} of another shape")
-    net.load_state_dict({key: tensor for key, tensor in state.items() if key not in head}, strict=False)
+    load_state(net, without_keys(state, set(head)), strict=False)
     return head
 
 

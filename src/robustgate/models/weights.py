@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from robustgate.errors import ModelError
+from robustgate.models.state import load_state, without_prefix
 
 
 def load_checkpoint(net: nn.Module, path: Path, *, trusted: bool, arch: str) -> None:
@@ -34,7 +35,7 @@ def load_checkpoint(net: nn.Module, path: Path, *, trusted: bool, arch: str) -> 
         )
         raise ModelError(f"cannot read checkpoint '{path}': {first}", hint=hint) from None
     state = _state_dict_of(loaded, path)
-    state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
+    state = without_prefix(state, "module.")  # saved from DataParallel
     problems = _mismatches(net, state)
     if problems:
         raise ModelError(
@@ -42,7 +43,7 @@ def load_checkpoint(net: nn.Module, path: Path, *, trusted: bool, arch: str) -> 
             + (f"; and {len(problems) - 4} more" if len(problems) > 4 else ""),
             hint="check `arch:` and `kwargs:` (e.g. num_classes) against the model the checkpoint was saved from",
         )
-    net.load_state_dict(state, strict=True)
+    load_state(net, state)
 
 
 def _state_dict_of(loaded: Any, path: Path) -> dict[str, torch.Tensor]:

@@ -323,6 +323,7 @@ def _item_result(report: pytest.TestReport, properties: dict[str, Any]) -> "Item
         nodeid=report.nodeid, spec=report.nodeid.split("::")[0], model=str(properties["robustgate.model"]),
         contract=str(properties["robustgate.contract"]), outcome=outcome, duration=float(report.duration),
         metrics=metrics, gates=gates, findings=list(record.get("findings", [])), notes=list(record.get("notes", [])),
+        caveats=list(record.get("caveats", [])),
         message=message, technique=str(properties.get("robustgate.technique", "")),
         settings=str(properties.get("robustgate.settings", "")),
         case=str(properties.get("robustgate.case", "")),

@@ -220,10 +220,13 @@ class ContractItem(pytest.Function):
             self.user_properties.append(("robustgate.findings", "; ".join(outcome.findings)))
         if outcome.notes:
             self.user_properties.append(("robustgate.notes", "; ".join(outcome.notes)))
+        if outcome.caveats:
+            self.user_properties.append(("robustgate.caveats", "; ".join(outcome.caveats)))
         self.robustgate_record = {
             "gates": [{**asdict(gate), "passed": gate.passed} for gate in outcome.gates],
             "findings": list(outcome.findings),
             "notes": list(outcome.notes),
+            "caveats": list(outcome.caveats),
             "series": {name: list(values) for name, values in outcome.series.items()},
             "phases": dict(self.phase_seconds),
         }

@@ -33,6 +33,7 @@ def format_violation(err: ContractViolation) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     table = ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines = [f"robustgate contract broken: {outcome.variant} :: {err.item}   ({err.where})", *table]
+    lines += [f"  weaker protocol: {caveat}" for caveat in outcome.caveats]
     context = _context(metrics)
     if context:
         lines.append("  " + " · ".join(context))

@@ -19,7 +19,7 @@ from collections import defaultdict
 from typing import Any
 
 from robustgate.checks.outcome import format_number
-from robustgate.reports.markdown import describe_gate
+from robustgate.reports.markdown import describe_measured
 from robustgate.reports.results import model_label, trusted_weights
 
 MAX_FIGURES = 8  # per-item figures of one kind (heatmaps, eps sweeps)
@@ -529,8 +529,7 @@ def _contracts_table(items: list[dict[str, Any]]) -> list[str]:
             "<th>measured</th></tr></thead><tbody>"]
     for item in ranked:
         result = _RESULT[item["outcome"]]
-        failing = [g for g in item["gates"] if not g["passed"]]
-        measured = "; ".join(describe_gate(g) for g in (failing or item["gates"])) or item.get("message", "")
+        measured = describe_measured(item)
         technique = item.get("technique")
         model = esc(model_label(item)) + (f"<small>{esc(technique)}</small>" if technique and technique != item["model"] else "")
         notes = "".join(f"<small>{esc(note)}</small>" for note in item.get("notes", []))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from robustgate.checks.outcome import format_number
+from robustgate.checks.outcome import format_number, weaker_prefix
 from robustgate.reports.results import model_label, trusted_weights
 
 _RESULT = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "skipped"}
@@ -18,6 +18,13 @@ def describe_gate(gate: dict[str, Any]) -> str:
     if gate["read"] not in ("point", "exact"):
         shown += f" ({gate['read']} {number(gate['value'])})"
     return f"{shown} {gate['op']} {gate['threshold']:g}"
+
+
+def describe_measured(item: dict[str, Any]) -> str:
+    """An item's summary cell: its caveats, then its failing gates (else every gate), else its message."""
+    failing = [g for g in item["gates"] if not g["passed"]]
+    measured = "; ".join(describe_gate(g) for g in (failing or item["gates"])) or item.get("message", "")
+    return weaker_prefix(item.get("caveats", [])) + measured
 
 
 def render_markdown(doc: dict[str, Any]) -> str:
@@ -37,9 +44,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
             lines += ["", f"Files and folders {spec} read: " + "; ".join(f"{key} `{path}`" for key, path in entry["paths"].items())]
     lines += ["", "| spec | model | contract | result | measured |", "|---|---|---|---|---|"]
     for item in items:
-        failing = [g for g in item["gates"] if not g["passed"]]
-        measured = "; ".join(describe_gate(g) for g in (failing or item["gates"])) or item.get("message", "")
-        row = (item["spec"], model_label(item), item["contract"], _RESULT[item["outcome"]], measured)
+        row = (item["spec"], model_label(item), item["contract"], _RESULT[item["outcome"]], describe_measured(item))
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     env = doc["environment"]
     lines += ["", f"{env['cpu']} · torch {env['torch']} · quantized engine {env['quantized_engine']} · "

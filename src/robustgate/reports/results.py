@@ -109,6 +109,7 @@ SCHEMA: dict[str, Any] = {
                     },
                     "findings": {"type": "array", "items": {"type": "string"}},
                     "notes": {"type": "array", "items": {"type": "string"}},
+                    "caveats": {"type": "array", "items": {"type": "string"}},
                     "message": {"type": "string"},
                     "technique": {"type": "string"},
                     "settings": {"type": "string"},
@@ -139,6 +140,7 @@ class ItemResult:
     gates: list[dict[str, Any]] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    caveats: list[str] = field(default_factory=list)  # what the contract accepted that weakens the measurement
     message: str = ""
     technique: str = ""  # the variant's compression steps, e.g. "prune+int8" ("baseline" for the reference)
     series: dict[str, list[float]] = field(default_factory=dict)  # distributions, e.g. latency_ms percentiles 0..100

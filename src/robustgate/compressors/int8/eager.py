@@ -1,9 +1,10 @@
 """Static int8 in eager mode (torch.ao): the model marks where int8 begins and ends (QuantStub,
 DeQuantStub) and does tensor arithmetic through FloatFunctional, so int8 adds have a module.
 
-torchvision ResNets (any depth, pruned or narrowed too) are converted here into torchvision's own
-quantizable twin (``torchvision.models.quantization``), which has those pieces and a ``fuse_model``;
-a user model that already contains a QuantStub is taken as it is.
+The torchvision families torchvision ships quantizable twins of (``torchvision.models.quantization``:
+ResNet, MobileNetV2/V3, ShuffleNetV2, GoogLeNet; pruned or narrowed too) are moved into those
+twins, which have the pieces and a ``fuse_model``; a user model that already contains a QuantStub
+is taken as it is. Other architectures (EfficientNet, RegNet, ConvNeXt, ...) need FX or PT2E.
 """
 
 from __future__ import annotations
@@ -46,44 +47,124 @@ def eager_ready(net: nn.Module) -> nn.Module:
 
     if any(isinstance(m, QuantStub) for m in net.modules()):
         return net
-    if type(net) is torchvision.models.ResNet:
-        return _quantizable_resnet(net)
-    raise CompressionError(
-        f"ptq: method: eager cannot quantize a {type(net).__name__}: eager mode needs QuantStub/DeQuantStub "
-        "around the int8 part and FloatFunctional for additions, and robustgate adds them only to torchvision ResNets",
-        hint="use method: fx (any traceable model) or backend: pt2e, or add the stubs to your model "
-        "(see torchvision.models.quantization for examples)",
-    )
+    family = _QUANTIZABLE.get(type(net))
+    if family is None:
+        raise CompressionError(
+            f"ptq: method: eager cannot quantize a {type(net).__name__}: eager mode needs QuantStub/DeQuantStub "
+            "around the int8 part and FloatFunctional for tensor arithmetic, and robustgate adds them only to the "
+            f"torchvision families torchvision ships quantizable twins of ({', '.join(sorted(c.__name__ for c in _QUANTIZABLE))})",
+            hint="use method: fx (any traceable model) or backend: pt2e, or add the stubs to your model "
+            "(see torchvision.models.quantization for examples)",
+        )
+    builder, wiring = family
+    return _moved_into(net, builder(net), _PLUMBING + wiring)
 
 
-def _quantizable_resnet(net: torchvision.models.ResNet) -> nn.Module:
-    """torchvision's QuantizableResNet with ``net``'s own layers moved in, so pruned or narrowed
-    channel counts carry over: only the block wiring (FloatFunctional adds, stubs) comes from the twin."""
+def _moved_into(net: nn.Module, twin: nn.Module, wiring: tuple[type, ...]) -> nn.Module:
+    """``twin`` (torchvision's quantizable class of ``net``'s family) holding ``net``'s own leaf modules, so
+    pruned or narrowed channel counts and the activations ``net`` was built with carry over: only the
+    block wiring (FloatFunctional arithmetic, stubs; ``wiring`` types) comes from the twin."""
+    leaves = {name: m for name, m in net.named_modules() if name and not list(m.children())}
+    slots = {name: m for name, m in twin.named_modules() if name and not list(m.children())}
+    plumbing = [name for name, m in twin.named_modules() if isinstance(m, wiring)]
+    extra = {name for name in slots if name not in leaves and not any(name == p or name.startswith(f"{p}.") for p in plumbing)}
+    if set(leaves) - set(slots) or extra:  # a network whose layers were renamed or replaced: the twin would drop them
+        raise CompressionError(
+            f"ptq: method: eager cannot map this {type(net).__name__} onto torchvision's quantizable one "
+            f"(layers differ: {sorted((set(leaves) - set(slots)) | extra)[:4]})",
+            hint="use method: fx or backend: pt2e",
+        )
+    for name, module in leaves.items():
+        owner, _, attr = name.rpartition(".")
+        setattr(twin.get_submodule(owner) if owner else twin, attr, module)
+    containers = dict(net.named_modules())
+    for name, module in twin.named_modules():  # block flags built from the float config (use_res_connect, ...)
+        source = containers.get(name)
+        if source is not None and list(module.children()):
+            for key, value in vars(source).items():
+                if isinstance(value, (bool, int, float, str)) and key in vars(module):
+                    setattr(module, key, value)
+    return twin.eval()
+
+
+def _resnet(net: nn.Module) -> nn.Module:
     from torchvision.models.quantization.resnet import QuantizableBasicBlock, QuantizableBottleneck, QuantizableResNet
     from torchvision.models.resnet import BasicBlock
 
     stages = [net.layer1, net.layer2, net.layer3, net.layer4]
     block = QuantizableBasicBlock if isinstance(stages[0][0], BasicBlock) else QuantizableBottleneck
-    twin = QuantizableResNet(
+    return QuantizableResNet(
         block, [len(stage) for stage in stages], num_classes=net.fc.out_features,
         groups=net.groups, width_per_group=net.base_width,
     )
-    layers = {name: m for name, m in net.named_modules() if _has_tensors(m)}
-    slots = {name for name, m in twin.named_modules() if _has_tensors(m)}
-    if set(layers) != slots:  # a ResNet whose layers were renamed or replaced: the twin would drop them
-        raise CompressionError(
-            f"ptq: method: eager cannot map this ResNet onto torchvision's quantizable ResNet "
-            f"(layers differ: {sorted(set(layers) ^ slots)[:4]})",
-            hint="use method: fx or backend: pt2e",
-        )
-    for name, module in layers.items():
-        owner, _, attr = name.rpartition(".")
-        setattr(twin.get_submodule(owner) if owner else twin, attr, module)
-    return twin.eval()
 
 
-def _has_tensors(module: nn.Module) -> bool:
-    return not list(module.children()) and bool(list(module.parameters(recurse=False)) or list(module.buffers(recurse=False)))
+def _mobilenet_v2(net: nn.Module) -> nn.Module:
+    from torchvision.models.quantization.mobilenetv2 import QuantizableInvertedResidual, QuantizableMobileNetV2
+
+    twin = QuantizableMobileNetV2(num_classes=net.classifier[-1].out_features, block=QuantizableInvertedResidual)
+    # torchvision's fuse_model fuses conv+bn+ReLU6 as if it were ReLU (its builder swaps ReLU6 for ReLU, which
+    # changes the function); here conv+bn fuse and ReLU6 stays a quantized ReLU6, as in the fp32 model.
+    twin.fuse_model = lambda is_qat=False: _fuse_mobilenet_v2(twin)
+    return twin
+
+
+def _fuse_mobilenet_v2(twin: nn.Module) -> None:
+    from torch.ao.quantization import fuse_modules
+    from torchvision.models.quantization.mobilenetv2 import QuantizableInvertedResidual
+    from torchvision.ops.misc import Conv2dNormActivation
+
+    for module in twin.modules():
+        if type(module) is Conv2dNormActivation:
+            fuse_modules(module, ["0", "1", "2"] if type(module[2]) is nn.ReLU else ["0", "1"], inplace=True)
+        elif type(module) is QuantizableInvertedResidual:
+            module.fuse_model(is_qat=False)
+
+
+def _mobilenet_v3(net: nn.Module) -> nn.Module:
+    from torchvision.models.mobilenetv3 import _mobilenet_v3_conf
+    from torchvision.models.quantization.mobilenetv3 import QuantizableInvertedResidual, QuantizableMobileNetV3
+
+    size = "mobilenet_v3_large" if len(net.features) == 17 else "mobilenet_v3_small"  # 15 or 11 blocks between two convs
+    setting, last_channel = _mobilenet_v3_conf(size)
+    return QuantizableMobileNetV3(
+        setting, last_channel, num_classes=net.classifier[-1].out_features, block=QuantizableInvertedResidual
+    )
+
+
+def _shufflenet_v2(net: nn.Module) -> nn.Module:
+    from torchvision.models.quantization.shufflenetv2 import QuantizableShuffleNetV2
+
+    repeats = [len(net.stage2), len(net.stage3), len(net.stage4)]
+    return QuantizableShuffleNetV2(repeats, list(net._stage_out_channels), num_classes=net.fc.out_features)
+
+
+def _googlenet(net: nn.Module) -> nn.Module:
+    from torchvision.models.quantization.googlenet import QuantizableGoogLeNet
+
+    return QuantizableGoogLeNet(
+        num_classes=net.fc.out_features, aux_logits=net.aux_logits, transform_input=net.transform_input, init_weights=False
+    )
+
+
+# Each family's builder, and the layers its quantizable twin adds besides stubs and FloatFunctional.
+_QUANTIZABLE: dict[type, tuple] = {
+    torchvision.models.ResNet: (_resnet, ()),
+    torchvision.models.MobileNetV2: (_mobilenet_v2, ()),
+    torchvision.models.MobileNetV3: (_mobilenet_v3, ()),
+    torchvision.models.ShuffleNetV2: (_shufflenet_v2, ()),
+    torchvision.models.GoogLeNet: (_googlenet, (nn.ReLU,)),  # a module for the F.relu each BasicConv2d calls
+}
+
+
+def _plumbing() -> tuple[type, ...]:
+    from torch.ao.nn.quantized import FloatFunctional
+    from torch.ao.quantization import DeQuantStub, QuantStub
+
+    return QuantStub, DeQuantStub, FloatFunctional
+
+
+_PLUMBING = _plumbing()
 
 
 quantization_paths.register("eager")(EagerPath())

@@ -24,8 +24,9 @@ class Int8Net(nn.Module):
         """Weights and biases as stored (int8 weights count one each)."""
         raise NotImplementedError
 
-    def twin(self) -> nn.Module:
-        """A differentiable fp32 network that mimics this one (see ``int8/twin.py``)."""
+    def twin(self, example: torch.Tensor) -> nn.Module:
+        """A differentiable fp32 network that mimics this one (see ``int8/twin.py``); ``example`` is a
+        batch of this network's (normalised) inputs. Raises ``NoTwin`` saying what it cannot follow."""
         raise NotImplementedError
 
 
@@ -79,10 +80,11 @@ class QuantizedNet(Int8Net):
     def cache_state(self) -> dict[str, Any]:
         return {"state_dict": self.quantized.state_dict()}
 
-    def twin(self) -> nn.Module:
+    def twin(self, example: torch.Tensor) -> nn.Module:
         from robustgate.compressors.int8.twin import torch_ao_twin
 
-        return torch_ao_twin(self.quantized)
+        with quantized_engine(self.backend), quiet_torch_ao():
+            return torch_ao_twin(self.quantized, example)
 
     def stored_parameters(self) -> int:
         total = 0

@@ -139,7 +139,7 @@ class CompiledInt8Net(Int8Net):
     def cache_state(self) -> dict[str, Any]:
         return {"observers": self._observers}
 
-    def twin(self) -> nn.Module:
+    def twin(self, example: torch.Tensor) -> nn.Module:
         from robustgate.compressors.int8.twin import pt2e_twin
 
         return pt2e_twin(self.converted)

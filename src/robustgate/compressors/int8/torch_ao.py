@@ -14,6 +14,7 @@ from torch import nn
 from robustgate.compressors.int8.engine import Int8Net, QuantizedNet, quantized_engine, quiet_torch_ao
 from robustgate.compressors.int8.params import PTQParams
 from robustgate.compressors.int8.path import Calibrate, QuantizationPath
+from robustgate.models.state import load_state
 
 
 class TorchAOPath(QuantizationPath):
@@ -32,5 +33,5 @@ class TorchAOPath(QuantizationPath):
     def restore(self, net: nn.Module, params: PTQParams, state: dict[str, Any], example: torch.Tensor) -> Int8Net:
         with quantized_engine(params.backend), quiet_torch_ao():
             quantized = self.convert(self.prepare(net, params, example), params)
-            quantized.load_state_dict(state["state_dict"])
+            load_state(quantized, state["state_dict"])
         return QuantizedNet(quantized, params.backend)
