@@ -60,6 +60,15 @@ def rounded(num_classes: int = 10) -> nn.Module:
     return nn.Sequential(RoundInput(), *build(num_classes))
 
 
+def upsampling(num_classes: int = 10) -> nn.Module:
+    """A CNN with a transposed convolution: int8 has one (torch.ao), the fake-quant twin has none."""
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.ConvTranspose2d(16, 16, 2, stride=2), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, num_classes),
+    )
+
+
 def with_dropout(num_classes: int = 10) -> nn.Module:
     """The same CNN with dropout before its classifier: training draws from torch's global RNG."""
     body = build(num_classes)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 

@@ -57,3 +57,26 @@ def test_a_model_with_zero_gradients_is_also_attacked_without_them(trained_cnn: 
     counts = result.counts()
     # PGD cannot move through the rounding; the gradient-free round is what finds adversarial images.
     assert counts["gradient-free"] > counts["white-box"]
+
+
+def test_pgd_still_breaking_images_in_its_last_steps_is_flagged_from_its_own_iterates(trained_cnn: Classifier, batch) -> None:
+    images, labels = batch
+    crawling = AttackSettings(8 / 255, "Linf", 10, 1 / 255, 1)  # steps so small the iterates reach the ball's edge only at the end
+    result = robust_correct("pgd", crawling, trained_cnn, None, images, labels, seed=0, queries=20)
+    assert result.first_fooled is not None and result.first_fooled.shape == labels.shape
+    findings = masking_findings("pgd", crawling, trained_cnn, trained_cnn, images, labels, result, 10, seed=0, queries=20)
+    assert any("first fell in the last 2 of pgd-10's 10 steps" in f for f in findings), findings
+    default = AttackSettings(8 / 255, "Linf", 10, None, 1)
+    result = robust_correct("pgd", default, trained_cnn, None, images, labels, seed=0, queries=20)
+    findings = masking_findings("pgd", default, trained_cnn, trained_cnn, images, labels, result, 10, seed=0, queries=20)
+    assert not any("first fell" in f for f in findings), findings
+
+
+def test_the_checks_run_on_non_square_images(trained_cnn: Classifier, batch) -> None:
+    images, labels = batch
+    wide = torch.nn.functional.interpolate(images, size=(12, 16), mode="bilinear", align_corners=False)
+    settings = AttackSettings(2 / 255, "Linf", 10, None, 1)
+    for thorough in (False, True):
+        result = robust_correct("pgd", settings, trained_cnn, None, wide, labels, seed=0, queries=30)
+        findings = masking_findings("pgd", settings, trained_cnn, trained_cnn, wide, labels, result, 10, 0, 30, thorough)
+        assert not any("gradient is" in f for f in findings), findings

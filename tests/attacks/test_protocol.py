@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from robustgate.attacks import AttackSettings, attack_kinds
-from robustgate.attacks.protocol import METHODS, fake_quant_twin, robust_correct
-from robustgate.attacks.run import attacked_correct, predictions
+from robustgate.attacks.protocol import METHODS, IncompleteProtocol, Policy, fake_quant_twin, robust_correct
+from robustgate.attacks.run import attacked_correct, leg_correct, predictions
 from robustgate.compressors import StepContext, compression_steps
 from robustgate.compressors.ptq import PTQParams
 from robustgate.data.imageset import ImageSet
@@ -127,3 +127,100 @@ def test_twins_handle_scalar_adds_and_linear_layers_without_bias(digits, batch) 
         assert twin is not None
         with torch.inference_mode():
             assert torch.allclose(twin(images), int8(images), atol=0.05)
+
+
+# -- issue 18: the protocol on architectures beyond ResNets, failing closed ------------------------
+
+
+def with_dropout(model: Classifier) -> Classifier:
+    """The trained CNN with Dropout before its classifier (the same weights; Dropout is the identity in eval)."""
+    layers = list(model.net)
+    return model.with_net(nn.Sequential(*layers[:-1], nn.Dropout(0.5), layers[-1])).eval()
+
+
+def test_a_dropout_cnn_is_attacked_through_its_twin(trained_cnn, digits, batch) -> None:
+    images, labels = batch
+    model = with_dropout(trained_cnn)
+    ctx = StepContext(lambda _: digits[0], "digits-train", torch.zeros(2, 3, 16, 16), 0, lambda _: None)
+    int8 = compression_steps.get("ptq").apply(model, PTQParams(), ctx)
+    assert any(type(m).__name__ == "Dropout" and "quantized" in type(m).__module__ for m in int8.net.modules())
+    result = robust_correct("pgd", pgd(4 / 255), int8, model, images, labels, seed=0, queries=50)
+    assert result.unavailable == {} and result.twin_agreement is not None and result.twin_agreement >= 0.99
+    assert result.counts()["twin"] > 0  # the twin leg ran and found what transfer and Square did not
+
+
+class StopsGradients(nn.Module):
+    """A model without autograd that is not robustgate's int8 (a user's exported or wrapped network)."""
+
+    def __init__(self, model: Classifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.model(x)
+
+
+def test_a_leg_that_cannot_run_fails_the_protocol_unless_accepted(trained_cnn, batch) -> None:
+    images, labels = batch
+    opaque = StopsGradients(trained_cnn).eval()
+    with pytest.raises(IncompleteProtocol, match=r"(?s)cannot run its twin and transfer legs .*not of a StopsGradients.*accept_missing: \[twin, transfer\]"):
+        robust_correct("pgd", pgd(4 / 255), opaque, None, images, labels, seed=0, queries=20)
+    accepted = Policy(accept_missing=frozenset({"twin", "transfer"}))
+    result = robust_correct("pgd", pgd(4 / 255), opaque, None, images, labels, seed=0, queries=20, policy=accepted)
+    assert set(result.unavailable) == {"twin", "transfer"}
+    assert "twin" in result.unavailable and "fake-quant twins of its own int8 networks" in result.unavailable["twin"]
+    counts = result.counts()
+    assert counts["twin"] == counts["transfer"] == counts["white-box"] == 0  # only the gradient-free leg ran
+
+
+def test_a_twin_below_the_agreement_bar_is_a_missing_leg() -> None:
+    strict = Policy(min_twin_agreement=0.99)
+    with pytest.raises(IncompleteProtocol, match=r"twin predicts as the int8 model on only 97.0% .*min_twin_agreement: 0.99"):
+        strict.gaps({}, 0.97)
+    assert strict.gaps({}, 0.995) == {}
+    lenient = Policy(accept_missing=frozenset({"twin"}), min_twin_agreement=0.99)
+    assert "97.0%" in lenient.gaps({}, 0.97)["twin"]
+
+
+def test_images_the_attacker_gets_wrong_are_still_attacked(trained_cnn, digits, batch) -> None:
+    """APGD (like CW and Square) leaves the attacked model's own mistakes untouched; scored on another model,
+    those images must still be perturbed, or the other model's robust accuracy is overstated."""
+    images, labels = batch
+    torch.manual_seed(1)
+    blurred = trained_cnn.with_net(nn.Sequential(nn.AvgPool2d(3, 1, 1), *trained_cnn.net)).eval()  # a weaker attacker
+    wrong_there = (predictions(blurred, images) != labels) & (predictions(trained_cnn, images) == labels)
+    assert int(wrong_there.sum()) >= 5
+    settings = AttackSettings(8 / 255, "Linf", 10, None, 1)
+    apgd = attack_kinds.get("apgd").build(blurred, settings, 0)
+    untouched = apgd(images[wrong_there], labels[wrong_there])
+    assert torch.equal(untouched, images[wrong_there])  # what torchattacks alone does
+    survived = leg_correct("apgd", settings, blurred, trained_cnn, images, labels, seed=0)
+    assert int((~survived & wrong_there).sum()) > 0
+
+
+def test_restarts_keep_going_until_the_scored_model_is_fooled(trained_cnn, int8, batch) -> None:
+    images, labels = batch
+    twin = fake_quant_twin(int8, images[:2])
+    once = leg_correct("pgd", AttackSettings(3 / 255, "Linf", 5, None, 1), twin, int8, images, labels, seed=0)
+    thrice = leg_correct("pgd", AttackSettings(3 / 255, "Linf", 5, None, 3), twin, int8, images, labels, seed=0)
+    assert not (thrice & ~once).any()  # the first restart is the single run; later ones only add broken images
+    assert int(thrice.sum()) < int(once.sum())
+
+
+def test_square_and_the_protocol_run_on_non_square_images(trained_cnn, digits) -> None:
+    wide = digits[1].images[:64]
+    images = torch.nn.functional.interpolate(wide.float() / 255, size=(24, 32), mode="bilinear", align_corners=False)
+    labels = digits[1].labels[:64]
+    for norm, eps in (("Linf", 8 / 255), ("L2", 0.5)):
+        square = attack_kinds.get("square").build(trained_cnn, AttackSettings(eps, norm, 50, None, 1), 0)
+        for x in (images, images.transpose(2, 3).contiguous()):
+            adversarial = square(x, labels)
+            delta = (adversarial - x).flatten(1)
+            size = delta.abs().amax(1) if norm == "Linf" else delta.norm(dim=1)
+            assert adversarial.shape == x.shape and float(size.max()) <= eps + 1e-5
+    ctx = StepContext(lambda _: digits[0], "digits-train", torch.zeros(2, 3, 24, 32), 0, lambda _: None)
+    int8 = compression_steps.get("ptq").apply(trained_cnn, PTQParams(), ctx)
+    result = robust_correct("pgd", pgd(8 / 255), int8, trained_cnn, images, labels, seed=0, queries=50)
+    assert result.unavailable == {}
+    assert int(result.correct.sum()) < int((predictions(int8, images) == labels).sum())

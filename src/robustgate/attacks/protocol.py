@@ -186,12 +186,12 @@ def has_autograd(model: nn.Module, example: torch.Tensor) -> bool:
 
 
 def incomplete(refused: dict[str, str]) -> IncompleteProtocol:
-    legs = ", ".join(refused)
+    legs = " and ".join(refused)
     why = "; ".join(f"{leg}: {reason}" for leg, reason in refused.items())
     return IncompleteProtocol(
         f"the attack protocol for a model without autograd cannot run its {legs} leg{'s' if len(refused) > 1 else ''} "
         f"({why}), so its robust accuracy would rest on the other legs alone and overstate robustness",
-        hint=f"make the missing leg possible, or accept the weaker protocol with accept_missing: [{legs}] on this "
+        hint=f"make the missing leg possible, or accept the weaker protocol with accept_missing: [{', '.join(refused)}] on this "
         "contract (the report then says so in the item's headline)",
     )
 
@@ -202,7 +202,8 @@ def fake_quant_twin(model: nn.Module, example: torch.Tensor) -> nn.Module:
     ``example``: a batch of the model's [0, 1] inputs, on which the twin must run and differentiate."""
     net = getattr(model, "net", None)
     if not isinstance(net, Int8Net):
-        raise NoTwin(f"robustgate builds fake-quant twins of its own int8 networks only, not of a {type(net).__name__}")
+        shown = type(net if net is not None else model).__name__
+        raise NoTwin(f"robustgate builds fake-quant twins of its own int8 networks only, not of a {shown}")
     with torch.no_grad():
         normalized = model.normalize(example)
     try:

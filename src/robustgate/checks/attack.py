@@ -55,6 +55,14 @@ class AttackParams(Params):
             raise ValueError(f"unknown attack '{kind}'; {did_you_mean(kind, attack_kinds.names())}")
         return kind
 
+    @field_validator("diagnostics", mode="before")
+    @classmethod
+    def _diagnostics_setting(cls, value: object) -> object:
+        # one message for the union (a bool or the word thorough) rather than one per branch
+        if isinstance(value, bool) or value == "thorough":
+            return value
+        raise ValueError(f"expected true, false or thorough (got {value!r})")
+
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> "AttackParams":
         attack = attack_kinds.get(self.kind)

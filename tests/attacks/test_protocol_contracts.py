@@ -1,0 +1,51 @@
+"""End to end: the int8 attack protocol fails closed, says when a contract accepts less, and runs on
+non-square inputs (issue 18)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+PGD = "  - attack: {kind: pgd, eps: 2/255, on: handwritten, samples: 48, min: 0.0, steps: 5, queries: 20, variants: [int8]%s}\n"
+
+
+def test_an_int8_model_without_a_twin_fails_with_one_message_naming_the_leg(tiny_project: pytest.Pytester, write_spec) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text().replace("tinynet:build", "tinynet:upsampling")
+    write_spec(spec + PGD % "", "tiny.yaml")
+    failed = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "pgd")
+    failed.assert_outcomes(failed=1, deselected=3)
+    failed.stdout.fnmatch_lines([
+        "*tiny.yaml:19: the attack protocol for a model without autograd cannot run its twin leg (twin: no fake-quant twin "
+        "for the int8 layer torch.ao.nn.quantized.modules.conv.ConvTranspose2d), so its robust accuracy would rest on the "
+        "other legs alone and overstate robustness",
+        "*fix: make the missing leg possible, or accept the weaker protocol with accept_missing: [[]twin] on this contract*",
+        "*int8*attack[[]pgd@handwritten]*ERROR*",
+    ])
+    assert "Traceback" not in failed.stdout.str()
+
+    write_spec(spec + PGD % ", accept_missing: [twin]", "tiny.yaml")
+    accepted = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "pgd", "--robustgate-report=out")
+    accepted.assert_outcomes(passed=1, deselected=3)
+    accepted.stdout.fnmatch_lines(["*int8*attack[[]pgd@handwritten]*PASS*WEAKER PROTOCOL (no twin leg (accepted: accept_missing): no fake-quant twin*): robust_accuracy*"])
+    item = json.loads((tiny_project.path / "out" / "results.json").read_text())["items"][0]
+    assert item["caveats"] and "ConvTranspose2d" in item["caveats"][0]
+    assert item["metrics"]["broken_by_twin"] == 0
+    assert "WEAKER PROTOCOL" in (tiny_project.path / "out" / "summary.md").read_text()
+    assert "WEAKER PROTOCOL" in (tiny_project.path / "out" / "report.html").read_text()
+
+
+def test_a_non_square_input_runs_every_leg_and_every_check(tiny_project: pytest.Pytester, write_spec, junit_properties) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text().replace("size: [16, 16]", "size: [12, 16]")
+    contracts = (
+        "  - attack: {kind: pgd, eps: 4/255, on: handwritten, samples: 64, min: 0.0, steps: 5, queries: 30}\n"
+        "  - attack: {kind: salt_pepper, amount: 0.05, on: handwritten, samples: 64, min: 0.0}\n"
+    )
+    write_spec(spec + contracts, "tiny.yaml")
+    result = tiny_project.runpytest("--robustgate-no-cache", "-p", "no:cacheprovider", "-k", "attack", "--junitxml=j.xml")
+    result.assert_outcomes(passed=4, deselected=3)
+    props = junit_properties(tiny_project.path / "j.xml")
+    int8 = next(p for name, p in props.items() if "int8" in name and "pgd" in name)
+    assert float(int8["robustgate.twin_agreement"]) >= 0.99
+    assert "robustgate.caveats" not in int8
+    assert int(int8["robustgate.masking_findings"]) >= 0  # the checks ran (a Square among them) on 12x16 images
