@@ -176,7 +176,7 @@ def test_a_leg_that_cannot_run_fails_the_protocol_unless_accepted(trained_cnn, b
 
 def test_a_twin_below_the_agreement_bar_is_a_missing_leg() -> None:
     strict = Policy(min_twin_agreement=0.99)
-    with pytest.raises(IncompleteProtocol, match=r"twin predicts as the int8 model on only 97.0% .*min_twin_agreement: 0.99"):
+    with pytest.raises(IncompleteProtocol, match=r"twin reproduces the int8 model's layers on only 97.0% .*min_twin_agreement: 0.99"):
         strict.gaps({}, 0.97)
     assert strict.gaps({}, 0.995) == {}
     lenient = Policy(accept_missing=frozenset({"twin"}), min_twin_agreement=0.99)

@@ -5,9 +5,11 @@ no autograd (an int8 model) cannot be attacked white-box, and attacking the fp32
 says nothing about the int8 one. For those, an image counts as robust only if it survives every
 leg of the protocol, each scored on the real int8 model:
 
-- twin: the white-box attack run on a differentiable fake-quant twin of the int8 model
-  (straight-through gradients), trusted only while its clean predictions agree with the int8
-  model's on at least ``min_twin_agreement`` of the images;
+- twin: the white-box attack run on a differentiable fake-quant twin of the int8 model, in
+  lockstep with it (the int8 model's values forward, straight-through gradients backward), trusted
+  only on at least ``min_twin_agreement`` of the clean images: the share on which the twin, given
+  the int8 model's own input to each layer, reproduces 99% of every layer's int8 codes to within
+  one step (``twin_fidelity``);
 - transfer: the white-box attack run on the fp32 parent (the variant before quantization);
 - gradient-free: the Square attack (forward passes only) run on the int8 model itself.
 
@@ -34,6 +36,7 @@ from robustgate.attacks.base import AttackSettings, attack_kinds
 from robustgate.attacks.gradients import gradient_problem
 from robustgate.attacks.run import leg_correct, predictions
 from robustgate.compressors.int8.engine import Int8Net
+from robustgate.compressors.int8.lockstep import twin_fidelity
 from robustgate.compressors.int8.twin import NoTwin, twin_problem
 from robustgate.errors import RobustgateError, first_line
 
@@ -47,7 +50,7 @@ PROTOCOL_REVISION = 2
 """Enters every cached attack result's key: 2 fails closed, attacks every image in every leg, restarts on the scorer."""
 
 MIN_TWIN_AGREEMENT = 0.99
-"""Below this share of clean images predicted alike, a twin's gradients are not the int8 model's."""
+"""Below this share of clean images reproduced layer by layer (``twin_fidelity``), a twin's gradients are not the int8 model's."""
 
 
 class IncompleteProtocol(RobustgateError):
@@ -68,7 +71,7 @@ class Policy:
         gaps = dict(unavailable)
         if twin_agreement is not None and twin_agreement < self.min_twin_agreement and "twin" not in gaps:
             gaps["twin"] = (
-                f"the twin predicts as the int8 model on only {twin_agreement:.1%} of the clean images "
+                f"the twin reproduces the int8 model's layers on only {twin_agreement:.1%} of the clean images "
                 f"(min_twin_agreement: {self.min_twin_agreement:g}), so its gradients are not the int8 model's"
             )
         refused = {leg: why for leg, why in gaps.items() if leg not in self.accept_missing}
@@ -81,7 +84,7 @@ class Policy:
 class RobustResult:
     correct: torch.Tensor  # bool per image: right on the clean image and after every attack
     found_by: torch.Tensor  # uint8 per image: index into METHODS of the first attack that broke it
-    twin_agreement: float | None = None  # share of clean images where the twin predicts as the int8 model
+    twin_agreement: float | None = None  # share of clean images whose every int8 layer the twin reproduces
     unavailable: dict[str, str] = field(default_factory=dict)  # legs that could not run at all, and why
     # int16 per image: the first white-box (or twin) PGD iterate the attacked model got wrong, -1: none (None: not PGD)
     first_fooled: torch.Tensor | None = None
@@ -127,7 +130,7 @@ def robust_correct(
         return RobustResult(correct, found)
     if differentiable is None:
         differentiable = has_autograd(model, images[:1])
-    legs = plan_legs(kind, model, parent, images, labels, clean, differentiable)
+    legs = plan_legs(kind, model, parent, images, labels, differentiable)
     policy.gaps(legs.unavailable, legs.twin_agreement)
     free = AttackSettings(settings.strength, settings.norm, queries, None, 1)
     trace: list[torch.Tensor] = []
@@ -149,11 +152,9 @@ def plan_legs(
     parent: nn.Module | None,
     images: torch.Tensor,
     labels: torch.Tensor,
-    clean: torch.Tensor,
     differentiable: bool,
 ) -> Legs:
-    """Which attacks run against ``model``, and which legs of the protocol cannot run, and why.
-    ``clean``: the model's predictions on ``images``."""
+    """Which attacks run against ``model``, and which legs of the protocol cannot run, and why."""
     if not attack_kinds.get(kind).needs_gradients:
         return Legs([("white-box", model)])
     if differentiable:
@@ -169,7 +170,7 @@ def plan_legs(
     except NoTwin as err:
         unavailable["twin"] = err.message
     else:  # a twin below the agreement bar still breaks what it can: it runs, the policy judges it
-        agreement = float((predictions(twin, images) == clean).float().mean())
+        agreement = float(twin_fidelity(twin, images).float().mean())
         rounds.append(("twin", twin))
     if parent is None:
         unavailable["transfer"] = "the model has no differentiable parent (an fp32 model it was quantized from) to attack"

@@ -10,6 +10,7 @@ is taken as it is. Other architectures (EfficientNet, RegNet, ConvNeXt, ...) nee
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import torch
 import torchvision
@@ -27,8 +28,11 @@ class EagerPath(TorchAOPath):
         from torch.ao.quantization import prepare
 
         net = eager_ready(net).eval()
+        own = _FUSERS.get(type(net))
         fuse = getattr(net, "fuse_model", None)  # torchvision's convention: fuse conv+bn(+relu) in place
-        if fuse is not None and "is_qat" in inspect.signature(fuse).parameters:
+        if own is not None:
+            own(net)
+        elif fuse is not None and "is_qat" in inspect.signature(fuse).parameters:
             fuse(is_qat=False)
         elif fuse is not None:
             fuse()
@@ -102,14 +106,12 @@ def _resnet(net: nn.Module) -> nn.Module:
 def _mobilenet_v2(net: nn.Module) -> nn.Module:
     from torchvision.models.quantization.mobilenetv2 import QuantizableInvertedResidual, QuantizableMobileNetV2
 
-    twin = QuantizableMobileNetV2(num_classes=net.classifier[-1].out_features, block=QuantizableInvertedResidual)
-    # torchvision's fuse_model fuses conv+bn+ReLU6 as if it were ReLU (its builder swaps ReLU6 for ReLU, which
-    # changes the function); here conv+bn fuse and ReLU6 stays a quantized ReLU6, as in the fp32 model.
-    twin.fuse_model = lambda is_qat=False: _fuse_mobilenet_v2(twin)
-    return twin
+    return QuantizableMobileNetV2(num_classes=net.classifier[-1].out_features, block=QuantizableInvertedResidual)
 
 
 def _fuse_mobilenet_v2(twin: nn.Module) -> None:
+    """torchvision's fuse_model fuses conv+bn+ReLU6 as if it were ReLU (its builder swaps ReLU6 for ReLU, which
+    changes the function); here conv+bn fuse and ReLU6 stays a quantized ReLU6, as in the fp32 model."""
     from torch.ao.quantization import fuse_modules
     from torchvision.models.quantization.mobilenetv2 import QuantizableInvertedResidual
     from torchvision.ops.misc import Conv2dNormActivation
@@ -155,6 +157,15 @@ _QUANTIZABLE: dict[type, tuple] = {
     torchvision.models.ShuffleNetV2: (_shufflenet_v2, ()),
     torchvision.models.GoogLeNet: (_googlenet, (nn.ReLU,)),  # a module for the F.relu each BasicConv2d calls
 }
+
+
+def _fusers() -> dict[type, Any]:
+    from torchvision.models.quantization.mobilenetv2 import QuantizableMobileNetV2
+
+    return {QuantizableMobileNetV2: _fuse_mobilenet_v2}
+
+
+_FUSERS = _fusers()  # families whose torchvision fuse_model would change the function
 
 
 def _plumbing() -> tuple[type, ...]:

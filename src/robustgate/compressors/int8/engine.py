@@ -83,8 +83,8 @@ class QuantizedNet(Int8Net):
     def twin(self, example: torch.Tensor) -> nn.Module:
         from robustgate.compressors.int8.twin import torch_ao_twin
 
-        with quantized_engine(self.backend), quiet_torch_ao():
-            return torch_ao_twin(self.quantized, example)
+        with quiet_torch_ao():
+            return torch_ao_twin(self.quantized, lambda: quantized_engine(self.backend), example)
 
     def stored_parameters(self) -> int:
         total = 0

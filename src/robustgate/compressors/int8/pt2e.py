@@ -142,7 +142,7 @@ class CompiledInt8Net(Int8Net):
     def twin(self, example: torch.Tensor) -> nn.Module:
         from robustgate.compressors.int8.twin import pt2e_twin
 
-        return pt2e_twin(self.converted)
+        return pt2e_twin(self.converted, self.forward)
 
     def stored_parameters(self) -> int:
         # int8 weights and fp32 biases; scales and zero points are quantization metadata.
