@@ -17,15 +17,15 @@ from robustgate.attacks.run import predictions
 from robustgate.compressors import StepContext, compression_steps
 from robustgate.compressors.distill import DistillParams
 from robustgate.compressors.int8.engine import Int8Net
-from robustgate.compressors.int8.pt2e import PT2EPath
 from robustgate.compressors.int8.lockstep import twin_fidelity
+from robustgate.compressors.int8.pt2e import PT2EPath
 from robustgate.compressors.int8.twin import pt2e_twin
 from robustgate.compressors.prune import PruneParams, prune_channels
 from robustgate.compressors.ptq import PTQParams
 from robustgate.compressors.size import count_macs, count_params
+from robustgate.data.digits import load_digits_domain
 from robustgate.data.imageset import ImageSet
 from robustgate.data.resize import to_model_geometry
-from robustgate.data.digits import load_digits_domain
 from robustgate.errors import CompressionError
 from robustgate.models.classifier import Classifier, Normalize
 from robustgate.models.state import load_state
@@ -66,7 +66,8 @@ def network(arch: str) -> nn.Module:
 
 
 @pytest.fixture(scope="module")
-def models(digits32) -> dict[str, Classifier]:
+def models() -> dict[str, Classifier]:
+    """Each architecture trained once per module, shared by the tests below."""
     return {}
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
-
-from dataclasses import replace
 
 from robustgate.attacks.base import AttackSettings, Perturb, attack_kinds
 from robustgate.budget import check_time
