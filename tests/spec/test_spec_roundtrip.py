@@ -217,9 +217,9 @@ def test_flow_and_block_styles_parse_the_same(
 def test_the_quickstart_spec_round_trips(tmp_path: Path) -> None:
     spec = load_spec(ROOT / "robustness_specs" / "quickstart.yaml")
     assert spec.name == "digits-quickstart"
-    assert list(spec.datasets) == ["digits-train", "handwritten", "printed", "noisy", "low-contrast"]
+    assert list(spec.datasets) == ["digits-train", "handwritten", "printed", "noisy", "washed-out"]
     assert [c.kind for c in spec.contracts] == ["accuracy", "accuracy", "shift", "corruptions", "attack", "latency"]
-    assert spec.contracts[2].params.targets == ["printed", "noisy", "low-contrast"]
+    assert spec.contracts[2].params.targets == ["printed", "noisy", "washed-out"]
     assert spec.contracts[3].params.severities == [1, 3, 5] and len(spec.contracts[3].params.names) == 15
     assert spec.contracts[4].kind == "attack" and spec.contracts[4].params.strengths == [2 / 255]
     again, _ = dump_and_load(redump(spec), tmp_path / "quickstart.yaml")

@@ -6,6 +6,7 @@ import torch
 from pydantic import ValidationInfo, model_validator
 
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
+from robustgate.checks.chance import note_if_at_chance, require_reference_above_chance
 from robustgate.checks.outcome import Gate, Outcome
 from robustgate.checks.regression import PerImage
 from robustgate.checks.stats import DISPLAY_LEVEL, paired_drop, wilson_interval
@@ -62,9 +63,11 @@ class AccuracyContract(ContractKind):
         if params.min is not None:
             value = acc.estimate if read_low == "point" else acc.low
             outcome.gates.append(Gate("accuracy", ">=", params.min, acc.estimate, value, read_low))
+        note_if_at_chance(outcome, correct, labels, level, read_low, params.on, "baseline" if variant == BASELINE else variant)
         if variant != BASELINE and (params.max_drop is not None or params.max_relative_drop is not None):
             base_correct = evaluation.logits(BASELINE, params.on).argmax(dim=1) == labels
             add_drop_gates(outcome, base_correct, correct, params.max_drop, params.max_relative_drop, level, read_high)
+            require_reference_above_chance(outcome, base_correct, labels, level, read_low, params.on)
         return outcome
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from robustgate.attacks import attack_kinds
@@ -16,6 +17,7 @@ from robustgate.attacks.protocol import MIN_TWIN_AGREEMENT
 from robustgate.attacks.strength import Shares, Strength, Strengths, format_strength
 from robustgate.checks.accuracy import add_drop_gates, reading
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
+from robustgate.checks.chance import note_if_at_chance, require_reference_above_chance
 from robustgate.checks.outcome import Gate, Outcome
 from robustgate.checks.regression import PerImage
 from robustgate.checks.stats import wilson_interval
@@ -145,9 +147,13 @@ class AttackContract(ContractKind):
             if variant != BASELINE and (params.max_drop is not None or params.max_relative_drop is not None):
                 base = evaluation.robust(BASELINE, params, strength).correct
                 add_drop_gates(outcome, base, result.correct, params.max_drop, params.max_relative_drop, level, read_high, at)
+                clean, labels = self._clean(evaluation, BASELINE, params)
+                require_reference_above_chance(outcome, clean, labels, level, read_low, params.on)
         if params.sweep and len(set(params.strengths)) > 1:
             self._area(outcome, params, read_low)
         outcome.metrics["interval_level"] = level
+        clean, labels = self._clean(evaluation, variant, params)
+        note_if_at_chance(outcome, clean, labels, level, read_low, params.on, "baseline" if variant == BASELINE else variant)
         if (params.diagnostics or params.strict) and attack_kinds.get(params.kind).needs_gradients:
             outcome.findings = evaluation.masking_findings(variant, params)
             outcome.metrics["masking_findings"] = len(outcome.findings)
@@ -155,6 +161,14 @@ class AttackContract(ContractKind):
                 n = len(outcome.findings)
                 outcome.gates.append(Gate("masking_findings", "<=", 0, n, n, "exact"))
         return outcome
+
+    @staticmethod
+    def _clean(evaluation: Evaluation, variant: str, params: AttackParams) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per attacked image: is ``variant`` right on it clean; and the images' labels."""
+        labels = evaluation.labels(params.on)
+        correct = evaluation.logits(variant, params.on).argmax(dim=1) == labels
+        index = evaluation.sample(params.on, params.samples)
+        return (correct, labels) if index is None else (correct[index], labels[index])
 
     @staticmethod
     def _area(outcome: Outcome, params: AttackParams, read: str) -> None:

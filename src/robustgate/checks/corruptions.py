@@ -27,6 +27,7 @@ from scipy.stats import bootstrap
 
 from robustgate.checks.accuracy import reading
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
+from robustgate.checks.chance import note_if_at_chance, require_reference_above_chance
 from robustgate.checks.outcome import Gate, Outcome
 from robustgate.checks.stats import unpaired_difference, wilson_interval
 from robustgate.data.corruptions import SUITES, corruptions
@@ -164,10 +165,17 @@ class CorruptionsContract(ContractKind):
                     bound = est if read == "point" else (lo if op == ">=" else hi)
                     outcome.gates.append(Gate(metric, op, limit, float(est), float(bound), read))
 
+        labels = evaluation.labels(params.on)
+        index = evaluation.sample(params.on, params.samples)
+        labels = labels if index is None else labels[index]
+        who = variant if compare else "baseline"
+        note_if_at_chance(outcome, torch.from_numpy(model.clean == 0), labels, level, read_low, params.on, who)
         gate(params.min_accuracy, "mean_corruption_accuracy", "accuracy", ">=", read_low)
         if compare:
             gate(params.max_drop, "drop", "drop", "<=", read_high)
             gate(params.max_relative_mce, "relative_mce", "relative_ce", "<=", read_high)
+        if compare and (params.max_drop is not None or params.max_relative_mce is not None):
+            require_reference_above_chance(outcome, torch.from_numpy(base.clean == 0), labels, level, read_low, params.on)
         return outcome
 
 

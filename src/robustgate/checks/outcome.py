@@ -18,7 +18,7 @@ class Gate:
     """
 
     metric: str
-    op: Literal[">=", "<="]
+    op: Literal[">=", "<=", ">"]  # ">": strictly above (a reference above chance)
     threshold: float
     estimate: float
     value: float  # what the gate compared: the estimate or the bound
@@ -26,6 +26,8 @@ class Gate:
 
     @property
     def passed(self) -> bool:
+        if self.op == ">":
+            return self.value > self.threshold
         return self.value >= self.threshold if self.op == ">=" else self.value <= self.threshold
 
     def describe(self) -> str:

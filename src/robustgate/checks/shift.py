@@ -15,6 +15,7 @@ from pydantic import Field, ValidationInfo, model_validator
 
 from robustgate.checks.accuracy import add_drop_gates, reading
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
+from robustgate.checks.chance import note_if_at_chance, require_reference_above_chance
 from robustgate.checks.outcome import Gate, Outcome
 from robustgate.checks.stats import unpaired_difference, wilson_interval
 from robustgate.registry import did_you_mean
@@ -123,11 +124,22 @@ class ShiftContract(ContractKind):
             target = pick(params.targets, key=bound)
             outcome.gates.append(Gate(f"{metric}@{target}", op, threshold, values[target][0], bound(target), read))
 
+        who = "baseline" if variant == BASELINE else variant
+        note_if_at_chance(outcome, source_hits, evaluation.labels(params.source), level, read_low, params.source, who)
+        for target in params.targets:
+            note_if_at_chance(outcome, correct(variant, target), evaluation.labels(target), level, read_low, target, who)
         gate(params.min, "accuracy", ">=", read_low)
         gate(params.max_gap, "gap", "<=", read_high)
         if variant != BASELINE:
             gate(params.max_drop, "drop", "<=", read_high)
             gate(params.max_relative_drop, "relative_drop", "<=", read_high)
+        if params.max_gap is not None:  # a gap is read against the model's own source accuracy
+            require_reference_above_chance(outcome, source_hits, evaluation.labels(params.source), level, read_low,
+                                           params.source, who)
+        if variant != BASELINE and (params.max_drop is not None or params.max_relative_drop is not None):
+            for target in params.targets:
+                require_reference_above_chance(outcome, correct(BASELINE, target), evaluation.labels(target), level,
+                                               read_low, target)
         return outcome
 
 

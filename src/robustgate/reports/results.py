@@ -98,7 +98,7 @@ SCHEMA: dict[str, Any] = {
                             "additionalProperties": False,
                             "properties": {
                                 "metric": {"type": "string"},
-                                "op": {"enum": [">=", "<="]},
+                                "op": {"enum": [">=", "<=", ">"]},
                                 "threshold": _NUMBER,
                                 "estimate": _NUMBER,
                                 "value": _NUMBER,
