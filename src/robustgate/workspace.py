@@ -30,6 +30,7 @@ from robustgate.compressors.int8.twin import NoTwin
 from robustgate.compressors.pipeline import BuiltModel, compress, measure
 from robustgate.data.corruptions import corrupt, corruptions_revision
 from robustgate.data.imageset import ImageSet
+from robustgate.data.overlap import FittedImages
 from robustgate.data.resolve import SpecDatasets
 from robustgate.data.splits import stratified_sample
 from robustgate.errors import DataError, ModelError, RobustgateError
@@ -58,6 +59,7 @@ class Workspace:
         self.cache = cache
         self._progress = progress
         self.datasets = SpecDatasets(spec)
+        self.fitted_images = FittedImages(spec, self.datasets.__getitem__)
         self._built: dict[str, BuiltModel] = {}
         self._baseline: BuiltModel | None = None
         self._failed: dict[str, RobustgateError] = {}  # a model that failed to build fails every item fast

@@ -17,9 +17,11 @@ import pytest
 
 from robustgate.budget import ItemMeter, metered
 from robustgate.checks import contract_kinds
+from robustgate.checks.fitted import add_seen_in_training
 from robustgate.errors import RobustgateError
 from robustgate.plugin.verdict import BaselineWarning, ContractViolation, EvaluationWarning, format_violation
 from robustgate.spec import Contract, Spec, load_cases
+from robustgate.spec.fields import dataset_refs
 from robustgate.threads import evaluation_share
 from robustgate.plan import applies, missing_data, models
 
@@ -182,6 +184,10 @@ class ContractItem(pytest.Function):
         self.phase_seconds = workspace.clock.since(before)  # this item's share of training, prediction, ...
         for metric, value in workspace.size_metrics(self.variant).items():  # every item reports the model's size
             outcome.metrics.setdefault(metric, value)
+        for dataset in dict.fromkeys(name for _, name in dataset_refs(self.contract.params)):
+            count, seen = workspace.fitted_images.seen(self.variant, dataset)
+            size = len(workspace.datasets[dataset])
+            add_seen_in_training(outcome, dataset, size, count, seen, self.contract.seen_in_training)
         unread = self._regression_gates(outcome, workspace.confidence) if self.contract.max_regression else None
         if not outcome.gates and unread:
             # nothing to compare with yet: skip, but keep what was measured so a saved baseline holds it

@@ -201,6 +201,7 @@ class Contract:
     index: int  # position under `contracts:`, for stable ids
     max_regression: dict[str, float] | None = None  # metric -> how much worse than the previous release it may get
     budget: BudgetParams | None = None  # this contract's own `budget:`, in place of the spec's
+    seen_in_training: bool = False  # `seen_in_training: intended`: it evaluates images a model was fitted on, on purpose
 
 
 @dataclass(frozen=True)

@@ -331,6 +331,11 @@ class _SpecBuilder:
                     continue
                 budget_raw = params_raw.pop("budget")
             regression_raw = params_raw.pop("max_regression", None)
+            intent = params_raw.pop("seen_in_training", None)
+            if intent is not None and intent != "intended":
+                self.problem(loc + (kind, "seen_in_training"), f"seen_in_training takes one value, intended (not {intent!r}): "
+                             "it says this contract evaluates images a model was trained or calibrated on, on purpose")
+                continue
             context = {"regression_gates": regression_raw is not None}
             params = self.validate(contract_kind.Params, params_raw, loc + (kind,), context)
             names = self.restriction(restrict, loc, variants)
@@ -347,7 +352,9 @@ class _SpecBuilder:
                     "`baseline` itself; remove baseline from `variants:` or add an absolute gate such as `min:`",
                 )
                 continue
-            contracts.append(Contract(kind, params, names, self.lines.line(loc), index, regression or None, budget))
+            contracts.append(
+                Contract(kind, params, names, self.lines.line(loc), index, regression or None, budget, intent is not None)
+            )
         return contracts
 
     def regression_limits(self, raw: Any, kind: Any, params: Any, loc: Loc) -> dict[str, float] | None | bool:
