@@ -6,9 +6,9 @@ point estimate under ``confidence: point``) has learned nothing measurable on th
 drop, a gap or a corruption error measured against such a reference is bounded by its guessing:
 an untrained baseline and an untrained int8 variant "lose" nothing, so a relative gate would pass
 on a meaningless measurement. Every relative gate therefore comes with the gate
-``baseline_above_chance@DATASET`` (for a shift gap, the model's own ``MODEL_above_chance@SOURCE``), which shows the
-reference's own accuracy beside the relative gates and fails, with a finding that says why, when
-the reference is at chance.
+``baseline_above_chance@DATASET`` (for a shift gap, the model's own ``MODEL_above_chance@SOURCE``),
+which shows the reference's own accuracy beside the relative gates and fails, with a finding that
+says why, when the reference is at chance.
 """
 
 from __future__ import annotations
