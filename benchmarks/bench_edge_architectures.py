@@ -8,9 +8,10 @@ Per architecture (torchvision, 10 classes):
   fp32, each the median of interleaved block ratios (robustgate's latency method);
 - the twin's agreement with the int8 model on every digits test image at 64x64 after a short
   training (``--epochs`` on the 1,438 training digits, then BatchNorm statistics re-estimated),
-  for FX, eager (where torchvision has a quantizable twin) and PT2E (compiled by inductor, the kernels a PT2E variant runs): the
-  protocol's measure (images whose every layer the lockstep twin reproduces) / the share of
-  predictions a free-running twin shares with the int8 model (what lockstep corrects);
+  for FX, eager (where torchvision has a quantizable twin) and PT2E (compiled by inductor, the
+  kernels a PT2E variant runs): the protocol's measure (images whose every layer the lockstep twin
+  reproduces) / the share of predictions a free-running twin shares with the int8 model (what
+  lockstep corrects);
 - clean and PGD-10 robust accuracy at eps 2/255 (the quickstart's) on 200 test digits: fp32
   attacked directly, FX int8 through robustgate's protocol (twin + transfer + 200-query Square).
 

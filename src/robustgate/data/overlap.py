@@ -36,6 +36,8 @@ class FittedImages:
     def __init__(self, spec: Spec, datasets: Callable[[str], ImageSet]) -> None:
         self.spec, self.datasets = spec, datasets
         self._digests: dict[str, list[bytes]] = {}
+        self._digest_sets: dict[str, set[bytes]] = {}
+        self._seen: dict[tuple[str, str], tuple[int, list[tuple[str, str, int]]]] = {}
 
     def fitted_on(self, variant: str) -> dict[str, str]:
         """Dataset name -> what fitted ``variant`` on it (the baseline's training set, a step's data)."""
@@ -50,15 +52,19 @@ class FittedImages:
 
     def seen(self, variant: str, dataset: str) -> tuple[int, list[tuple[str, str, int]]]:
         """How many images of ``dataset`` ``variant`` was fitted on, and per fitted dataset (what it fitted,
-        how many of them it holds), largest first."""
-        evaluated, union, found = self._of(dataset), set(), []
-        for name, role in self.fitted_on(variant).items():
-            digests = set(self._of(name))
-            count = shared_images(evaluated, digests)
-            if count:
-                found.append((name, role, count))
-                union |= digests
-        return shared_images(evaluated, union), sorted(found, key=lambda hit: -hit[2])
+        how many of them it holds), largest first. Memoized: every item of a model asks again."""
+        if (variant, dataset) not in self._seen:
+            evaluated, union, found = self._of(dataset), set(), []
+            for name, role in self.fitted_on(variant).items():
+                if name not in self._digest_sets:
+                    self._digest_sets[name] = set(self._of(name))
+                digests = self._digest_sets[name]
+                count = shared_images(evaluated, digests)
+                if count:
+                    found.append((name, role, count))
+                    union |= digests
+            self._seen[(variant, dataset)] = shared_images(evaluated, union), sorted(found, key=lambda hit: -hit[2])
+        return self._seen[(variant, dataset)]
 
     def _of(self, dataset: str) -> list[bytes]:
         if dataset not in self._digests:
