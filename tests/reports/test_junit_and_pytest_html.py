@@ -1,5 +1,6 @@
 """Metrics reach the other reports a CI already reads: JUnit XML (any junit_family, without warnings;
-from pytest-xdist workers: see test_results_json) and pytest-html's page (each row's gates and plot)."""
+from pytest-xdist workers: see test_results_json), where ``robustgate.outcome`` tells a broken contract from
+one that could not be evaluated, and pytest-html's page (each row's gates, breakdown and plot)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,33 @@ def test_pytest_html_rows_carry_gates_and_plots(tiny_project: pytest.Pytester, w
         for test_id, runs in blob["tests"].items()
     }
     broken = next(text for test_id, text in extras.items() if test_id.endswith("int8::accuracy[printed]"))
-    assert "drop " in broken and "&lt;= 0" in broken and "<b>FAIL</b>" in broken
+    assert "<td>drop</td>" in broken and "&lt;= 0" in broken and "<b class='FAIL'>FAIL</b>" in broken
+    assert "<td>baseline accuracy 0." in broken and "McNemar p = " in broken  # the baseline beside the relative gate
     heatmaps = [text for test_id, text in extras.items() if "corruptions[" in test_id]
     assert len(heatmaps) == 2 and all("data:image/png;base64," in text for text in heatmaps)
+
+
+UNEVALUABLE = """\
+  - accuracy: {on: handwritten, min: 0.5, variants: [int8]}
+    budget: {samples: 10}
+"""
+
+
+def test_junit_tells_a_broken_contract_from_one_that_could_not_be_evaluated(tiny_project: pytest.Pytester, write_spec,
+                                                                             run_options) -> None:
+    """pytest writes an exception raised while a test runs as <failure>, whatever it is: the robustgate.outcome
+    property says which: failed (a gate broken), error (over its budget: nothing was measured), passed."""
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    write_spec(spec.replace("on: printed, max_drop: 0.15", "on: printed, max_drop: 0.0") + UNEVALUABLE, "tiny.yaml")
+    tiny_project.runpytest(*run_options, "--junitxml=j.xml").assert_outcomes(passed=2, failed=2)
+    found = {}
+    for case in ET.parse(tiny_project.path / "j.xml").getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        element = next((child for child in case if child.tag in ("failure", "error", "skipped")), None)
+        found[(props["robustgate.model"], props["robustgate.contract"])] = (
+            props["robustgate.outcome"], element.tag if element is not None else None,
+            element.get("message", "") if element is not None else "")
+    assert sorted(outcome for outcome, _, _ in found.values()) == ["error", "failed", "passed", "passed"]
+    assert found[("int8", "accuracy[printed]")][:2] == ("failed", "failure")
+    error = next(value for value in found.values() if value[0] == "error")
+    assert error[1] == "failure" and "budget exceeded" in error[2]

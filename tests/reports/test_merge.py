@@ -1,5 +1,6 @@
-"""``robustgate merge``: shards' results.json become one, valid against the schema; results of other specs,
-environments or schema versions, and overlapping shards, are refused with a message naming the files."""
+"""``robustgate merge``: shards' results.json become one, valid against the schema, and the command exits with
+the merged status; version-1 documents are upgraded; results of other specs, environments or newer schema
+versions, and overlapping shards, are refused with a message naming the files."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import jsonschema
 import pytest
 
 from robustgate.cli import main
+from robustgate.reports.baseline import BaselineRelease
 from robustgate.reports.merge import MergeRefused, merge_results, worst_exit_status
-from robustgate.reports.results import SCHEMA, ItemResult, document
+from robustgate.reports.results import SCHEMA, SCHEMA_VERSION, ItemResult, document
 
 SPEC = "robustness_specs/tiny.yaml"
 SHA = "a" * 64
@@ -25,7 +27,8 @@ def shard(*models: str, sha: str = SHA, checkout: str = "/ci/a", exit_status: in
     """A results document (with this machine's real environment) of one item per model."""
     items = [
         ItemResult(nodeid=f"{SPEC}::{model}::accuracy[handwritten]", spec=SPEC, model=model,
-                   contract="accuracy[handwritten]", outcome="passed", duration=2.0, metrics={"accuracy": 0.9},
+                   contract="accuracy[handwritten]", kind="accuracy", datasets=["handwritten"], outcome="passed",
+                   duration=2.0, metrics={"accuracy": 0.9},
                    gates=[{"metric": "accuracy", "op": ">=", "threshold": 0.5, "estimate": 0.9, "value": 0.85,
                            "read": "lower 95% bound", "passed": True}], technique=model)
         for model in models
@@ -66,7 +69,7 @@ def test_shards_of_a_real_run_merge_into_the_full_run(tiny_project: pytest.Pytes
     assert merged["timings"]["shards_seconds"] == pytest.approx(sum(totals))
     assert merged["timings"]["contracts_seconds"] == pytest.approx(sum(s["timings"]["contracts_seconds"] for s in shards))
     assert "**3 contracts: 3 pass**" in md.read_text()
-    assert html.read_text().count("<tr>") == 1 + 3
+    assert html.read_text().count("<tr><td data-label='model'>") == 3
 
 
 def test_different_contents_of_one_spec_are_refused_unless_allowed() -> None:
@@ -122,10 +125,10 @@ def test_overlapping_shards_are_refused_even_when_mismatches_are_allowed() -> No
 
 def test_another_schema_version_is_refused_even_when_mismatches_are_allowed() -> None:
     docs = [("a.json", shard("baseline")), ("future.json", {**shard("int8"), "schema_version": 99})]
-    with pytest.raises(MergeRefused, match=r"^future.json: results schema version 99, this robustgate reads 1"):
+    with pytest.raises(MergeRefused, match=r"^future.json: results schema version 99, this robustgate reads versions 1 to 2"):
         merge_results(docs, allow_mismatch=True)
     with pytest.raises(MergeRefused, match="not a robustgate results document"):
-        merge_results([("a.json", {"schema_version": 1, "items": []})])
+        merge_results([("a.json", {"schema_version": SCHEMA_VERSION, "items": []})])
     broken = shard("int8")
     del broken["items"][0]["gates"]
     with pytest.raises(MergeRefused, match=r"^b.json: item .*::int8::accuracy\[handwritten\] lacks gates"):
@@ -178,3 +181,53 @@ def test_the_cli_refuses_with_one_line_naming_the_file_and_exits_one(tmp_path: P
     captured = capsys.readouterr()
     assert "merged anyway" in captured.err and "merged 2 items from 2 files" in captured.out
     jsonschema.validate(json.loads(out.read_text()), SCHEMA)
+
+
+def version_1(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` as the first release wrote it: no ``kind``, ``datasets`` or ``not_run``."""
+    items = [{key: value for key, value in item.items() if key not in ("kind", "datasets")} for item in doc["items"]]
+    return {**{k: v for k, v in doc.items() if k != "not_run"}, "schema_version": 1, "items": items}
+
+
+def test_a_failed_shard_makes_the_merge_exit_with_its_status_and_say_so(tmp_path: Path, capsys) -> None:
+    failed = shard("int8", exit_status=1)
+    failed["items"][0]["outcome"] = "failed"
+    interrupted = shard("pruned", exit_status=2)
+    interrupted.update(interrupted=True, not_run=[f"{SPEC}::pruned::size", f"{SPEC}::int8::accuracy[handwritten]"])
+    for name, doc in (("a.json", shard("baseline")), ("b.json", failed), ("c.json", interrupted)):
+        (tmp_path / name).write_text(json.dumps(doc))
+    out, md = tmp_path / "all.json", tmp_path / "all.md"
+
+    assert main(["merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "-o", str(out)]) == 1
+    assert capsys.readouterr().out.strip() == f"merged 2 items from 2 files into {out} (exit status 1)"
+    assert json.loads(out.read_text())["exit_status"] == 1
+
+    assert main(["merge", *(str(tmp_path / name) for name in ("a.json", "b.json", "c.json")), "-o", str(out),
+                 "--md", str(md)]) == 2
+    merged = json.loads(out.read_text())
+    jsonschema.validate(merged, SCHEMA)
+    assert merged["interrupted"] is True and merged["not_run"] == [f"{SPEC}::pruned::size"]  # int8's ran in b.json
+    assert "**4 contracts: 2 pass, 1 fail, 1 did not run (the run was interrupted)**" in md.read_text()
+
+
+def test_version_1_documents_merge_report_and_serve_as_baselines_with_kinds_derived(tmp_path: Path, capsys) -> None:
+    old = version_1(shard("baseline", "int8"))
+    old["items"].append({**old["items"][0], "nodeid": f"{SPEC}::int8::shift[handwritten->printed+noisy]",
+                         "contract": "shift[handwritten->printed+noisy]", "model": "int8",
+                         "metrics": {"source_accuracy": 0.9, "accuracy@printed": 0.7, "accuracy@noisy": 0.6}})
+    old["items"].append({**old["items"][0], "nodeid": f"{SPEC}::int8::attack[pgd@handwritten#2]",
+                         "contract": "attack[pgd@handwritten#2]", "model": "int8"})
+    old["items"].append({**old["items"][0], "nodeid": f"{SPEC}::int8::size", "contract": "size", "model": "int8"})
+    merged = merge_results([("old.json", old), ("new.json", shard("pruned"))])
+    jsonschema.validate(merged, SCHEMA)
+    assert merged["schema_version"] == SCHEMA_VERSION
+    assert [(item["kind"], item["datasets"]) for item in merged["items"]] == [
+        ("accuracy", ["handwritten"]), ("accuracy", ["handwritten"]), ("shift", ["handwritten", "printed", "noisy"]),
+        ("attack", ["handwritten"]), ("size", []), ("accuracy", ["handwritten"])]
+
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert main(["report", str(tmp_path / "old.json"), "--md", str(tmp_path / "old.md"),
+                 "--html", str(tmp_path / "old.html")]) == 0
+    assert "**5 contracts: 5 pass**" in (tmp_path / "old.md").read_text()
+    assert "accuracy by model and dataset" in (tmp_path / "old.html").read_text()
+    assert BaselineRelease.load(tmp_path / "old.json").previous(f"{SPEC}::int8::accuracy[handwritten]") is not None

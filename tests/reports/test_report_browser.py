@@ -1,5 +1,6 @@
 """report.html in a real browser (headless Chromium): it loads without errors or fetches, every plot
-decodes, and it reads on a phone (no horizontal overflow at 390 px) as well as on a desktop and on paper.
+decodes, and it reads on a phone (no horizontal overflow at 390 px, every row's breakdown opened) as well
+as on a desktop and on paper.
 
 Needs Debian's Chromium (``apt-get install chromium``); skipped without it, unless
 ``ROBUSTGATE_REQUIRE_BROWSER=1`` (CI) makes that a failure. Set ``ROBUSTGATE_SCREENSHOTS_DIR`` to keep
@@ -75,6 +76,10 @@ def test_the_report_loads_cleanly_and_reads_on_a_phone_and_a_desktop(tiny_projec
                 page.goto(report.as_uri(), wait_until="load")
                 images = page.evaluate("[...document.images].map(i => i.complete && i.naturalWidth > 0)")
                 assert len(images) >= 5 and all(images), f"{images.count(False)} of {len(images)} plots did not decode"
+                if media == "screen":  # every row opened onto its gates, intervals and attack legs
+                    assert page.evaluate("document.querySelectorAll('details').length") == 8
+                    page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+                    assert page.evaluate("[...document.querySelectorAll('.breakdown')].every(b => b.offsetHeight > 0)")
                 if width == 390:
                     scroll = page.evaluate("document.scrollingElement.scrollWidth")
                     assert scroll <= width + 1, f"the page scrolls sideways at {width} px: {scroll} px wide"

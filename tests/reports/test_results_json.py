@@ -22,6 +22,9 @@ def test_a_run_writes_schema_valid_results_and_a_markdown_summary(tiny_project: 
     write_spec(spec.replace("on: printed, max_drop: 0.15", "on: printed, max_drop: 0.0"), "tiny.yaml")
     result = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "--junitxml=j.xml")
     result.assert_outcomes(passed=2, failed=1)
+    # the terminal table shows the baseline's own accuracy beside the drop gate relative to it
+    result.stdout.fnmatch_lines(["3 contracts: 2 pass, 1 fail",
+                                 "*int8*accuracy[[]printed]*FAIL*drop *(upper 95% bound *) <= 0, baseline accuracy 0.*"])
     doc = _results(tiny_project)
     assert doc["exit_status"] == 1 and doc["interrupted"] is False
     assert doc["environment"]["torch"] and doc["environment"]["quantized_engine"]
@@ -31,6 +34,7 @@ def test_a_run_writes_schema_valid_results_and_a_markdown_summary(tiny_project: 
     junit = junit_properties(tiny_project.path / "j.xml")
     broken = next(item for item in items.values() if item["outcome"] == "failed")
     assert broken["model"] == "int8" and broken["contract"] == "accuracy[printed]"
+    assert broken["kind"] == "accuracy" and broken["datasets"] == ["printed"]
     gate = next(g for g in broken["gates"] if g["metric"] == "drop")
     assert gate["threshold"] == 0.0 and gate["passed"] is False and gate["read"] == "upper 95% bound"
     props = next(p for name, p in junit.items() if name.endswith("accuracy[printed]"))
@@ -44,6 +48,7 @@ def test_a_run_writes_schema_valid_results_and_a_markdown_summary(tiny_project: 
     summary = (tiny_project.path / "reports" / "summary.md").read_text()
     assert "**3 contracts: 2 pass, 1 fail**" in summary
     assert "| robustness_specs/tiny.yaml | int8 | accuracy[printed] | FAIL | drop " in summary
+    assert f"<= 0, baseline accuracy {broken['metrics']['baseline_accuracy']:.4f} |" in summary
 
 
 def test_errors_and_skips_are_recorded_with_their_message(tiny_project: pytest.Pytester, write_spec) -> None:
@@ -68,14 +73,29 @@ def pytest_runtest_logreport(report):
 """
 
 
-def test_an_interrupted_run_still_writes_what_ran(tiny_project: pytest.Pytester) -> None:
+def test_an_interrupted_run_still_writes_what_ran_and_counts_what_did_not(tiny_project: pytest.Pytester) -> None:
     tiny_project.makeconftest(INTERRUPT)
     # in a subprocess: an in-process run's KeyboardInterrupt would stop this test session too
     result = tiny_project.runpytest_subprocess("--robustgate-cache-dir=cache", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     doc = _results(tiny_project)
-    assert doc["interrupted"] is True and len(doc["items"]) >= 1
-    assert "interrupted" in (tiny_project.path / "reports" / "summary.md").read_text()
+    assert doc["interrupted"] is True and len(doc["items"]) == 1 and doc["items"][0]["outcome"] == "passed"
+    assert doc["not_run"] == ["robustness_specs/tiny.yaml::int8::accuracy[handwritten]",
+                              "robustness_specs/tiny.yaml::int8::accuracy[printed]"]
+    head = "3 contracts: 1 pass, 2 did not run (the run was interrupted)"
+    result.stdout.fnmatch_lines([head, "did not run: robustness_specs/tiny.yaml::int8::accuracy[[]handwritten], *"])
+    summary = (tiny_project.path / "reports" / "summary.md").read_text()
+    assert f"**{head}**" in summary and "The run was interrupted" in summary
+    assert f"<h1>robustgate: {head}</h1>" in (tiny_project.path / "reports" / "report.html").read_text()
+
+
+def test_a_run_stopped_by_maxfail_says_which_contracts_did_not_run(tiny_project: pytest.Pytester, write_spec) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    write_spec(spec.replace("min: 0.5", "min: 0.999"), "tiny.yaml")
+    result = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-x")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["3 contracts: 1 fail, 2 did not run (the run stopped early)"])
+    assert len(_results(tiny_project)["not_run"]) == 2
 
 
 def test_runs_without_contracts_write_no_report(pytester: pytest.Pytester) -> None:
@@ -134,7 +154,7 @@ def test_the_html_report_is_self_contained_with_a_plot_per_kind(tiny_project: py
     assert "Accuracy by model and dataset" in titles
     assert any(t.startswith("Robust accuracy against attack strength") for t in titles)
     assert "Corruption accuracy" in titles and page.count("<figure data-plot='corruptions'>") == 2  # baseline and int8
-    assert page.count("<tr>") == 1 + 7 and "<meta name='viewport'" in page
+    assert page.count("<tr><td data-label='model'>") == 7 and "<meta name='viewport'" in page
 
 
 # Logs every artifact a run builds (not loads): kind, key and the xdist worker that built it.

@@ -17,7 +17,7 @@ from typing import Any
 
 from robustgate.checks.regression import PerImage, Previous, higher_is_better
 from robustgate.errors import RobustgateError
-from robustgate.reports.results import SCHEMA_VERSION
+from robustgate.reports.results import READABLE_VERSIONS, SCHEMA_VERSION
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class BaselineRelease:
             raise RobustgateError(f"cannot read the baseline: {err.strerror or err}; {fix}", where=str(path)) from None
         except ValueError as err:
             raise RobustgateError(f"the baseline is not JSON ({err}); {fix}", where=str(path)) from None
-        if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION:
+        if not isinstance(doc, dict) or doc.get("schema_version") not in READABLE_VERSIONS:  # older ones: same items
             found = doc.get("schema_version") if isinstance(doc, dict) else None
             raise RobustgateError(
                 f"the baseline has results schema version {found!r}; this robustgate reads version {SCHEMA_VERSION}; {fix}",

@@ -1,40 +1,25 @@
-"""``summary.md``: a compact table of a run for ``$GITHUB_STEP_SUMMARY`` or a merge-request comment."""
+"""``summary.md``: a compact table of a run for ``$GITHUB_STEP_SUMMARY`` or a merge-request comment.
+
+Each relative gate is shown with the absolute value it is relative to (the baseline's accuracy beside
+a drop), as in the terminal table and report.html."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from robustgate.checks.outcome import format_number, weaker_prefix
-from robustgate.reports.results import model_label, trusted_weights
-
-_RESULT = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "skipped"}
-
-
-def describe_gate(gate: dict[str, Any]) -> str:
-    def number(value: float | None) -> str:
-        return "n/a" if value is None else format_number(value)
-
-    shown = f"{gate['metric']} {number(gate['estimate'])}"
-    if gate["read"] not in ("point", "exact"):
-        shown += f" ({gate['read']} {number(gate['value'])})"
-    return f"{shown} {gate['op']} {gate['threshold']:g}"
-
-
-def describe_measured(item: dict[str, Any]) -> str:
-    """An item's summary cell: its caveats, then its failing gates (else every gate), else its message."""
-    failing = [g for g in item["gates"] if not g["passed"]]
-    measured = "; ".join(describe_gate(g) for g in (failing or item["gates"])) or item.get("message", "")
-    return weaker_prefix(item.get("caveats", [])) + measured
+from robustgate.reports.breakdown import describe_measured
+from robustgate.reports.results import model_label, trusted_weights, upgraded
+from robustgate.reports.table import RESULT, headline, not_run_lines
 
 
 def render_markdown(doc: dict[str, Any]) -> str:
-    items = doc["items"]
-    counts = {name: sum(item["outcome"] == key for item in items) for key, name in _RESULT.items()}
-    head = ", ".join(f"{n} {name.lower()}" for name, n in counts.items() if n) or "no contracts ran"
-    lines = ["## robustgate", "", f"**{len(items)} contract{'s' if len(items) != 1 else ''}: {head}**"]
+    doc = upgraded(doc)
+    items, not_run = doc["items"], doc.get("not_run") or []
+    lines = ["## robustgate", "", f"**{headline((item['outcome'] for item in items), len(not_run), bool(doc.get('interrupted')))}**"]
     if doc.get("interrupted"):
-        lines.append("")
-        lines.append("The run was interrupted: contracts that did not run are missing.")
+        lines += ["", "The run was interrupted: contracts that did not run are missing from the table."]
+    for line in not_run_lines([f"`{nodeid}`" for nodeid in not_run]):
+        lines += ["", line]
     if doc.get("baseline"):
         lines += ["", f"Compared with the previous release `{doc['baseline']['path']}` (`regression.*` gates: positive is worse)."]
     for trusted in trusted_weights(doc):
@@ -44,7 +29,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
             lines += ["", f"Files and folders {spec} read: " + "; ".join(f"{key} `{path}`" for key, path in entry["paths"].items())]
     lines += ["", "| spec | model | contract | result | measured |", "|---|---|---|---|---|"]
     for item in items:
-        row = (item["spec"], model_label(item), item["contract"], _RESULT[item["outcome"]], describe_measured(item))
+        row = (item["spec"], model_label(item), item["contract"], RESULT[item["outcome"]], describe_measured(item))
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     env = doc["environment"]
     lines += ["", f"{env['cpu']} · torch {env['torch']} · quantized engine {env['quantized_engine']} · "

@@ -2,8 +2,10 @@
 
 The rules, in the order they are checked:
 
-- Every input is a results document of this robustgate's ``SCHEMA_VERSION``. Never overridable: a
-  document of another version may mean other things under the same names.
+- Every input is a results document of a version this robustgate reads (``READABLE_VERSIONS``); an
+  older one is upgraded first (``results.upgraded``: a version-1 item gains ``kind`` and ``datasets``),
+  and the merged document is of this version. Never overridable: a document of a newer version may
+  mean other things under the same names.
 - No item node id appears in two files. Never overridable: shards must be disjoint, or the merged
   counts would hold an item twice (and which of two verdicts would be the one to keep?). To re-run a
   shard, merge the re-run's file instead of the first one.
@@ -20,7 +22,8 @@ baseline, adds the other values to ``environment`` as ``"<field> in <file>"`` (t
 extra string keys), and adds a note to every item that ran differently, so the reports show it.
 
 The merged verdicts: ``exit_status`` is 0 only if every shard's is 0, otherwise the most severe
-(``worst_exit_status``); ``interrupted`` if any shard was. Timings: ``total_seconds`` is the longest
+(``worst_exit_status``), and ``robustgate merge`` exits with it, so a CI step that merges fails when
+a shard did; ``interrupted`` if any shard was; ``not_run`` is the union of the shards'. Timings: ``total_seconds`` is the longest
 shard (shards run side by side), ``shards_seconds`` the sum of the shards' totals (the machine time
 spent), and every other timing (``contracts_seconds``, ...) is summed. A merged document merges again:
 its ``shards_seconds`` counts as its shards' sum. Items keep file order, then each file's order;
@@ -36,7 +39,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from robustgate.errors import RobustgateError
-from robustgate.reports.results import SCHEMA, SCHEMA_VERSION
+from robustgate.reports.results import READABLE_VERSIONS, SCHEMA, SCHEMA_VERSION, upgraded
 
 # The fields that decide what a run measures: library versions change kernels and numerics, the
 # quantized engine changes int8 arithmetic, and the CPU changes every latency. ``platform`` is left
@@ -65,6 +68,9 @@ def merge_results(docs: Sequence[tuple[str, dict[str, Any]]], allow_mismatch: bo
         raise MergeRefused("nothing to merge: give at least one results.json")
     for name, doc in docs:
         _check_document(name, doc)
+    docs = [(name, upgraded(doc)) for name, doc in docs]
+    for name, doc in docs:
+        _check_items(name, doc)
     _check_disjoint(docs)
     differences = mismatches(docs)
     if differences and not allow_mismatch:
@@ -91,6 +97,10 @@ def merge_results(docs: Sequence[tuple[str, dict[str, Any]]], allow_mismatch: bo
         merged["per_image"] = per_image
     if shards is not None:
         merged["shards"] = shards
+    ran = {item["nodeid"] for item in merged["items"]}
+    not_run = [nodeid for _, doc in docs for nodeid in doc.get("not_run") or [] if nodeid not in ran]
+    if not_run:
+        merged["not_run"] = list(dict.fromkeys(not_run))
     return merged
 
 
@@ -156,24 +166,29 @@ def merged_timings(timings: Sequence[dict[str, float]]) -> dict[str, float]:
 
 
 def _check_document(name: str, doc: Any) -> None:
-    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION:
+    if not isinstance(doc, dict) or doc.get("schema_version") not in READABLE_VERSIONS:
         found = doc.get("schema_version") if isinstance(doc, dict) else None
-        raise MergeRefused(f"{name}: results schema version {found!r}, this robustgate reads {SCHEMA_VERSION}; "
-                           "merge files written by the same robustgate version")
+        raise MergeRefused(f"{name}: results schema version {found!r}, this robustgate reads versions "
+                           f"{READABLE_VERSIONS[0]} to {SCHEMA_VERSION}; merge files written by this robustgate version "
+                           "or an older one")
     shapes = {"items": list, "specs": dict, "environment": dict, "timings": dict, "exit_status": int}
     for key, kind in shapes.items():
         if not isinstance(doc.get(key), kind):
             raise MergeRefused(f"{name}: not a robustgate results document ('{key}' is missing or not a {kind.__name__})")
     if not all(isinstance(item, dict) and isinstance(item.get("nodeid"), str) for item in doc["items"]):
         raise MergeRefused(f"{name}: not a robustgate results document (an item without a 'nodeid')")
-    required = SCHEMA["properties"]["items"]["items"]["required"]
-    for item in doc["items"]:
-        missing = [key for key in required if key not in item]
-        if missing:  # the re-rendered reports read every one of them
-            raise MergeRefused(f"{name}: item {item['nodeid']} lacks {', '.join(missing)}: not a robustgate results document")
     timings = doc["timings"]
     if "total_seconds" not in timings or not all(isinstance(t, (int, float)) for t in timings.values()):
         raise MergeRefused(f"{name}: not a robustgate results document ('timings' without 'total_seconds' or not numbers)")
+
+
+def _check_items(name: str, doc: dict[str, Any]) -> None:
+    """Every item has what this version requires (after ``upgraded``): the re-rendered reports read all of it."""
+    required = SCHEMA["properties"]["items"]["items"]["required"]
+    for item in doc["items"]:
+        missing = [key for key in required if key not in item]
+        if missing:
+            raise MergeRefused(f"{name}: item {item['nodeid']} lacks {', '.join(missing)}: not a robustgate results document")
 
 
 def _check_disjoint(docs: Sequence[tuple[str, dict[str, Any]]]) -> None:

@@ -2,7 +2,21 @@
 
 Built from pytest reports (not items), so results from pytest-xdist workers arrive too. A run
 that is interrupted or whose contracts error still writes one: the items that ran are in it,
-with ``outcome`` saying how each ended.
+with ``outcome`` saying how each ended, and ``not_run`` lists the collected contracts that never
+reported (interrupted, ``-x``, ``--maxfail``).
+
+Reports read structure from the record, never from an item's label: ``spec``, ``case``, ``model``,
+``kind`` (accuracy, attack, corruptions, shift, latency, size) and ``datasets`` (the datasets the
+contract reads, in the order its keys name them: a shift's source, then its targets).
+
+Version history (``schema_version``):
+
+- 1: the first release.
+- 2: items gain the required ``kind`` and ``datasets``; the document gains ``not_run``. A version-1
+  document is still read (``robustgate report``, ``merge``, ``--robustgate-baseline``): ``upgraded``
+  derives ``kind`` from the item's label and ``datasets`` from version 1's label grammar
+  (``accuracy[on]``, ``attack[kind@on]``, ``corruptions[suite@on]``, ``shift[source->...]`` with the
+  targets from its ``accuracy@TARGET`` metrics), leaving ``datasets`` empty where it cannot.
 """
 
 from __future__ import annotations
@@ -11,16 +25,18 @@ import hashlib
 import json
 import math
 import platform
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # documents this robustgate reads: older ones are upgraded (see ``upgraded``)
 
 _NUMBER = {"type": ["number", "null"]}  # non-finite numbers are written as null
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://robustgate.dev/schemas/results-1.json",
+    "$id": "https://robustgate.dev/schemas/results-2.json",
     "title": "robustgate results",
     "type": "object",
     "required": ["schema_version", "exit_status", "environment", "specs", "items", "timings"],
@@ -29,6 +45,8 @@ SCHEMA: dict[str, Any] = {
         "schema_version": {"const": SCHEMA_VERSION},
         "exit_status": {"type": "integer"},
         "interrupted": {"type": "boolean"},
+        # contracts collected (after -k, -m and --robustgate-shard) that never reported: interrupted, -x, --maxfail
+        "not_run": {"type": "array", "items": {"type": "string"}},
         "baseline": {  # the previous release compared with (--robustgate-baseline)
             "type": "object",
             "required": ["path", "sha256"],
@@ -79,14 +97,17 @@ SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {
                 "type": "object",
-                "required": ["nodeid", "spec", "model", "contract", "outcome", "duration", "metrics", "gates"],
+                "required": ["nodeid", "spec", "model", "kind", "datasets", "contract", "outcome", "duration", "metrics",
+                             "gates"],
                 "additionalProperties": False,
                 "properties": {
                     "nodeid": {"type": "string"},
                     "spec": {"type": "string"},
                     "model": {"type": "string"},
                     "case": {"type": "string"},
-                    "contract": {"type": "string"},
+                    "kind": {"type": "string"},  # the contract's kind: accuracy, attack, corruptions, shift, latency, size
+                    "datasets": {"type": "array", "items": {"type": "string"}},  # the datasets it reads, as its keys name them
+                    "contract": {"type": "string"},  # the item's label: for people, never parsed
                     "outcome": {"enum": ["passed", "failed", "error", "skipped"]},
                     "duration": {"type": "number", "minimum": 0},
                     "metrics": {"type": "object", "additionalProperties": _NUMBER},
@@ -148,6 +169,8 @@ class ItemResult:
     phases: dict[str, float] = field(default_factory=dict)  # seconds this item spent training, predicting, attacking, ...
     settings: str = ""  # digest of the contract's settings: a baseline's numbers compare only where it is the same
     case: str = ""  # the spec's matrix case (e.g. resnet50-amazon), empty for a spec without a matrix
+    kind: str = ""  # the contract's kind (accuracy, attack, corruptions, shift, latency, size)
+    datasets: list[str] = field(default_factory=list)  # the datasets the contract reads, in the order its keys name them
 
 
 def trusted_weights(doc: dict[str, Any]) -> list[str]:
@@ -191,8 +214,8 @@ def environment() -> dict[str, str | int]:
 
 
 def document(items: list[ItemResult], specs: dict[str, dict[str, str]], exit_status: int, interrupted: bool,
-             timings: dict[str, float]) -> dict[str, Any]:
-    return {
+             timings: dict[str, float], not_run: list[str] | None = None) -> dict[str, Any]:
+    doc = {
         "schema_version": SCHEMA_VERSION,
         "exit_status": int(exit_status),
         "interrupted": interrupted,
@@ -201,6 +224,40 @@ def document(items: list[ItemResult], specs: dict[str, dict[str, str]], exit_sta
         "items": [asdict(item) for item in items],
         "timings": timings,
     }
+    if not_run:
+        doc["not_run"] = list(not_run)
+    return doc
+
+
+def upgraded(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` in this version's shape (a copy; ``doc`` itself when it already is). A version-1 document's items
+    gain ``kind`` and ``datasets`` (see the module's version history); anything else is left as it was."""
+    if doc.get("schema_version") != 1 or not isinstance(doc.get("items"), list):
+        return doc
+    items = [{**item, "kind": item.get("kind", _v1_kind(item)), "datasets": item.get("datasets", _v1_datasets(item))}
+             if isinstance(item, dict) and isinstance(item.get("contract"), str) else item for item in doc["items"]]
+    return {**doc, "schema_version": SCHEMA_VERSION, "items": items}
+
+
+def _v1_kind(item: dict[str, Any]) -> str:
+    """Version 1 labels start with the kind: ``accuracy[printed]``, ``size#2``, ``latency[batch8]``."""
+    return re.match(r"[a-z_]*", item["contract"]).group()  # type: ignore[union-attr]
+
+
+def _v1_datasets(item: dict[str, Any]) -> list[str]:
+    """The datasets a version-1 label names (its grammar is fixed: newer labels are never parsed)."""
+    inside = re.fullmatch(r"[a-z_]+\[(.*?)(#\d+)?\]", item["contract"])
+    if inside is None:
+        return []
+    kind, params = _v1_kind(item), inside.group(1)
+    if kind == "accuracy":
+        return [params]
+    if kind in ("attack", "corruptions") and "@" in params:
+        return [params.split("@", 1)[1]]
+    if kind == "shift" and "->" in params:
+        targets = [key.removeprefix("accuracy@") for key in item.get("metrics") or {} if key.startswith("accuracy@")]
+        return [params.split("->", 1)[0], *targets]
+    return []
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:

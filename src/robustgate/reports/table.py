@@ -1,8 +1,16 @@
-"""The plain-text summary table: one row per (model, contract) result; it renders, never recomputes."""
+"""The plain-text summary table: one row per (model, contract) result; it renders, never recomputes.
+
+``headline`` is the first line of every report (terminal, summary.md, report.html): how many contracts
+there were and how they ended, including those that never ran because the run stopped early."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+RESULT = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}  # results.json outcome -> table
+_WORDS = {"passed": "pass", "failed": "fail", "error": "error", "skipped": "skipped"}
+MAX_NOT_RUN = 20  # contracts that did not run, named one by one
 
 
 @dataclass(frozen=True)
@@ -14,14 +22,34 @@ class SummaryRow:
     detail: str  # the gates as measured, or the error
 
 
-def render_summary(rows: list[SummaryRow], *, quiet: bool) -> list[str]:
-    counts = {r: sum(row.result == r for row in rows) for r in ("PASS", "FAIL", "ERROR", "SKIP")}
-    head = f"{len(rows)} contract{'s' if len(rows) != 1 else ''}: " + ", ".join(f"{n} {r.lower()}" for r, n in counts.items() if n)
+def headline(outcomes: Iterable[str], not_run: int = 0, interrupted: bool = False) -> str:
+    """``6 contracts: 3 pass, 1 fail, 2 did not run (the run was interrupted)``, from results.json outcomes."""
+    outcomes = list(outcomes)
+    counts = [f"{n} {word}" for key, word in _WORDS.items() if (n := outcomes.count(key))]
+    total = len(outcomes) + not_run
+    text = f"{total} contract{'s' if total != 1 else ''}: " + ", ".join(counts + ([f"{not_run} did not run"] if not_run else []))
+    if not total:
+        text = "no contracts ran"
+    return text + (" (the run was interrupted)" if interrupted else " (the run stopped early)" if not_run else "")
+
+
+def not_run_lines(not_run: list[str]) -> list[str]:
+    """The contracts that never reported, named (the first ``MAX_NOT_RUN``), for a run that stopped early."""
+    if not not_run:
+        return []
+    more = f" and {len(not_run) - MAX_NOT_RUN} more (results.json lists them)" if len(not_run) > MAX_NOT_RUN else ""
+    return [f"did not run: {', '.join(not_run[:MAX_NOT_RUN])}{more}"]
+
+
+def render_summary(rows: list[SummaryRow], *, quiet: bool, not_run: list[str] | None = None,
+                   interrupted: bool = False) -> list[str]:
+    outcomes = [{value: key for key, value in RESULT.items()}[row.result] for row in rows]
+    head = [headline(outcomes, len(not_run or []), interrupted), *not_run_lines(not_run or [])]
     shown = [row for row in rows if row.result != "PASS"] if quiet else rows
     if not shown:
-        return [head]
+        return head
     table = [("spec", "model", "contract", "result", "measured")]
     table += [(r.spec, r.model, r.contract, r.result, r.detail) for r in shown]
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in table]
-    return [head, *lines]
+    return [*head, *lines]
