@@ -19,7 +19,8 @@ import torchvision
 
 from robustgate.cache import ArtifactCache
 from robustgate.compressors import StepContext, compression_steps
-from robustgate.compressors.ptq import PTQParams, quantized_engine
+from robustgate.compressors.int8.engine import quantized_engine
+from robustgate.compressors.ptq import PTQParams
 from robustgate.data.imageset import ImageSet
 from robustgate.models.classifier import Classifier, Normalize
 from robustgate.spec import load_spec

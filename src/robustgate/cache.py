@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import torch
-import torchvision
 from filelock import FileLock
 
 import robustgate
@@ -52,6 +51,8 @@ def content_key(*parts: Any) -> str:
 
 def library_versions() -> dict[str, str]:
     """The versions every key includes: an entry written under other versions can never be read again."""
+    import torchvision  # here: reading a spec imports this module and needs no torchvision
+
     return {
         "robustgate": robustgate.__version__,
         "torch": torch.__version__,

@@ -1,8 +1,10 @@
-"""The ``robustgate`` command: checks specs, re-renders and merges results, and fetches pretrained weights."""
+"""The ``robustgate`` command: checks specs and prints their JSON Schema, re-renders and merges results, and
+fetches pretrained weights."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -15,10 +17,14 @@ from robustgate.spec import load_cases
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="robustgate", description="Robustness contracts for compressed models.")
     commands = parser.add_subparsers(dest="command", required=True)
-    validate = commands.add_parser("validate", help="check spec files without building or evaluating anything")
-    validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    validate = commands.add_parser(
+        "validate", help="check spec files, or every spec under a folder, without building or evaluating anything: "
+        "their contents, and that what they name is there (data, weights files, factories, class counts)")
+    validate.add_argument("files", nargs="+", type=Path, metavar="PATH", help="a spec file or a folder of them")
     validate.add_argument("--profile", metavar="NAME",
                           help="check only this entry of each spec's profiles: (default: the spec, then every profile)")
+    commands.add_parser("schema", help="print the JSON Schema (draft 2020-12) of spec files, for editors: "
+                        "robustgate schema > robustgate-spec.schema.json")
     report = commands.add_parser("report", help="re-render a run's results.json (Markdown, HTML), or print its schema")
     report.add_argument("results", nargs="?", type=Path, metavar="RESULTS_JSON")
     report.add_argument("--md", type=Path, metavar="FILE", help="write the Markdown summary here (default: standard output)")
@@ -56,9 +62,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(args.results, args.md, args.html, args.schema)
     if args.command == "fetch-weights":
         return _fetch_weights(args.arch, args.weights, args.mirror)
+    if args.command == "schema":
+        return _schema()
     if args.command == "merge":
         return _merge(args.files, args.output, args.allow_mismatch, args.md, args.html)
     return _validate(args.files, args.profile)
+
+
+def _schema() -> int:
+    import json
+
+    from robustgate.spec.json_schema import spec_json_schema
+
+    print(json.dumps(spec_json_schema(), indent=2))
+    return 0
 
 
 def _report(results: Path | None, markdown: Path | None, html: Path | None, schema: bool) -> int:
@@ -78,7 +95,7 @@ def _report(results: Path | None, markdown: Path | None, html: Path | None, sche
     except (OSError, ValueError) as err:
         print(f"{results}: cannot read results: {err}", file=sys.stderr)
         return 1
-    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION:
+    if not isinstance(doc, dict) or doc.get("schema_version") not in range(1, SCHEMA_VERSION + 1):  # older: upgraded
         found = doc.get("schema_version") if isinstance(doc, dict) else None
         print(f"{results}: results schema version {found!r}, this robustgate reads {SCHEMA_VERSION}", file=sys.stderr)
         return 1
@@ -133,7 +150,7 @@ def _merge(files: list[Path], output: Path, allow_mismatch: bool, markdown: Path
         print(f"{err.filename or output}: cannot write: {err.strerror or err}", file=sys.stderr)
         return 1
     print(f"merged {len(merged['items'])} items from {len(docs)} files into {output} (exit status {merged['exit_status']})")
-    return 0
+    return merged["exit_status"]  # the merged run's verdict, as pytest's own exit status would have been
 
 
 def _cache(args: argparse.Namespace) -> int:
@@ -197,29 +214,69 @@ def _fetch_weights(arch: str, weights: str, mirror: str | None) -> int:
     return 0
 
 
-def _validate(files: list[Path], profile: str | None = None) -> int:
+def _validate(paths: list[Path], profile: str | None = None) -> int:
     from robustgate.plan import planned_pairs
-
+    from robustgate.spec.parse import problems_error
+    from robustgate.spec.preflight import preflight
     from robustgate.spec.profiles import profile_names
 
-    failed = 0
+    files, failed = _spec_files(paths)
     for path in files:
+        problems: dict[tuple[int, str], None] = {}  # the same problem in several profiles or cases: once
+        notes: dict[str, dict[str, None]] = {}  # why -> what
+        summaries, shown, broken = [], str(path), None
         # without --profile: the spec as written, then each profile (a broken one would wait for its first use)
         for chosen in [profile] if profile else [None, *profile_names(path)]:
             try:
                 specs = load_cases(path, chosen)
             except RobustgateError as err:
-                failed += 1
-                print(err, file=sys.stderr)
+                broken = err
                 break
-            spec = specs[0]
+            for case in specs:
+                checked = preflight(case)
+                problems.update(dict.fromkeys(checked.problems))
+                for why, what in checked.notes.items():
+                    notes.setdefault(why, {}).update(dict.fromkeys(what))
+            spec, shown = specs[0], specs[0].lines.path
             cases = f"{len(specs)} matrix case{'s' if len(specs) != 1 else ''}, " if spec.case else ""
-            print(
+            summaries.append(
                 f"ok: {path}{f' (profile {spec.profile})' if spec.profile else ''} ({cases}{len(spec.datasets)} datasets, "
                 f"{len(spec.variants) + 1} models, {len(spec.contracts)} contracts{' each' if spec.case else ''}, "
                 f"{sum(len(planned_pairs(case)) for case in specs)} items)"
             )
+        if problems:
+            failed += 1
+            print(problems_error(shown, list(problems)), file=sys.stderr)
+        else:
+            for summary in summaries:
+                print(summary)
+            for why, what in notes.items():
+                print(f"  note: {', '.join(what)}: {why}")
+        if broken is not None:
+            failed += 1
+            print(broken, file=sys.stderr)
     return 1 if failed else 0
+
+
+def _spec_files(paths: list[Path]) -> tuple[list[Path], int]:
+    """The spec files ``paths`` name: files as given, and under a folder every YAML file with the top-level
+    ``robustgate:`` key (hidden folders left out); and how many paths named none (each said on stderr)."""
+    from robustgate.spec import is_spec_file
+
+    files, empty = [], 0
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)  # a missing or non-spec file: loading it says what is wrong
+            continue
+        found = []
+        for folder, subfolders, names in os.walk(path):
+            subfolders[:] = sorted(name for name in subfolders if not name.startswith(".") and name != "__pycache__")
+            found += [Path(folder) / name for name in sorted(names) if is_spec_file(Path(folder) / name)]
+        if not found:
+            empty += 1
+            print(f"{path}: no spec files in this folder (YAML files with a top-level `robustgate:` key)", file=sys.stderr)
+        files += found
+    return files, empty
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ class RobustgateError(Exception):
             self.where = where
         return self
 
+    def one_line(self) -> str:
+        """The message and its fix on one line, without the location: ``problem; fix``."""
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
     def __str__(self) -> str:
         text = f"{self.where}: {self.message}" if self.where else self.message
         if self.hint:

@@ -128,3 +128,12 @@ def test_printed_is_a_real_but_learnable_shift() -> None:
     cross_domain = _nearest_mean_accuracy(handwritten, printed)
     assert cross_domain > 0.3  # chance is 0.1
     assert cross_domain < in_domain - 0.1
+
+
+def test_the_builtin_dataset_kind_counts_the_digits_classes_without_loading_them() -> None:
+    from robustgate.data.digits import CLASSES, load_digits_domain
+    from robustgate.data.kinds import BuiltinParams, dataset_kinds
+
+    for domain in ("handwritten", "printed"):
+        params = BuiltinParams(builtin="digits", domain=domain)
+        assert dataset_kinds.get("builtin").class_count(params) == len(CLASSES) == len(load_digits_domain(domain)[2])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torchattacks
-
 from robustgate.attacks.base import AttackKind, AttackSettings, Perturb, attack_kinds, torchattack
 
 
@@ -13,6 +11,8 @@ class APGD(AttackKind):
     attacks_every_image = False  # it perturbs only the images the attacked model still gets right
 
     def build(self, model, settings: AttackSettings, seed: int) -> Perturb:
+        import torchattacks  # torchattacks (and torch) only when attacking: validating a spec must not import them
+
         return torchattack(
             lambda: torchattacks.APGD(
                 model, norm=settings.norm, eps=settings.strength, steps=settings.steps or self.default_steps,

@@ -6,13 +6,14 @@ import contextlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from robustgate.registry import Registry
 
-Perturb = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+if TYPE_CHECKING:  # kinds are looked up when specs are read; torch is imported when they attack
+    import torch
+
+Perturb = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 """(images in [0, 1], labels) -> perturbed images in [0, 1], same shape."""
 
 
@@ -47,6 +48,8 @@ class AttackKind:
 def torchattack(make: Callable[[], Any]) -> Any:
     """A torchattacks attack, built quietly (it prints when a model has no parameters, as int8
     models have none) and on the CPU when it could not read a device off the model."""
+    import torch
+
     with contextlib.redirect_stdout(io.StringIO()):
         attack = make()
     if attack.device is None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import torchattacks
-
 from robustgate.attacks.base import AttackKind, AttackSettings, Perturb, attack_kinds, torchattack
 
 
 class FGSM(AttackKind):
     def build(self, model, settings: AttackSettings, seed: int) -> Perturb:
+        import torchattacks  # torchattacks (and torch) only when attacking: validating a spec must not import them
+
         return torchattack(lambda: torchattacks.FGSM(model, eps=settings.strength))
 
 

@@ -6,8 +6,6 @@ because the runner seeds that RNG per batch.
 
 from __future__ import annotations
 
-import torchattacks
-
 from robustgate.attacks.base import AttackKind, AttackSettings, Perturb, attack_kinds, torchattack
 
 
@@ -15,6 +13,8 @@ class GaussianNoise(AttackKind):
     needs_gradients = False
 
     def build(self, model, settings: AttackSettings, seed: int) -> Perturb:
+        import torchattacks  # torchattacks (and torch) only when attacking: validating a spec must not import them
+
         return torchattack(lambda: torchattacks.GN(model, std=settings.strength))
 
 

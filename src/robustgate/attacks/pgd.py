@@ -7,9 +7,6 @@ Each batch also records, per image, the first iterate the attacked model misclas
 
 from __future__ import annotations
 
-import torch
-import torchattacks
-
 from robustgate.attacks.base import AttackKind, AttackSettings, Perturb, attack_kinds, torchattack
 
 
@@ -18,39 +15,13 @@ class PGD(AttackKind):
     default_steps = 10
 
     def build(self, model, settings: AttackSettings, seed: int) -> Perturb:
+        # torchattacks' classes (and torch) only when attacking: validating a spec must not import them
+        from robustgate.attacks.pgd_traced import TracedPGD, TracedPGDL2
+
         steps = settings.steps or self.default_steps
         alpha = settings.step_size if settings.step_size is not None else 2.5 * settings.strength / steps
         kind = TracedPGD if settings.norm == "Linf" else TracedPGDL2
         return torchattack(lambda: kind(model, eps=settings.strength, alpha=alpha, steps=steps, random_start=True))
-
-
-class FirstFooled:
-    """Mixin for a torchattacks iterative attack: after each call, ``first_fooled`` holds per image the
-    index of the first iterate (0: the random start) the attacked model got wrong, or -1 if none did.
-    The attack computes those logits anyway (``get_logits`` once per step), so recording is free."""
-
-    first_fooled: torch.Tensor | None = None
-
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        self._predicted: list[torch.Tensor] = []
-        adversarial = super().forward(images, labels)  # type: ignore[misc]
-        wrong = torch.stack(self._predicted) != labels.to(self._predicted[0].device)  # iterates x images
-        first = wrong.to(torch.int8).argmax(0).to(torch.int16)
-        self.first_fooled = torch.where(wrong.any(0), first, -1).cpu()
-        return adversarial
-
-    def get_logits(self, inputs: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        logits = super().get_logits(inputs, *args, **kwargs)  # type: ignore[misc]
-        self._predicted.append(logits.detach().argmax(1))
-        return logits
-
-
-class TracedPGD(FirstFooled, torchattacks.PGD):
-    pass
-
-
-class TracedPGDL2(FirstFooled, torchattacks.PGDL2):
-    pass
 
 
 attack_kinds.register("pgd")(PGD())

@@ -28,17 +28,14 @@ transfer, gradient-free.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from robustgate.attacks.base import AttackSettings, attack_kinds
-from robustgate.attacks.gradients import gradient_problem
-from robustgate.attacks.run import leg_correct, predictions
-from robustgate.compressors.int8.engine import Int8Net
-from robustgate.compressors.int8.lockstep import twin_fidelity
-from robustgate.compressors.int8.twin import NoTwin, twin_problem
 from robustgate.errors import RobustgateError, first_line
+
+if TYPE_CHECKING:  # attack contracts read this module's constants when specs are read; torch is imported to attack
+    import torch
+    from torch import nn
 
 METHODS = ("robust", "clean", "white-box", "twin", "transfer", "gradient-free")
 """Codes of ``RobustResult.found_by``: index 0 means the image withstood everything."""
@@ -122,6 +119,10 @@ def robust_correct(
     ``differentiable``: whether ``model`` has autograd (None: find out with one forward pass); ``parent``: the differentiable model a
     non-differentiable ``model`` was quantized from (None: there is none). Raises
     :class:`IncompleteProtocol` before attacking when a leg cannot run and ``policy`` does not accept it."""
+    import torch
+
+    from robustgate.attacks.run import leg_correct, predictions
+
     found = torch.zeros(len(labels), dtype=torch.uint8)
     clean = predictions(model, images)
     correct = clean == labels
@@ -155,6 +156,10 @@ def plan_legs(
     differentiable: bool,
 ) -> Legs:
     """Which attacks run against ``model``, and which legs of the protocol cannot run, and why."""
+    from robustgate.attacks.gradients import gradient_problem
+    from robustgate.compressors.int8.lockstep import twin_fidelity
+    from robustgate.compressors.int8.twin import NoTwin
+
     if not attack_kinds.get(kind).needs_gradients:
         return Legs([("white-box", model)])
     if differentiable:
@@ -182,6 +187,8 @@ def plan_legs(
 
 def has_autograd(model: nn.Module, example: torch.Tensor) -> bool:
     """Whether ``model``'s output depends differentiably on its input (int8 kernels' does not)."""
+    import torch
+
     with torch.enable_grad():
         return bool(model(example.clone().requires_grad_(True)).requires_grad)
 
@@ -201,6 +208,11 @@ def fake_quant_twin(model: nn.Module, example: torch.Tensor) -> nn.Module:
     """The differentiable twin of an int8 Classifier; raises :class:`NoTwin` saying why there is none.
 
     ``example``: a batch of the model's [0, 1] inputs, on which the twin must run and differentiate."""
+    import torch
+
+    from robustgate.compressors.int8.engine import Int8Net
+    from robustgate.compressors.int8.twin import NoTwin, twin_problem
+
     net = getattr(model, "net", None)
     if not isinstance(net, Int8Net):
         shown = type(net if net is not None else model).__name__

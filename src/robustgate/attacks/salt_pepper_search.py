@@ -9,9 +9,12 @@ can miss. Written here for the same reason as ``salt_pepper``.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from robustgate.attacks.base import AttackKind, AttackSettings, Perturb, attack_kinds
+
+if TYPE_CHECKING:
+    import torch
 
 
 class SaltAndPepperSearch(AttackKind):
@@ -23,6 +26,8 @@ class SaltAndPepperSearch(AttackKind):
         steps = settings.steps or self.search_steps
 
         def perturb(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            import torch  # torch only when attacking: validating a spec must not import it
+
             n, _, h, w = images.shape
             draw = torch.rand(n, 1, h, w, device=images.device)
             salt = (torch.rand(n, 1, h, w, device=images.device) < 0.5).to(images.dtype)

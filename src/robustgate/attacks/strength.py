@@ -6,7 +6,7 @@ import math
 from fractions import Fraction
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, StringConstraints
 
 
 def parse_strength(value: Any) -> Any:
@@ -24,7 +24,12 @@ def parse_strength(value: Any) -> Any:
     return value
 
 
-Strength = Annotated[float, BeforeValidator(parse_strength), Field(ge=0.0)]
+# What a spec may write, for the JSON Schema of specs (`robustgate schema`): a number, or text that parse_strength
+# reads (a fraction such as 8/255, or a number)
+_AS_TEXT = r"^\s*([0-9]+\s*/\s*[0-9]+|([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?)\s*$"
+Written = float | Annotated[str, StringConstraints(pattern=_AS_TEXT)]
+
+Strength = Annotated[float, BeforeValidator(parse_strength, json_schema_input_type=Written), Field(ge=0.0)]
 
 
 def _strengths(upper: float | None) -> Any:
@@ -41,7 +46,7 @@ def _strengths(upper: float | None) -> Any:
             raise ValueError("an empty list sweeps nothing; give at least one value")
         return [float(n) for n in parsed] if isinstance(value, list) else float(parsed[0])
 
-    return BeforeValidator(parse)
+    return BeforeValidator(parse, json_schema_input_type=Written | list[Written])
 
 
 # One strength or a sweep, parsed in one step so a mistake gets one message, not one per union branch.

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from robustgate.checks.outcome import Outcome
 from robustgate.registry import Registry
 from robustgate.spec.fields import Params
+
+if TYPE_CHECKING:  # kinds are looked up when specs are read; torch is imported when they are checked
+    import torch
 
 
 class Evaluation(Protocol):

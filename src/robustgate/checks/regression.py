@@ -14,14 +14,14 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
 from robustgate.checks.outcome import Gate, Outcome
 from robustgate.checks.stats import paired_drop, unpaired_difference, wilson_interval
 from robustgate.errors import RobustgateError
+
+if TYPE_CHECKING:
+    import torch
 
 # Which way is better, by metric name (the part before any "@target" or "@eps").
 HIGHER_IS_BETTER = frozenset({
@@ -58,12 +58,17 @@ class PerImage:
     correct: torch.Tensor  # bool, one per image
 
     def to_json(self) -> dict[str, Any]:
+        import numpy as np  # numpy and torch only for results: validating a spec must not import them
+
         bits = np.packbits(self.correct.cpu().numpy().astype(bool))
         return {"images": self.images, "n": int(self.correct.numel()), "correct": base64.b64encode(bits.tobytes()).decode()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "PerImage":
         """Raises ValueError (or KeyError, TypeError) for anything :meth:`to_json` would not have written."""
+        import numpy as np
+        import torch
+
         n, images = data["n"], data["images"]
         bits = np.frombuffer(base64.b64decode(data["correct"], validate=True), dtype=np.uint8)
         if not isinstance(images, str) or isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= 8 * len(bits) < n + 8:

@@ -6,17 +6,25 @@ Steps never evaluate; they only turn a model into a smaller one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-
-from robustgate.data.imageset import ImageSet
 from robustgate.errors import CompressionError
-from robustgate.models.classifier import Classifier
 from robustgate.models.state import load_state
 from robustgate.registry import Registry
 from robustgate.spec.fields import Params
+
+if TYPE_CHECKING:  # steps are looked up when specs are read; torch is imported when they run
+    import torch
+
+    from robustgate.data.imageset import ImageSet
+    from robustgate.models.classifier import Classifier
+
+
+def _cpu() -> torch.device:
+    import torch
+
+    return torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,7 @@ class StepContext:
     example: torch.Tensor  # one input batch of the model's geometry, for tracing
     seed: int
     progress: Callable[[str], None]
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=_cpu)
 
 
 class CompressionStep:

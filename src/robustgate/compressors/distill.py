@@ -34,23 +34,20 @@ import functools
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from pydantic import Field, field_validator, model_validator
-from torch.nn import functional as F
 
-from robustgate.cache import file_digest
+from robustgate.checkpoints import is_pretrained
 from robustgate.compressors.base import CompressionStep, StepContext, compression_steps, load_into_rebuilt, net_state
-from robustgate.compressors.int8.engine import Int8Net
 from robustgate.compressors.prune import PruneParams, count_parameters, prune_channels
-from robustgate.data.imageset import ImageSet
 from robustgate.errors import CompressionError, ModelError, first_line
-from robustgate.models.architectures import architecture_problem, build_network
-from robustgate.models.classifier import Classifier
-from robustgate.models.pretrained import checkpoint_path, is_pretrained, load_pretrained, resolve
-from robustgate.models.train import random_shift
+from robustgate.spec.factories import arch_json_schema, architecture_problem
 from robustgate.spec.fields import DatasetRef, Params
+
+if TYPE_CHECKING:
+    from robustgate.data.imageset import ImageSet
+    from robustgate.models.classifier import Classifier
 
 _WEIGHT_DECAY = 5e-4  # the baseline loop's AdamW default (train: weight_decay)
 
@@ -68,7 +65,7 @@ class StudentParams(Params):
     of largest L1 norm, as pruning would.
     """
 
-    arch: str = Field(min_length=1)
+    arch: str = Field(min_length=1, json_schema_extra=arch_json_schema)
     kwargs: dict[str, Any] = {}
     width: float = Field(1.0, gt=0, le=1)
     weights: str | None = None  # imagenet (or a torchvision weights name): start from them, as the baseline can
@@ -88,6 +85,8 @@ class StudentParams(Params):
         if not is_pretrained(self.weights):
             raise ValueError(f"student weights: {self.weights!r} is not torchvision's; give imagenet or an entry "
                              "name such as IMAGENET1K_V1, or leave it out to start from a random init")
+        from robustgate.models.pretrained import resolve  # torchvision's weights enums: only for such students
+
         try:  # the name only: whether the file is on this machine is a run-time question
             resolve(self.arch, self.weights)
         except ModelError as err:
@@ -121,6 +120,8 @@ class DistillStep(CompressionStep):
     differentiable = True
 
     def apply(self, model: Classifier, params: DistillParams, ctx: StepContext) -> Classifier:
+        import torch  # torch only when distilling: validating a spec must not import it
+
         teacher = model if not model.training else copy.deepcopy(model).eval()
         logits = _logit_count(teacher, ctx, "the teacher")
         student = self._student(model, params, ctx, logits)  # before loading data: a bad student fails fast
@@ -153,6 +154,8 @@ class DistillStep(CompressionStep):
     def external_inputs(self, params: DistillParams) -> tuple[str, ...]:
         if params.student.weights is None:
             return ()
+        from robustgate.models.pretrained import checkpoint_path, resolve
+
         path = checkpoint_path(resolve(params.student.arch, params.student.weights))
         if not path.is_file():  # reported when the student is built; the key only needs to differ from a present one's
             return (f"student-weights:{path.name}:absent",)
@@ -166,11 +169,17 @@ class DistillStep(CompressionStep):
     ) -> Classifier:
         """The untrained student behind the parent's normalisation: built under the seed, loaded with its
         pretrained weights (not when restoring: the cached state replaces them), then narrowed."""
+        import torch
+
+        from robustgate.models.architectures import build_network
+
         spec = params.student
         with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
             torch.manual_seed(ctx.seed)
             net = build_network(spec.arch, dict(spec.kwargs))  # a ModelError (a RobustgateError) names a bad arch
         if spec.weights is not None and pretrained:
+            from robustgate.models.pretrained import load_pretrained
+
             # the classifier head keeps its fresh init where the class count differs from ImageNet's
             load_pretrained(net, spec.arch, spec.weights)
         student = parent.with_net(net.cpu()).eval()
@@ -224,6 +233,12 @@ class DistillStep(CompressionStep):
 
     @staticmethod
     def _train(student: Classifier, teacher: Classifier, data: ImageSet, params: DistillParams, ctx: StepContext) -> None:
+        import torch
+        from torch.nn import functional as F
+
+        from robustgate.compressors.int8.engine import Int8Net
+        from robustgate.models.train import random_shift
+
         generator = torch.Generator().manual_seed(ctx.seed)
         device = ctx.device
         student.to(device).train()
@@ -284,10 +299,14 @@ class DistillStep(CompressionStep):
 @functools.lru_cache(maxsize=16)
 def _weights_digest(path: str, mtime_ns: int, size: int) -> str:
     """The weights file's SHA-256, read once per version of the file (compress() asks for it on every model lookup)."""
+    from robustgate.cache import file_digest
+
     return file_digest(Path(path))
 
 
 def _logit_count(model: Classifier, ctx: StepContext, what: str) -> int:
+    import torch
+
     try:
         with torch.inference_mode():
             out = model(ctx.example[:1].cpu())

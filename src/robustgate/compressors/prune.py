@@ -24,22 +24,21 @@ from __future__ import annotations
 import copy
 import math
 import traceback
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-import torch_pruning as tp
 from pydantic import Field
-from torch import nn
 
 from robustgate.compressors.base import CompressionStep, StepContext, compression_steps, load_into_rebuilt, net_state
 from robustgate.errors import CompressionError, ModelError, first_line
-from robustgate.models.classifier import Classifier
-from robustgate.models.train import train_classifier
 from robustgate.registry import did_you_mean
 from robustgate.spec.fields import DatasetRef, Params
 from robustgate.spec.model import TrainParams
 
-_PRUNABLE = (nn.Linear, nn.modules.conv._ConvNd)
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from robustgate.models.classifier import Classifier
 
 
 class FinetuneParams(Params):
@@ -97,6 +96,10 @@ class PruneStep(CompressionStep):
     # -- pruning ------------------------------------------------------------
 
     def _finetune(self, model: Classifier, params: FinetuneParams, ctx: StepContext) -> None:
+        import torch  # torch only when pruning: validating a spec must not import it
+
+        from robustgate.models.train import train_classifier
+
         data = ctx.dataset(params.on)
         with torch.no_grad():
             logits = model.eval()(ctx.example[:1].cpu()).shape[1]
@@ -122,6 +125,9 @@ class PruneStep(CompressionStep):
 
 def prune_channels(model: Classifier, params: PruneParams, ctx: StepContext) -> Classifier:
     """A pruned copy of ``model`` (same normalisation, smaller net); the parent is left as it is."""
+    import torch
+    import torch_pruning as tp
+
     if not any(p.is_floating_point() for p in model.net.parameters()):
         raise CompressionError(
             f"prune: {type(model.net).__name__} has no floating-point weights to prune (an int8 model?)",
@@ -179,8 +185,12 @@ def prune_channels(model: Classifier, params: PruneParams, ctx: StepContext) -> 
 
 def _logits_layer(net: nn.Module, example: torch.Tensor) -> tuple[nn.Module, int]:
     """The last Linear/Conv layer the forward pass runs whose outputs are the logits, and the logit count."""
+    import torch
+    from torch import nn
+
+    prunable = (nn.Linear, nn.modules.conv._ConvNd)
     called: list[nn.Module] = []
-    hooks = [m.register_forward_hook(lambda m, i, o: called.append(m)) for m in net.modules() if isinstance(m, _PRUNABLE)]
+    hooks = [m.register_forward_hook(lambda m, i, o: called.append(m)) for m in net.modules() if isinstance(m, prunable)]
     try:
         with torch.no_grad():
             out = net(example)
@@ -232,6 +242,8 @@ def _record_rejections(pruner: Any, rejected: list[nn.Module]) -> None:
 
 
 def _too_high(params: PruneParams, rejected: list[nn.Module], net: nn.Module) -> CompressionError:
+    from torch import nn
+
     names = {module: name for name, module in net.named_modules()}
     widths = {names.get(m, type(m).__name__): m.out_features if isinstance(m, nn.Linear) else m.out_channels for m in rejected}
     listed = ", ".join(f"'{name}' ({width} channels)" for name, width in list(widths.items())[:3])
@@ -251,6 +263,8 @@ def _too_high(params: PruneParams, rejected: list[nn.Module], net: nn.Module) ->
 
 
 def _check_output(pruned: Classifier, example: torch.Tensor, logits: int) -> None:
+    import torch
+
     try:
         with torch.no_grad():
             out = pruned.eval()(example.cpu())

@@ -10,22 +10,19 @@ path cannot run fails here with the reason, not later inside an evaluation.
 from __future__ import annotations
 
 import copy
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from robustgate.compressors.base import CompressionStep, StepContext, compression_steps
-from robustgate.compressors.int8 import dynamic as _dynamic  # noqa: F401  (registers the paths)
-from robustgate.compressors.int8 import eager as _eager  # noqa: F401
-from robustgate.compressors.int8 import fx as _fx  # noqa: F401
-from robustgate.compressors.int8 import pt2e as _pt2e  # noqa: F401
-from robustgate.compressors.int8.engine import Int8Net
 from robustgate.compressors.int8.params import CalibrateParams, PTQParams
-from robustgate.compressors.int8.path import Calibrate, quantization_paths
-from robustgate.data.splits import stratified_sample
 from robustgate.errors import CompressionError, RobustgateError, first_line
-from robustgate.models.classifier import Classifier
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from robustgate.compressors.int8.engine import Int8Net
+    from robustgate.compressors.int8.path import Calibrate, QuantizationPath
+    from robustgate.models.classifier import Classifier
 
 __all__ = ["CalibrateParams", "PTQParams", "PostTrainingQuantization"]
 
@@ -36,12 +33,15 @@ class PostTrainingQuantization(CompressionStep):
     differentiable = False
 
     def apply(self, model: Classifier, params: PTQParams, ctx: StepContext) -> Classifier:
+        # torch only when quantizing: validating a spec must not import it
+        from robustgate.compressors.int8.engine import Int8Net
+
         if isinstance(model.net, Int8Net):
             raise CompressionError(
                 "ptq: the model is already int8", hint="quantize once: keep one ptq step in the variant, last"
             )
         model = copy.deepcopy(model).cpu().eval()  # paths quantize on the CPU; the parent stays as it is
-        path = quantization_paths.get(params.path)
+        path = _quantization_path(params.path)
         calibrate = self._calibration(model, params, ctx) if path.calibrated else _nothing
         ctx.progress(f"ptq: quantizing with the {params.path} path ({params.backend})")
         example = model.normalize(ctx.example)
@@ -49,7 +49,7 @@ class PostTrainingQuantization(CompressionStep):
 
     def restore(self, parent: Classifier, params: PTQParams, state: dict[str, Any], ctx: StepContext) -> Classifier:
         parent = copy.deepcopy(parent).cpu().eval()
-        net = quantization_paths.get(params.path).restore(parent.net, params, state, parent.normalize(ctx.example))
+        net = _quantization_path(params.path).restore(parent.net, params, state, parent.normalize(ctx.example))
         return self._checked(parent, net, params, ctx)
 
     def state(self, model: Classifier) -> dict[str, Any]:
@@ -59,6 +59,8 @@ class PostTrainingQuantization(CompressionStep):
     def _checked(parent: Classifier, net: Int8Net, params: PTQParams, ctx: StepContext) -> Classifier:
         """The int8 classifier, after one forward pass: kernels that cannot run fail here, and the
         PT2E path compiles now, inside the step, rather than inside the first evaluation."""
+        import torch
+
         model = parent.with_net(net).eval()
         if params.path == "pt2e":
             ctx.progress("ptq: compiling the int8 graph with inductor (tens of seconds on a small CPU)")
@@ -79,6 +81,8 @@ class PostTrainingQuantization(CompressionStep):
         return model
 
     def _calibration(self, model: Classifier, params: PTQParams, ctx: StepContext) -> Calibrate:
+        import torch
+
         images = self._calibration_images(params, ctx)
         batch = params.calibrate.batch_size if params.calibrate else 32
         with torch.inference_mode():
@@ -99,6 +103,8 @@ class PostTrainingQuantization(CompressionStep):
 
     @staticmethod
     def _calibration_images(params: PTQParams, ctx: StepContext) -> torch.Tensor:
+        from robustgate.data.splits import stratified_sample
+
         if params.calibrate is not None:
             name, samples = params.calibrate.on, params.calibrate.samples
         elif ctx.default_data is not None:
@@ -111,6 +117,15 @@ class PostTrainingQuantization(CompressionStep):
         data = ctx.dataset(name)
         chosen = data.subset(stratified_sample(data.labels, samples, ctx.seed))
         return chosen.floats()
+
+
+def _quantization_path(name: str) -> QuantizationPath:
+    """The registered quantization path ``name``; the paths register when first needed, as they import torch
+    (and validating a spec, which reads ``ptq:`` steps, must not)."""
+    from robustgate.compressors.int8 import dynamic, eager, fx, pt2e  # noqa: F401  (registers the paths)
+    from robustgate.compressors.int8.path import quantization_paths
+
+    return quantization_paths.get(name)
 
 
 _OTHER_PATHS = {

@@ -10,16 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from robustgate.data.imageset import ImageSet
-from robustgate.data.resize import to_model_geometry
 from robustgate.errors import RegistryError, RobustgateError
 from robustgate.registry import Registry
 from robustgate.spec.fields import DatasetRef, Params
 from robustgate.spec.paths import resolve_path
+
+if TYPE_CHECKING:  # kinds are looked up when specs are read; torch is imported when data are loaded
+    from robustgate.data.imageset import ImageSet
 
 
 class DatasetParams(Params):
@@ -66,6 +67,11 @@ class DatasetKind:
         so a spec whose model outputs another count is refused when it is read."""
         return None
 
+    def counted_classes(self, params: Any, spec_dir: Path) -> int | None:
+        """How many classes the data on this machine has, counted cheaply (ImageFolder: its class folders) for
+        ``robustgate validate``; None where only loading tells. Raises for data that is there but unusable."""
+        return self.class_count(params)
+
 
 # External data a spec may be written for without every machine having it (e.g. the Office-31 paper spec):
 # `missing: skip` skips the spec's items with one message instead of failing them.
@@ -86,14 +92,16 @@ class _Builtin(DatasetKind):
 
     def load(self, params: BuiltinParams, ctx: LoadContext) -> ImageSet:
         from robustgate.data.digits import load_digits_domain
+        from robustgate.data.imageset import ImageSet
+        from robustgate.data.resize import to_model_geometry
 
         images, labels, classes = load_digits_domain(params.domain)
         return ImageSet(to_model_geometry(images, ctx.size, ctx.channels), labels, classes)
 
     def class_count(self, params: BuiltinParams) -> int:
-        from robustgate.data.digits import CLASSES
-
-        return len(CLASSES)
+        # the ten digits of robustgate.data.digits.CLASSES (tests/data checks they agree), counted without
+        # importing that module's torch: reading and validating a spec must not import it
+        return 10
 
 
 class ImageFolderParams(DatasetParams):
@@ -116,8 +124,13 @@ class _ImageFolder(DatasetKind):
         try:
             check_folder(resolve_path(params.imagefolder, spec_dir), hint=PATH_HINT)
         except RobustgateError as err:
-            return str(err)
+            return err.one_line()
         return None
+
+    def counted_classes(self, params: ImageFolderParams, spec_dir: Path) -> int | None:
+        from robustgate.data.imagefolder import class_folders
+
+        return len(class_folders(resolve_path(params.imagefolder, spec_dir)))
 
 
 class Office31Params(DatasetParams):
@@ -151,9 +164,16 @@ class _Office31(DatasetKind):
         return None
 
 
+def _corruption_names(schema: dict[str, Any]) -> None:
+    """The JSON Schema of specs lists the registered corruptions (see robustgate.spec.json_schema)."""
+    from robustgate.data.corruptions import corruptions
+
+    schema["enum"] = [*corruptions.names(), None]
+
+
 class DerivedParams(DatasetParams):
     from_: DatasetRef = Field(alias="from")
-    corruption: str | None = None
+    corruption: str | None = Field(None, json_schema_extra=_corruption_names)
     severity: int = Field(3, ge=1, le=5)
 
     @field_validator("corruption")

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # compression steps import this module when specs are read
+    import torch
+    from torch import nn
 
 
 def load_state(net: nn.Module, state: Mapping[str, Any], *, strict: bool = True) -> Any:

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
+from robustgate.checkpoints import is_pretrained
+from robustgate.spec.factories import arch_json_schema
 from robustgate.spec.fields import DatasetRef, Params
 from robustgate.spec.yamlmarks import LineMap
 
@@ -36,7 +38,7 @@ class InputParams(Params):
     """The model's input geometry and normalisation; data arrive in [0, 1] and are normalised inside the model."""
 
     # YAML gives lists; strict mode would accept only tuples here.
-    size: tuple[int, int] = Field(strict=False)
+    size: tuple[int, int] = Field(strict=False, json_schema_extra={"prefixItems": [{"type": "integer", "minimum": 8}] * 2})
     mean: tuple[float, ...] = Field((0.485, 0.456, 0.406), strict=False)
     std: tuple[float, ...] = Field((0.229, 0.224, 0.225), strict=False)
 
@@ -82,7 +84,7 @@ class InputParams(Params):
 class ModelParams(Params):
     """The fp32 reference model every variant is compared with."""
 
-    arch: str = Field(min_length=1)
+    arch: str = Field(min_length=1, json_schema_extra=arch_json_schema)
     kwargs: dict[str, Any] = {}
     weights: str = Field(min_length=1)  # train, imagenet (or a torchvision weights name), or a state_dict file
     train: TrainParams | None = None
@@ -92,11 +94,11 @@ class ModelParams(Params):
     @field_validator("weights")
     @classmethod
     def _known_weights_entry(cls, weights: str, info: ValidationInfo) -> str:
-        from robustgate.errors import ModelError
-        from robustgate.models.pretrained import is_pretrained, resolve
-
         arch = info.data.get("arch")  # absent when it did not validate: that is reported on its own
         if arch is not None and is_pretrained(weights):
+            from robustgate.errors import ModelError
+            from robustgate.models.pretrained import resolve  # torchvision's weights enums: only for such specs
+
             try:  # the name only: whether the file is on this machine is a run-time question
                 resolve(arch, weights)
             except ModelError as err:
@@ -105,8 +107,6 @@ class ModelParams(Params):
 
     @model_validator(mode="after")
     def _train_when_training(self) -> "ModelParams":
-        from robustgate.models.pretrained import is_pretrained
-
         if self.weights == "train" and self.train is None:
             raise ValueError("weights: train needs a `train:` section, e.g. train: {on: my-train-set, epochs: 6}")
         if self.train is not None and self.weights != "train" and not is_pretrained(self.weights):
@@ -138,8 +138,10 @@ class SpecHeader(BaseModel):
     robustgate: Literal[1]
     name: str | None = None
     seed: int = Field(0, ge=0, lt=2**63)  # torch generators take 64-bit seeds
-    device: str = "cpu"
-    confidence: Any = 0.95  # a level in [0.5, 1) or "point"; checked below to give one message
+    # json_schema_extra: what the validators below check, for the JSON Schema of specs (`robustgate schema`)
+    device: str = Field("cpu", json_schema_extra={"pattern": r"^(cpu|cuda(:\d+)?)$"})
+    confidence: Any = Field(0.95, json_schema_extra={"anyOf": [  # a level in [0.5, 1) or "point"; checked below
+        {"type": "number", "minimum": 0.5, "exclusiveMaximum": 1}, {"const": "point"}]})
     model: ModelParams
     # Entries are checked one by one against their registered kinds (see spec/parse.py).
     datasets: dict[Any, Any]

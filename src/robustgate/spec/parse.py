@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -17,9 +18,12 @@ from robustgate.errors import RegistryError, SpecError
 from robustgate.registry import Registry, did_you_mean
 from robustgate.spec.fields import dataset_refs
 from robustgate.spec.cases import expand_cases
+from robustgate.spec.factories import architecture_problem
 from robustgate.spec.matrix import MatrixError, expand_variant, is_template
 from robustgate.spec.profiles import apply_profile
-from robustgate.spec.model import BASELINE, BudgetParams, Contract, DatasetEntry, SpecHeader, Spec, Step, Variant
+from robustgate.spec.model import (
+    BASELINE, BudgetParams, Contract, DatasetEntry, ModelParams, SpecHeader, Spec, Step, Variant,
+)
 from robustgate.spec.yamlmarks import LineMap, Loc, load_yaml_with_lines
 
 VERSION_KEY = "robustgate"
@@ -86,6 +90,25 @@ def load_cases(path: Path | str, profile: str | None = None) -> list[Spec]:
     return specs
 
 
+def problems_error(shown: str, problems: list[tuple[int, str]]) -> SpecError:
+    """One error for the ``(line, problem)`` pairs of the file shown as ``shown``: ``FILE:LINE: problem``, or
+    ``N problems in FILE:`` and one such line each, in line order."""
+    problems = sorted(problems, key=lambda p: p[0])
+    if len(problems) == 1:
+        line, message = problems[0]
+        return SpecError(message, where=f"{shown}:{line}")
+    listing = "\n".join(f"  {shown}:{line}: {message}" for line, message in problems)
+    return SpecError(f"{len(problems)} problems in {shown}:\n{listing}")
+
+
+def class_count_problems(spec: Spec, counted: Callable[[DatasetEntry], int | None]) -> list[tuple[int, str]]:
+    """The class counts of ``spec`` checked as reading it checks them, with each dataset's count from ``counted``
+    (``robustgate validate`` counts ImageFolder class folders on disk): ``(line, problem)`` pairs."""
+    builder = _SpecBuilder(spec.path, {}, spec.lines)
+    builder.check_class_counts(spec.model, spec.datasets, spec.variants, counted)
+    return builder.problems
+
+
 def _top_level_problem(data: Any) -> tuple[str, str]:
     """What the top level of a file that is no spec is, and how to make it one."""
     if data is None:
@@ -120,7 +143,7 @@ class _SpecBuilder:
 
     def problem(self, loc: Loc, message: str, line: int | None = None) -> None:
         """A problem at ``loc`` (its key path prefixes the message), on ``line`` or else the line of ``loc``."""
-        self.problems.append((line or self.lines.line(loc), f"{_dotted(loc)}: {message}" if loc else message))
+        self.problems.append((line or self.lines.line(loc), f"{dotted(loc)}: {message}" if loc else message))
 
     def build(self) -> Spec:
         # Registries fill on import of the modules that define the kinds.
@@ -160,14 +183,8 @@ class _SpecBuilder:
         )
 
     def raise_if_any(self) -> None:
-        if not self.problems:
-            return
-        self.problems.sort(key=lambda p: p[0])
-        if len(self.problems) == 1:
-            line, message = self.problems[0]
-            raise SpecError(message, where=f"{self.lines.path}:{line}")
-        listing = "\n".join(f"  {self.lines.path}:{line}: {message}" for line, message in self.problems)
-        raise SpecError(f"{len(self.problems)} problems in {self.lines.path}:\n{listing}")
+        if self.problems:
+            raise problems_error(self.lines.path, self.problems)
 
     def validate(self, model: type[BaseModel], value: Any, loc: Loc, context: dict[str, Any] | None = None) -> Any:
         try:
@@ -420,9 +437,7 @@ class _SpecBuilder:
             if ref not in names:
                 self.problem(loc, f"unknown dataset '{ref}'; {did_you_mean(ref, names)}")
         self.check_derivation_cycles(datasets)
-        self.check_class_counts(header, datasets, variants)
-        from robustgate.models.architectures import architecture_problem
-
+        self.check_class_counts(header.model, datasets, variants)
         problem = architecture_problem(header.model.arch)
         if problem:
             self.problem(("model", "arch"), problem)
@@ -442,21 +457,28 @@ class _SpecBuilder:
                 name = parents[name]
 
     def check_class_counts(
-        self, header: SpecHeader, datasets: dict[str, DatasetEntry], variants: dict[str, Variant]
+        self, model_params: ModelParams, datasets: dict[str, DatasetEntry], variants: dict[str, Variant],
+        counted: Callable[[DatasetEntry], int | None] | None = None,
     ) -> None:
         """A torchvision network built with ``num_classes`` outputs that many logits: refuse a count other than that
-        of a dataset whose classes are fixed (the digits: 10, Office-31: 31), and a distilled student whose count
-        differs from the model's. Either would otherwise fail on its first batch, after the training before it."""
-        fixed = {name: count for name in datasets if (count := _fixed_classes(name, datasets)) is not None}
-        model = self.declared_classes(header.model.arch, header.model.kwargs, ("model", "kwargs", "num_classes"))
+        of a dataset whose classes are known (the digits: 10, Office-31: 31; with ``counted``, also what is on disk),
+        datasets whose counts differ where the model's is not declared, and a distilled student whose count
+        differs from the model's. Each would otherwise fail on its first batch, after the training before it."""
+        fixed = {name: count for name in datasets if (count := _known_classes(name, datasets, counted)) is not None}
+        model = self.declared_classes(model_params.arch, model_params.kwargs, ("model", "kwargs", "num_classes"))
         wrong = next((name for name, count in fixed.items() if model not in (None, count)), None)
         if wrong is not None:
             count = fixed[wrong]
             self.problem(("model", "kwargs", "num_classes"),
                          f"the model outputs {model} classes, but dataset '{wrong}' has {count}; set num_classes: {count}")
             return
-        counts = set(fixed.values())
-        teacher = model if model is not None else (counts.pop() if len(counts) == 1 else None)
+        first = next(iter(fixed), None)
+        other = next((name for name, count in fixed.items() if model is None and count != fixed[first]), None)
+        if first is not None and other is not None:
+            self.problem(("datasets", other), f"dataset '{other}' has {fixed[other]} classes, but '{first}' has "
+                         f"{fixed[first]}; a model outputs one set of classes: give every dataset the same classes")
+            return
+        teacher = model if model is not None else (fixed[first] if first is not None else None)
         for variant in variants.values():
             for step in variant.steps:
                 if step.kind != "distill" or teacher is None:
@@ -482,8 +504,11 @@ class _SpecBuilder:
         return count
 
 
-def _fixed_classes(name: str, datasets: dict[str, DatasetEntry]) -> int | None:
-    """The class count of a dataset, or of the one it derives from, where its kind knows it before loading."""
+def _known_classes(
+    name: str, datasets: dict[str, DatasetEntry], counted: Callable[[DatasetEntry], int | None] | None = None
+) -> int | None:
+    """The class count of a dataset, or of the one it derives from, where its kind knows it before loading
+    (or ``counted`` tells it)."""
     from robustgate.data.kinds import dataset_kinds
 
     seen: set[str] = set()
@@ -492,7 +517,7 @@ def _fixed_classes(name: str, datasets: dict[str, DatasetEntry]) -> int | None:
         entry = datasets[name]
         parent = getattr(entry.params, "from_", None)
         if parent is None:
-            return dataset_kinds.get(entry.kind).class_count(entry.params)
+            return counted(entry) if counted is not None else dataset_kinds.get(entry.kind).class_count(entry.params)
         name = parent
     return None
 
@@ -519,7 +544,8 @@ def _sequence(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _dotted(loc: Loc) -> str:
+def dotted(loc: Loc) -> str:
+    """``("contracts", 0, "accuracy", "min")`` as it reads in messages: ``contracts[0].accuracy.min``."""
     text = ""
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))

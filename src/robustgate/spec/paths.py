@@ -64,7 +64,7 @@ def _check_within_project(value: str, path: Path, spec_dir: Path) -> None:
 def paths_read(spec: Any) -> dict[str, str]:
     """``where in the spec -> absolute path`` of every file or folder a spec reads (weights, image folders), for
     the reports: a reviewer sees what a run touched. Paths that do not resolve are left to fail their items."""
-    from robustgate.models.pretrained import is_pretrained
+    from robustgate.checkpoints import is_pretrained
 
     named = []
     if spec.model.weights != "train" and not is_pretrained(spec.model.weights):

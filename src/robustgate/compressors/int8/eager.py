@@ -9,11 +9,11 @@ is taken as it is. Other architectures (EfficientNet, RegNet, ConvNeXt, ...) nee
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
 import torch
-import torchvision
 from torch import nn
 
 from robustgate.compressors.int8.observers import static_qconfig
@@ -28,7 +28,7 @@ class EagerPath(TorchAOPath):
         from torch.ao.quantization import prepare
 
         net = eager_ready(net).eval()
-        own = _FUSERS.get(type(net))
+        own = _fusers().get(type(net))
         fuse = getattr(net, "fuse_model", None)  # torchvision's convention: fuse conv+bn(+relu) in place
         if own is not None:
             own(net)
@@ -51,12 +51,12 @@ def eager_ready(net: nn.Module) -> nn.Module:
 
     if any(isinstance(m, QuantStub) for m in net.modules()):
         return net
-    family = _QUANTIZABLE.get(type(net))
+    family = _quantizable().get(type(net))
     if family is None:
         raise CompressionError(
             f"ptq: method: eager cannot quantize a {type(net).__name__}: eager mode needs QuantStub/DeQuantStub "
             "around the int8 part and FloatFunctional for tensor arithmetic, and robustgate adds them only to the "
-            f"torchvision families torchvision ships quantizable twins of ({', '.join(sorted(c.__name__ for c in _QUANTIZABLE))})",
+            f"torchvision families torchvision ships quantizable twins of ({', '.join(sorted(c.__name__ for c in _quantizable()))})",
             hint="use method: fx (any traceable model) or backend: pt2e, or add the stubs to your model "
             "(see torchvision.models.quantization for examples)",
         )
@@ -149,23 +149,27 @@ def _googlenet(net: nn.Module) -> nn.Module:
     )
 
 
-# Each family's builder, and the layers its quantizable twin adds besides stubs and FloatFunctional.
-_QUANTIZABLE: dict[type, tuple] = {
-    torchvision.models.ResNet: (_resnet, ()),
-    torchvision.models.MobileNetV2: (_mobilenet_v2, ()),
-    torchvision.models.MobileNetV3: (_mobilenet_v3, ()),
-    torchvision.models.ShuffleNetV2: (_shufflenet_v2, ()),
-    torchvision.models.GoogLeNet: (_googlenet, (nn.ReLU,)),  # a module for the F.relu each BasicConv2d calls
-}
+@functools.cache
+def _quantizable() -> dict[type, tuple]:
+    """Each family's builder, and the layers its quantizable twin adds besides stubs and FloatFunctional
+    (torchvision is imported here, at the first quantization, not when specs are read)."""
+    import torchvision
+
+    return {
+        torchvision.models.ResNet: (_resnet, ()),
+        torchvision.models.MobileNetV2: (_mobilenet_v2, ()),
+        torchvision.models.MobileNetV3: (_mobilenet_v3, ()),
+        torchvision.models.ShuffleNetV2: (_shufflenet_v2, ()),
+        torchvision.models.GoogLeNet: (_googlenet, (nn.ReLU,)),  # a module for the F.relu each BasicConv2d calls
+    }
 
 
+@functools.cache
 def _fusers() -> dict[type, Any]:
+    """Families whose torchvision fuse_model would change the function."""
     from torchvision.models.quantization.mobilenetv2 import QuantizableMobileNetV2
 
     return {QuantizableMobileNetV2: _fuse_mobilenet_v2}
-
-
-_FUSERS = _fusers()  # families whose torchvision fuse_model would change the function
 
 
 def _plumbing() -> tuple[type, ...]:

@@ -69,8 +69,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from robustgate.data.corruptions.base import Corruption, check_severity, corruptions
 from robustgate.data.corruptions import noise as _noise  # noqa: F401  (registers the noises)
@@ -78,7 +77,9 @@ from robustgate.data.corruptions import blur as _blur  # noqa: F401
 from robustgate.data.corruptions import weather as _weather  # noqa: F401
 from robustgate.data.corruptions import digital as _digital  # noqa: F401
 from robustgate.data.corruptions.weather import plasma_fractal
-from robustgate.data.imageset import ImageSet, to_uint8
+
+if TYPE_CHECKING:
+    from robustgate.data.imageset import ImageSet
 
 __all__ = ["COMMON", "EXTRA", "SUITES", "Corruption", "corrupt", "corruptions", "corruptions_revision", "plasma_fractal"]
 
@@ -104,6 +105,10 @@ def corrupt(images: ImageSet, name: str, severity: int, seed: int) -> ImageSet:
     An unknown ``name`` raises the registry's ``RegistryError`` (with a "did you
     mean"); a severity outside 1..5 raises :class:`DataError`.
     """
+    import torch  # torch only when corrupting: validating a spec must not import it
+
+    from robustgate.data.imageset import ImageSet, to_uint8
+
     fn = corruptions.get(name)
     check_severity(severity)
     pixels = images.images

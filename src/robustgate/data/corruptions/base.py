@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from robustgate.errors import DataError
 from robustgate.registry import Registry
 
-Corruption = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
+if TYPE_CHECKING:  # corruptions are looked up by name when specs are read; torch is imported when they run
+    import torch
+
+Corruption = Callable[["torch.Tensor", int, "torch.Generator"], "torch.Tensor"]
 corruptions: Registry[Corruption] = Registry("corruption")
 
 REFERENCE_SIDE = 224  # ImageNet-C images are 224 x 224; its length constants refer to that
@@ -60,6 +61,8 @@ def reference_shape(h: int, w: int) -> tuple[int, int]:
 
 def luma(images: torch.Tensor) -> torch.Tensor:
     """Grey level (N x 1 x H x W) of RGB or grey images."""
+    import torch
+
     if images.shape[1] == 1:
         return images
     weights = torch.tensor(LUMA, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
@@ -76,5 +79,7 @@ def in_rgb(images: torch.Tensor, name: str, fn: Callable[[torch.Tensor], torch.T
 
 def uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
     """Uniform draws in [low, high) on ``like``'s device, from ``generator``."""
+    import torch
+
     draws = torch.rand(shape, generator=generator, device=generator.device, dtype=torch.float64)
     return (draws * (high - low) + low).to(like.device)

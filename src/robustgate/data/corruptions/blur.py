@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-
-import numpy as np
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from robustgate.data.corruptions.base import (
     REFERENCE_SIDE, check_images, corruptions, length_scale, pick, reference_shape,
@@ -15,6 +12,9 @@ from robustgate.data.corruptions.base import (
 from robustgate.data.corruptions.filters import (
     clipped_zoom, correlate_2d, gaussian_filter, gaussian_kernel, resize,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 _GAUSSIAN_BLUR = (1, 2, 3, 4, 6)  # make_imagenet_c.py gaussian_blur: sigma in pixels at 224 x 224
 
@@ -32,6 +32,9 @@ def gaussian_blur(images: torch.Tensor, severity: int, generator: torch.Generato
 def _disk_kernel(radius: float, alias_sigma: float, alias_radius: int) -> torch.Tensor:
     """Normalised 2-D kernel: the fraction of each pixel covered by a disk of ``radius``
     (16 x 16 supersampling), convolved with ImageNet-C's small anti-alias Gaussian."""
+    import torch  # torch and numpy only when corrupting: validating a spec must not import them
+    import torch.nn.functional as F
+
     half = math.ceil(radius + 0.71) + alias_radius  # a pixel centre within r + sqrt(2)/2 can be touched
     sub = 16
     offsets = (torch.arange(sub, dtype=torch.float64) + 0.5) / sub - 0.5
@@ -85,6 +88,8 @@ def _glass_schedule(h: int, w: int, reach: int) -> tuple[torch.Tensor, torch.Ten
     ``2 reach`` columns apart: each wavefront can swap at once and the result is the serial one.
     Returns the flat positions in sweep order, the permutation into wavefront order, and the
     wavefront boundaries."""
+    import torch
+
     rows = torch.arange(h - reach, reach, -1)
     cols = torch.arange(w - reach, reach, -1)
     r, c = (grid.reshape(-1) for grid in torch.meshgrid(rows, cols, indexing="ij"))
@@ -101,6 +106,9 @@ def _glass_permutation(n: int, h: int, w: int, reach: int, sweeps: int, generato
     The swaps run in numpy on one flat array for the whole batch, pixel-major (the images' copies
     of a pixel side by side, so a wavefront reads and writes short contiguous runs): a wavefront
     is one fancy-index read and one write, where torch's per-call overhead is several times that."""
+    import numpy as np
+    import torch
+
     positions, order, bounds = _glass_schedule(h, w, reach)
     here = positions[order].numpy().astype(np.int32)[:, None]  # wavefront order, P x 1
     image = np.arange(n, dtype=np.int32)[None, :]
@@ -153,6 +161,8 @@ def motion_taps(radius: float, sigma: float, angles: torch.Tensor) -> tuple[torc
     """ImageMagick's MotionBlurImage (effect.c), which the script calls through Wand: a one-sided
     Gaussian of ``2 * ceil(radius) + 1`` taps, ``exp(-i^2 / (2 sigma^2))`` normalised, at integer
     offsets ``round(i * (cos a, sin a))``. Returns the weights and the per-image x and y offsets."""
+    import torch
+
     width = 2 * math.ceil(radius) + 1
     taps = torch.arange(width, dtype=torch.float64)
     weights = torch.exp(-(taps**2) / (2 * sigma**2))
@@ -170,6 +180,9 @@ def motion_smear(images: torch.Tensor, radius: float, sigma: float, angles: torc
 
     Each image's kernel is a line of at most ``2 ceil(radius) + 1`` taps, so it is applied as that
     many shifted multiply-adds on the padded image (several times faster than an FFT of the image)."""
+    import torch
+    import torch.nn.functional as F
+
     weights, dx, dy = motion_taps(radius, sigma, angles.cpu())
     reach = len(weights) - 1
     h, w = images.shape[-2:]
@@ -188,6 +201,8 @@ def motion_smear(images: torch.Tensor, radius: float, sigma: float, angles: torc
 def motion_blur(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     """A motion blur at a random angle in [-45, 45) degrees per image. Radius and sigma scale with
     the image side."""
+    import torch
+
     check_images(images)
     radius, sigma = pick(_MOTION_BLUR, severity)
     scale = length_scale(images)
@@ -203,6 +218,8 @@ _ZOOM_BLUR = (  # make_imagenet_c.py zoom_blur: np.arange(1, stop, step) zoom fa
 @corruptions.register("zoom_blur")
 def zoom_blur(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     """The mean of the image and its centre zooms by each factor (relative, so no size scaling)."""
+    import numpy as np
+
     check_images(images)
     stop, step = pick(_ZOOM_BLUR, severity)
     factors = np.arange(1, stop, step)  # numpy's arange, so the factor list is the script's exactly

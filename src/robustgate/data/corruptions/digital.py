@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import io
 from functools import lru_cache
-
-import numpy as np
-import torch
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from robustgate.data.corruptions.base import (
     check_images, corruptions, in_rgb, length_scale, needs_grey_or_rgb, pick, reference_shape, uniform,
 )
 from robustgate.data.corruptions.filters import gaussian_filter, resize, sample_at
-from robustgate.data.imageset import to_uint8
+
+if TYPE_CHECKING:
+    import torch
 
 _CONTRAST = (0.4, 0.3, 0.2, 0.1, 0.05)  # make_imagenet_c.py contrast: factor towards the mean
 
@@ -37,6 +36,8 @@ def brightness(images: torch.Tensor, severity: int, generator: torch.Generator) 
 
     For fixed hue and saturation, RGB is linear in V, so the HSV round trip is
     ``rgb * V'/V`` (and ``V'`` in every channel for black, where S = 0)."""
+    import torch  # torch, numpy and PIL only when corrupting: validating a spec must not import them
+
     check_images(images)
     c = pick(_BRIGHTNESS, severity)
 
@@ -59,6 +60,8 @@ def saturate(images: torch.Tensor, severity: int, generator: torch.Generator) ->
     With V = max, m = min and S = (V - m) / V, a channel is ``V - S*V*w`` where
     ``w = (V - x) / (V - m)`` depends on hue only; so the new channel is
     ``V - S'*V*w``. Greys (V = m) have hue 0 in skimage's HSV, i.e. ``w = (0, 1, 1)``."""
+    import torch
+
     check_images(images)
     a, b = pick(_SATURATE, severity)
 
@@ -81,6 +84,12 @@ _JPEG_QUALITY = (25, 18, 15, 10, 7)  # make_imagenet_c.py jpeg_compression: PIL 
 def jpeg_compression(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     """JPEG round trip at the ImageNet-C quality, through Pillow (libjpeg defaults, 4:2:0)
     as the original; images are put on the uint8 grid first, as the original's PIL images were."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from robustgate.data.imageset import to_uint8
+
     check_images(images)
     needs_grey_or_rgb(images, "jpeg_compression")
     quality = pick(_JPEG_QUALITY, severity)
@@ -99,6 +108,8 @@ def _pil_box_weights(n_in: int, n_out: int) -> torch.Tensor:
     """``n_out x n_in`` weights of Pillow's BOX resize along one axis (``precompute_coeffs`` in
     Resample.c with the box filter): an output pixel averages the input pixels whose centres fall in
     its box; upscaling with BOX is nearest-neighbour."""
+    import torch
+
     scale = n_in / n_out
     filterscale = max(scale, 1.0)
     support = 0.5 * filterscale
@@ -163,6 +174,8 @@ def _jittered_affine(n: int, h: int, w: int, jitter: float, generator: torch.Gen
     """``n x 2 x 3`` inverse affine maps (output pixel -> source pixel) of the script's random affine:
     three points around the centre each moved by up to ``jitter`` px (``cv2.getAffineTransform``),
     inverted as ``cv2.warpAffine`` does."""
+    import torch
+
     cx, cy, side = w // 2, h // 2, min(h, w) // 3
     src = torch.tensor([[cx + side, cy + side], [cx + side, cy - side], [cx - side, cy - side]], dtype=torch.float64)
     dst = src + uniform((n, 3, 2), -jitter, jitter, generator, src)
@@ -177,6 +190,8 @@ def elastic_transform(images: torch.Tensor, severity: int, generator: torch.Gene
     uniform noise Gaussian-filtered at ``sigma`` (scipy 'reflect', truncate 3) times ``alpha``,
     sampled bilinearly with scipy's 'reflect' border, as ``map_coordinates(order=1)``. The jitter
     scales with the image side; the field is made at the reference shape and resized."""
+    import torch
+
     check_images(images)
     alpha, sigma, jitter = pick(_ELASTIC, severity)
     scale = length_scale(images)

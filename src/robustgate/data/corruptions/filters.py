@@ -8,10 +8,10 @@ where a test compares with scipy; each function names the rule it reproduces."""
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:
+    import torch
 
 Border = Literal["nearest", "reflect", "mirror"]
 
@@ -20,6 +20,8 @@ def _border_index(index: torch.Tensor, n: int, border: Border) -> torch.Tensor:
     """Map out-of-range indices into ``0..n-1`` by scipy.ndimage's border rule:
     'nearest' repeats the edge (a a | a b c), 'reflect' is half-sample symmetric (b a | a b c),
     'mirror' is whole-sample symmetric, OpenCV's reflect-101 (c b | a b c)."""
+    import torch  # torch only when corrupting: validating a spec must not import it
+
     if border == "nearest":
         return index.clamp(0, n - 1)
     if n == 1:
@@ -33,6 +35,8 @@ def _border_index(index: torch.Tensor, n: int, border: Border) -> torch.Tensor:
 
 def correlation_matrix(kernel: torch.Tensor, n: int, border: Border = "nearest") -> torch.Tensor:
     """``n x n`` matrix correlating a signal of length ``n`` with the odd 1-D ``kernel``, the border folded in."""
+    import torch
+
     radius = kernel.shape[0] // 2
     index = torch.arange(n)[:, None] + torch.arange(-radius, radius + 1)[None, :]
     matrix = torch.zeros(n, n, dtype=kernel.dtype)
@@ -43,6 +47,8 @@ def separable_blur(images: torch.Tensor, kernel: torch.Tensor, border: Border = 
     """Correlate every channel with ``kernel`` along H then W, as two batched matmuls with
     banded matrices (an order of magnitude faster on CPU than single-channel conv2d, and
     faster than shifted adds even for 5 taps at 224 px)."""
+    import torch
+
     h, w = images.shape[-2:]
     rows = correlation_matrix(kernel, h, border).to(device=images.device, dtype=images.dtype)
     cols = correlation_matrix(kernel, w, border).to(device=images.device, dtype=images.dtype)
@@ -50,6 +56,8 @@ def separable_blur(images: torch.Tensor, kernel: torch.Tensor, border: Border = 
 
 
 def gaussian_kernel(sigma: float, radius: int) -> torch.Tensor:
+    import torch
+
     t = torch.arange(-radius, radius + 1, dtype=torch.float64)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     return k / k.sum()
@@ -65,12 +73,17 @@ def gaussian_filter(images: torch.Tensor, sigma: float, border: Border = "neares
 
 def box_blur_3x3(images: torch.Tensor) -> torch.Tensor:
     """``cv2.blur(x, (3, 3))``: the 3 x 3 mean with OpenCV's default reflect-101 border."""
+    import torch
+
     return correlate_3x3(images, torch.full((3, 3), 1 / 9))
 
 
 def correlate_3x3(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Correlate every channel with a 3 x 3 ``kernel`` (``cv2.filter2D``, reflect-101 border) as nine
     shifted multiply-adds, several times faster on CPU than a one-channel conv2d."""
+    import torch
+    import torch.nn.functional as F
+
     h, w = images.shape[-2:]
     padded = F.pad(images, (1, 1, 1, 1), mode="reflect")
     out = torch.zeros_like(images)
@@ -88,6 +101,9 @@ def correlate_2d(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     CPU than conv2d for the 17-27 tap defocus kernels at 224 px); the crop keeps
     exactly the non-wrapped part. Small kernels go through conv2d, which keeps an
     identity kernel exact."""
+    import torch
+    import torch.nn.functional as F
+
     n, c, h, w = images.shape
     size = kernel.shape[0]
     half = size // 2
@@ -106,6 +122,8 @@ def correlate_2d(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
 def resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Antialiased bilinear resize (a no-op at the same size)."""
+    import torch.nn.functional as F
+
     if tuple(images.shape[-2:]) == tuple(size):
         return images
     return F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
@@ -115,6 +133,8 @@ def _zoom_axis(n: int, zoom: float, device: torch.device) -> torch.Tensor:
     """Source coordinates (in pixels) of the script's ``clipped_zoom`` along one axis: crop the centre
     ``ceil(n / zoom)`` pixels, scale by ``zoom`` with scipy's corner-aligned linear zoom (output side
     ``round(crop * zoom)``), and keep the centre ``n``."""
+    import torch
+
     crop = math.ceil(n / zoom)
     top = (n - crop) // 2
     out = round(crop * zoom)
@@ -125,6 +145,9 @@ def _zoom_axis(n: int, zoom: float, device: torch.device) -> torch.Tensor:
 
 def clipped_zoom(images: torch.Tensor, zoom: float) -> torch.Tensor:
     """make_imagenet_c.py's ``clipped_zoom``: magnify the centre by ``zoom`` (> 1), same size out."""
+    import torch
+    import torch.nn.functional as F
+
     h, w = images.shape[-2:]
     rows, cols = _zoom_axis(h, zoom, images.device), _zoom_axis(w, zoom, images.device)
     # grid_sample's align_corners=True maps -1..1 onto pixel centres 0..n-1.
@@ -141,6 +164,9 @@ def sample_at(images: torch.Tensor, x: torch.Tensor, y: torch.Tensor, border: Li
     'mirror' reflects about the edge pixels' centres (OpenCV's reflect-101, as ``cv2.warpAffine``
     with ``BORDER_REFLECT_101``), 'reflect' about the image's outer edges (scipy's 'reflect', as
     ``map_coordinates(mode='reflect')``); torch's reflection padding does both, by ``align_corners``."""
+    import torch
+    import torch.nn.functional as F
+
     h, w = images.shape[-2:]
     if border == "mirror":
         gx, gy = 2 * x / max(w - 1, 1) - 1, 2 * y / max(h - 1, 1) - 1

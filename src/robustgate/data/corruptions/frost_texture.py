@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-
-import torch
+from typing import TYPE_CHECKING
 
 from robustgate.data.corruptions.filters import gaussian_filter
+
+if TYPE_CHECKING:
+    import torch
 
 BANK_SIZE = 5  # the script draws np.random.randint(5): frost1..frost5 (its sixth file is never used)
 _SEED = 2019
@@ -30,10 +32,14 @@ _SAMPLES = 64  # points per segment when rasterising
 @lru_cache(maxsize=4)
 def frost_textures(side: int) -> torch.Tensor:
     """``BANK_SIZE x 3 x side x side`` float32 textures in [0, 1] (cached per side)."""
+    import torch  # torch only when corrupting: validating a spec must not import it
+
     return torch.stack([_texture(torch.Generator().manual_seed(_SEED + i), side) for i in range(BANK_SIZE)])
 
 
 def _texture(g: torch.Generator, side: int) -> torch.Tensor:
+    import torch
+
     crystals = _crystals(g, side)
     density = _patches(g, side)
     ice = (1 - torch.exp(-1.5 * crystals)) * density
@@ -48,6 +54,8 @@ def _texture(g: torch.Generator, side: int) -> torch.Tensor:
 
 def _patches(g: torch.Generator, side: int) -> torch.Tensor:
     """Smooth density in [0.15, 1]: frost grows in patches, thicker towards some edges."""
+    import torch
+
     coarse = torch.rand(1, 1, 6, 6, generator=g, dtype=torch.float64)
     smooth = torch.nn.functional.interpolate(coarse, size=(side, side), mode="bicubic", align_corners=True)[0, 0]
     smooth = (smooth - smooth.min()) / (smooth.max() - smooth.min() + 1e-12)
@@ -56,6 +64,8 @@ def _patches(g: torch.Generator, side: int) -> torch.Tensor:
 
 def _crystals(g: torch.Generator, side: int) -> torch.Tensor:
     """Summed brightness of anti-aliased crystal lines on a ``side x side`` canvas."""
+    import torch
+
     count = side * side // 350
 
     def rand(*shape: int) -> torch.Tensor:
@@ -88,6 +98,8 @@ def _crystals(g: torch.Generator, side: int) -> torch.Tensor:
 def _splat(x: torch.Tensor, y: torch.Tensor, value: torch.Tensor, side: int) -> torch.Tensor:
     """Add ``value`` at sub-pixel points with bilinear weights; points off the canvas wrap around,
     so the texture tiles and has no empty border."""
+    import torch
+
     canvas = torch.zeros(side * side, dtype=torch.float64)
     x0, y0 = torch.floor(x), torch.floor(y)
     fx, fy = x - x0, y - y0

@@ -10,11 +10,7 @@ scene would show.
 from __future__ import annotations
 
 import math
-
-import numpy as np
-import scipy.ndimage as ndi
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from robustgate.data.corruptions.base import (
     REFERENCE_SIDE, check_images, corruptions, luma, needs_grey_or_rgb, pick, reference_shape,
@@ -23,6 +19,9 @@ from robustgate.data.corruptions.blur import motion_smear
 from robustgate.data.corruptions.filters import box_blur_3x3, clipped_zoom, correlate_3x3, gaussian_filter, resize
 from robustgate.data.corruptions.frost_texture import BANK_SIZE, frost_textures
 
+if TYPE_CHECKING:
+    import torch
+
 _FOG = ((1.5, 2.0), (2.0, 2.0), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4))  # make_imagenet_c.py fog: (strength, wibble decay)
 _FRACTAL_SIDE = 256  # the script's plasma_fractal mapsize, cropped to 224
 
@@ -30,6 +29,8 @@ _FRACTAL_SIDE = 256  # the script's plasma_fractal mapsize, cropped to 224
 def plasma_fractal(n: int, decay: float, generator: torch.Generator, side: int = _FRACTAL_SIDE) -> torch.Tensor:
     """``n`` diamond-square height maps in [0, 1], as the script's ``plasma_fractal`` (in float64,
     including its ``wibble * uniform(-wibble, wibble)`` noise), drawn from ``generator``."""
+    import torch  # torch, numpy and scipy only when corrupting: validating a spec must not import them
+
     maps = torch.zeros(n, side, side, dtype=torch.float64, device=generator.device)
     step, wibble = side, 100.0
 
@@ -62,6 +63,8 @@ def fog(images: torch.Tensor, severity: int, generator: torch.Generator) -> torc
     script's 256 and cropped to its 224 (7/8 of the side), then resized to the image, so the haze
     has the same structure relative to the frame at any size (a new fractal per image, as in the
     script); images under 224 px use a smaller map with the same coarse octaves."""
+    import torch.nn.functional as F
+
     check_images(images)
     strength, decay = pick(_FOG, severity)
     n, _, h, w = images.shape
@@ -91,6 +94,8 @@ def snow(images: torch.Tensor, severity: int, generator: torch.Generator) -> tor
     """Falling snow: Gaussian noise zoomed into flakes, thresholded, motion-blurred at a random angle
     in [-135, -45) degrees and added twice (the second copy rotated 180 degrees) to the image
     brightened towards white as a snowy day is. The flake layer is drawn at the reference shape."""
+    import torch
+
     check_images(images)
     needs_grey_or_rgb(images, "snow")
     mean, std, zoom, threshold, radius, sigma, kept = pick(_SNOW, severity)
@@ -115,6 +120,8 @@ def frost(images: torch.Tensor, severity: int, generator: torch.Generator) -> to
     """``clip(a * x + b * frost)`` with a random crop of one of five frost textures. The textures are
     procedural stand-ins for the script's photographs (see :mod:`.frost_texture`); the crop has the
     reference shape and is resized to the images."""
+    import torch
+
     check_images(images)
     needs_grey_or_rgb(images, "frost")
     kept, amount = pick(_FROST, severity)
@@ -151,6 +158,8 @@ def spatter(images: torch.Tensor, severity: int, generator: torch.Generator) -> 
     """Drops on the lens: smoothed noise thresholded into blobs. Severities 1-3 add shiny water drops
     (pale turquoise, brightest near the drop's rim), 4-5 cover the image with opaque mud. The drop
     layer is drawn at the reference shape and resized to the images."""
+    import torch
+
     check_images(images)
     needs_grey_or_rgb(images, "spatter")
     mean, std, sigma, threshold, strength, mud = pick(_SPATTER, severity)
@@ -180,6 +189,9 @@ def _water_sheen(liquid: torch.Tensor) -> torch.Tensor:
     the rims and nothing else, one pixel to either side of the step); and the distance is the
     exact Euclidean one, which OpenCV's 5x5 mask approximates within 2%.
     Float32 throughout: the chain rounds to whole grey levels at every step, as the script's uint8s do."""
+    import torch
+    import torch.nn.functional as F
+
     inside = liquid > 0
     outline = inside & ~(-F.max_pool2d(-inside.float(), 3, stride=1, padding=1) > 0.5)  # a 3x3 neighbour is dry
     distance = _distance_to(outline, _SHEEN_REACH)
@@ -196,6 +208,10 @@ def _distance_to(targets: torch.Tensor, cap: int) -> torch.Tensor:
     """Euclidean distance from every pixel to the nearest ``True`` of ``targets`` (N x 1 x H x W),
     capped at ``cap``, by scipy's exact distance transform. The images are stacked into one array
     with ``cap + 1`` empty rows between them: no distance across a gap can fall under the cap."""
+    import numpy as np
+    import scipy.ndimage as ndi
+    import torch
+
     n, _, h, w = targets.shape
     if not targets.any():  # scipy measures from outside the array when there is nothing to measure to
         return torch.full(targets.shape, float(cap), device=targets.device)
@@ -207,6 +223,8 @@ def _distance_to(targets: torch.Tensor, cap: int) -> torch.Tensor:
 
 def _equalize_hist(shade: torch.Tensor) -> torch.Tensor:
     """``cv2.equalizeHist`` per image on integer values 0..255 (N x 1 x H x W floats)."""
+    import torch
+
     n = shade.shape[0]
     levels = shade.flatten(1).long()
     hist = torch.zeros(n, 256, dtype=torch.float64, device=shade.device).scatter_add_(
