@@ -31,3 +31,7 @@ def trained_cnn(digits: tuple[ImageSet, ImageSet]) -> Classifier:
     params = TrainParams(on="digits-train", epochs=4, lr=0.01, augment=False)
     model.load_state_dict(train_classifier(model, digits[0], params, seed=0, device=torch.device("cpu"), progress=lambda _: None))
     return model.eval()
+
+
+# The bad-spec corpus is read by tests/spec/test_bad_specs.py; pytest itself must not collect it as specs.
+collect_ignore_glob = ["bad_specs/*"]

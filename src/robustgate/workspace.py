@@ -122,6 +122,7 @@ class Workspace:
             "params_ratio": size.params / base.params,
             "macs_ratio": size.macs / base.macs if base.macs else 1.0,
             "size_ratio": size.bytes / base.bytes,
+            **{f"baseline_{name}": value for name, value in base.as_dict().items()},  # what each ratio is of
         }
 
     def _build_baseline(self) -> BuiltModel:
@@ -216,6 +217,12 @@ class Workspace:
                 f"{self.spec.model.arch} fails on a {list(self.example().shape[1:])} input: {type(err).__name__}: {err}",
                 hint="check model.input (size, and one mean/std value per channel) against the architecture",
             ) from None
+        if not isinstance(out, torch.Tensor):
+            raise ModelError(
+                f"{self.spec.model.arch} returns {describe_output(out)}, not a tensor of logits",
+                hint="make the model's forward return the batch x classes logits alone: wrap it in a module whose "
+                "forward returns e.g. `self.net(x)[0]` or `self.net(x)['logits']`, and give that wrapper as arch:",
+            )
         if out.dim() != 2:
             raise ModelError(f"{self.spec.model.arch} returns shape {list(out.shape)}, not batch x classes logits")
         return int(out.shape[1])
@@ -483,6 +490,18 @@ class Workspace:
         steps = self.spec.variants[variant].steps
         last = max(i for i, step in enumerate(steps) if not compression_steps.get(step.kind).differentiable)
         return compress(self.baseline(), steps[:last], self._step_context(), self.cache, self._built, self.fingerprint)
+
+
+def describe_output(out: Any) -> str:
+    """``a tuple of 2 (Tensor [2, 10], Tensor [2, 10])``, ``a dict with keys 'logits', 'features'``: what a forward gave."""
+    def one(value: Any) -> str:
+        return f"Tensor {list(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+
+    if isinstance(out, dict):
+        return f"a {type(out).__name__} with keys {', '.join(repr(k) for k in list(out)[:6])}"
+    if isinstance(out, (tuple, list)):
+        return f"a {type(out).__name__} of {len(out)} ({', '.join(one(v) for v in out[:4])}{', ...' if len(out) > 4 else ''})"
+    return f"a {type(out).__name__}"
 
 
 def _preview(classes: tuple[str, ...]) -> str:

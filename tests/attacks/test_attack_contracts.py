@@ -25,7 +25,7 @@ def test_attack_contracts_gate_every_variant_and_rerun_from_the_cache(attack_pro
         [
             "*attacking baseline with pgd at 2/255 on 'handwritten' (120 images) directly*",
             "*attacking int8 with pgd at 2/255 on 'handwritten' (120 images) through its fake-quant twin, transfer from its fp32 parent and a gradient-free attack*",
-            "*int8*attack[[]pgd@handwritten]*PASS*robust_accuracy 0.* (lower 95% bound 0.*) >= 0.3; drop *",
+            "*int8*attack[[]pgd:2/255@handwritten]*PASS*robust_accuracy 0.* (lower 95% bound 0.*) >= 0.3; drop *",
         ]
     )
     warm = attack_project.runpytest("--robustgate-cache-dir=cache", "--junitxml=warm.xml", "-p", "no:cacheprovider")
@@ -57,7 +57,7 @@ def test_a_broken_attack_contract_fails_with_its_numbers(attack_project: pytest.
     write_spec(spec.replace("on: handwritten, samples: 120, min: 0.3", "on: handwritten, samples: 120, min: 0.99"), "tiny.yaml")
     result = attack_project.runpytest("--robustgate-no-cache", "-p", "no:cacheprovider", "-k", "pgd")
     result.assert_outcomes(failed=2, deselected=7)
-    result.stdout.fnmatch_lines(["robustgate contract broken: baseline :: attack[[]pgd@handwritten]*", "*robust_accuracy*>= 0.99*FAIL*"])
+    result.stdout.fnmatch_lines(["robustgate contract broken: baseline :: attack[[]pgd:2/255@handwritten]*", "*robust_accuracy*>= 0.99*FAIL*"])
 
 
 def test_gradient_masking_warns_and_fails_under_strict(tiny_project: pytest.Pytester, write_spec) -> None:
@@ -67,7 +67,7 @@ def test_gradient_masking_warns_and_fails_under_strict(tiny_project: pytest.Pyte
     warned = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "pgd")
     outcomes = warned.parseoutcomes()
     assert outcomes["passed"] == 1 and outcomes["warnings"] >= 1
-    warned.stdout.fnmatch_lines(["*EvaluationWarning: baseline :: attack[[]pgd@handwritten]: the input gradient is exactly zero on 32 of 32 images*"])
+    warned.stdout.fnmatch_lines(["*EvaluationWarning: baseline :: attack[[]pgd:4/255@handwritten]: the input gradient is exactly zero on 32 of 32 images*"])
 
     write_spec(spec + contract % ", strict: true", "tiny.yaml")
     strict = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "pgd")

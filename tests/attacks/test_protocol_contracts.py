@@ -20,14 +20,14 @@ def test_an_int8_model_without_a_twin_fails_with_one_message_naming_the_leg(tiny
         "for the int8 layer torch.ao.nn.quantized.modules.conv.ConvTranspose2d), so its robust accuracy would rest on the "
         "other legs alone and overstate robustness",
         "*fix: make the missing leg possible, or accept the weaker protocol with accept_missing: [[]twin] on this contract*",
-        "*int8*attack[[]pgd@handwritten]*ERROR*",
+        "*int8*attack[[]pgd:2/255@handwritten]*ERROR*",
     ])
     assert "Traceback" not in failed.stdout.str()
 
     write_spec(spec + PGD % ", accept_missing: [twin]", "tiny.yaml")
     accepted = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "pgd", "--robustgate-report=out")
     accepted.assert_outcomes(passed=1, deselected=3)
-    accepted.stdout.fnmatch_lines(["*int8*attack[[]pgd@handwritten]*PASS*WEAKER PROTOCOL (no twin leg (accepted: accept_missing): no fake-quant twin*): robust_accuracy*"])
+    accepted.stdout.fnmatch_lines(["*int8*attack[[]pgd:2/255@handwritten]*PASS*WEAKER PROTOCOL (no twin leg (accepted: accept_missing): no fake-quant twin*): robust_accuracy*"])
     item = json.loads((tiny_project.path / "out" / "results.json").read_text())["items"][0]
     assert item["caveats"] and "ConvTranspose2d" in item["caveats"][0]
     assert item["metrics"]["broken_by_twin"] == 0

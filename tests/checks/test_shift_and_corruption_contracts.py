@@ -45,7 +45,7 @@ def test_corruption_and_shift_contracts_report_the_protocol_numbers(project: pyt
     cold.assert_outcomes(passed=7)
     cold.stdout.fnmatch_lines(["*corrupting 'handwritten' (120 images) with glass_blur at severity 5*"])
     assert cold.stdout.str().count("corrupting") == 6, "each corrupted set is made once, for both models"
-    cold.stdout.fnmatch_lines(["*int8*corruptions[[]gaussian_noise+contrast+glass_blur@handwritten]*PASS*", "*int8*shift[[]handwritten->printed+noisy]*PASS*"])
+    cold.stdout.fnmatch_lines(["*int8*corruptions[[]gaussian_noise+contrast+glass_blur:severity1+5@handwritten]*PASS*", "*int8*shift[[]handwritten->printed+noisy]*PASS*"])
     warm = project.runpytest("--robustgate-cache-dir=cache", "--junitxml=warm.xml", "-p", "no:cacheprovider")
     warm.assert_outcomes(passed=7)
     warm.stdout.fnmatch_lines(["cache: * reused, 0 built*"])

@@ -51,21 +51,21 @@ def test_latency_items_are_benchmarks_with_percentiles_and_a_failing_slowed_mode
     result.assert_outcomes(passed=3, failed=1, deselected=5)
     result.stdout.fnmatch_lines(
         [
-            "robustgate contract broken: slowed :: latency#2*",
+            "robustgate contract broken: slowed :: latency[[]min_speedup]*",
             "*speedup*>= 1.5*FAIL*",
             "*measured on *, * cores, 1 thread(s), torch *, quantized engine *; batch 1, * queries*",
         ]
     )
     data = json.loads((latency_project.path / "bench.json").read_text())
     benches = {b["name"]: b for b in data["benchmarks"]}
-    assert set(benches) == {"baseline::latency", "int8::latency", "slowed::latency", "slowed::latency#2"}
+    assert set(benches) == {"baseline::latency", "int8::latency", "slowed::latency[max_ms+p90_ms+throughput]", "slowed::latency[min_speedup]"}
     extra = benches["int8::latency"]["extra_info"]
     assert extra["p50_ms"] <= extra["p90_ms"] <= extra["p99_ms"] <= extra["max_ms"]
     assert extra["p90_ms"] <= extra["p90_ms_high"]
     assert extra["queries"] == benches["int8::latency"]["stats"]["rounds"] >= 30
     assert extra["machine"]["threads"] == 1 and extra["machine"]["quantized_engine"]
     assert extra["throughput"] > 0 and extra["load_seconds"] > 0 and extra["peak_memory_mb"] > 0
-    slowed = benches["slowed::latency#2"]["extra_info"]
+    slowed = benches["slowed::latency[min_speedup]"]["extra_info"]
     assert slowed["speedup"] < 1 and slowed["p50_ms"] >= 3.0  # the sleep is in every query
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -60,7 +64,39 @@ def test_checkpoint_of_another_architecture(tiny_project: pytest.Pytester) -> No
 def test_corrupt_checkpoint(tiny_project: pytest.Pytester) -> None:
     (tiny_project.path / "robustness_specs" / "weights.pt").write_bytes(b"\x00not a checkpoint" * 10)
     out = run_spec(tiny_project)
-    assert "cannot read checkpoint" in out
+    assert ("weights.pt' is truncated or not a PyTorch checkpoint (it starts with b'\\x00not a c', neither a zip archive "
+            "nor a pickle); save it again with torch.save(model.state_dict(), PATH)") in out
+    assert "trusted" not in out
+
+
+def test_truncated_checkpoint(tiny_project: pytest.Pytester) -> None:
+    save_tiny(tiny_project)
+    path = tiny_project.path / "robustness_specs" / "weights.pt"
+    whole = path.read_bytes()
+    for cut in (len(whole) // 2, len(whole) - 20):  # without its zip directory, and inside it
+        path.write_bytes(whole[:cut])
+        out = run_spec(tiny_project)
+        assert "weights.pt' is truncated" in out  # told from the zip directory, before torch reads it
+        assert "save it again with torch.save(model.state_dict(), PATH)" in out
+        assert "trusted" not in out and "FixtureRequest" not in out
+
+
+def test_empty_checkpoint(tiny_project: pytest.Pytester) -> None:
+    (tiny_project.path / "robustness_specs" / "weights.pt").write_bytes(b"")
+    out = run_spec(tiny_project)
+    assert "weights.pt' is empty (0 bytes): truncated or not a PyTorch checkpoint; save it again with" in out
+    assert "trusted" not in out
+
+
+def test_a_checkpoint_wrapping_its_state_dict_under_another_key(tiny_project: pytest.Pytester) -> None:
+    import tinynet
+
+    state = tinynet.build(10).state_dict()
+    torch.save({"net": state, "epoch": 3}, tiny_project.path / "robustness_specs" / "weights.pt")
+    out = run_spec(tiny_project)
+    assert (f"holds a dict with keys 'net' (a state_dict of {len(state)} tensors), 'epoch' (int), not a state_dict of "
+            "tensors") in out
+    assert "fix: re-save the weights under 'net' alone: torch.save(torch.load(PATH)['net'], NEW_PATH)" in out
 
 
 def test_pickled_model_needs_trust(tiny_project: pytest.Pytester) -> None:
@@ -68,7 +104,50 @@ def test_pickled_model_needs_trust(tiny_project: pytest.Pytester) -> None:
 
     torch.save(tinynet.build(10), tiny_project.path / "robustness_specs" / "weights.pt")
     out = run_spec(tiny_project)
+    assert ("weights.pt' holds a pickled torch.nn.modules.container.Sequential (a whole model or training object, not "
+            "only tensors), and unpickling it can run code from the file") in out
     assert "add `trusted: true` under model:" in out
+    assert "\x1b[" not in out and "[1m" not in out  # torch's own message carries terminal colour codes
+
+
+FORWARDS = """
+import torch
+from torch import nn
+from tinynet import build
+
+
+class Pair(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.net = build(num_classes)
+
+    def forward(self, x):
+        logits = self.net(x)
+        return (logits, logits.detach()) if self.kind == "tuple" else {"logits": logits, "features": x}
+
+
+def pair(num_classes=10):
+    model = Pair(num_classes)
+    model.kind = "tuple"
+    return model
+
+
+def mapping(num_classes=10):
+    model = Pair(num_classes)
+    model.kind = "dict"
+    return model
+"""
+
+
+@pytest.mark.parametrize(("factory", "said"), [
+    ("pair", "returns a tuple of 2 (Tensor [2, 10], Tensor [2, 10]), not a tensor of logits"),
+    ("mapping", "returns a dict with keys 'logits', 'features', not a tensor of logits"),
+])
+def test_a_model_returning_a_tuple_or_dict(tiny_project: pytest.Pytester, factory: str, said: str) -> None:
+    tiny_project.makepyfile(forwards=FORWARDS)
+    out = run_spec(tiny_project, arch=f"forwards:{factory}")  # the output is probed before weights are read
+    assert f"forwards:{factory} {said}" in out
+    assert "fix: make the model's forward return the batch x classes logits alone" in out
 
 
 def test_a_trusted_pickle_loads_and_every_report_says_so(tiny_project: pytest.Pytester) -> None:
@@ -102,9 +181,17 @@ def test_unknown_architecture_fails_collection(tiny_project: pytest.Pytester) ->
     )
 
 
-def test_unknown_factory_fails_the_items(tiny_project: pytest.Pytester) -> None:
-    out = run_spec(tiny_project, arch="tinynet:biuld")
-    assert "'tinynet' has no callable 'biuld'; did you mean 'build'?" in out
+@pytest.mark.parametrize(("arch", "said"), [
+    ("tinynet:biuld", "model.arch: 'tinynet' has no callable 'biuld'; did you mean 'build'?"),
+    ("tinynett:build", "model.arch: cannot import 'tinynett' for arch 'tinynett:build': no such module in "),
+])
+def test_a_factory_that_cannot_be_imported_is_one_collection_error(tiny_project: pytest.Pytester, arch: str, said: str) -> None:
+    (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(SPEC.format(arch=arch, on="digits", extra=""))
+    result = tiny_project.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.assert_outcomes(errors=1)  # one error for the spec, not one per item
+    result.stdout.fnmatch_lines([f"robustness_specs/tiny.yaml:3: {said}*"])
+    assert "Traceback" not in result.stdout.str()
 
 
 def test_missing_dataset_folder(tiny_project: pytest.Pytester) -> None:
@@ -139,8 +226,7 @@ def test_office31_root_with_missing_classes(tiny_project: pytest.Pytester) -> No
         Image.new("RGB", (20, 20), (120, 30, 200)).save(folder / "frame_0001.jpg")
     (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(
         SPEC.format(arch="tinynet:build", on="webcam", extra="  webcam: {office31: ../office31, domain: webcam}").replace(
-            "num_classes: 10", "num_classes: 31"
-        )
+            "num_classes: 10", "num_classes: 31").replace("  digits: {builtin: digits, domain: handwritten, samples: 100}\n", "")
     )
     result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-no-cache")
     result.assert_outcomes(failed=1)
@@ -210,3 +296,85 @@ def test_class_names_must_match_the_training_set(tiny_project: pytest.Pytester) 
     result.stdout.fnmatch_lines(
         ["*dataset 'words' has classes [[]eight, five, four, nine, one, ...] but the model was trained on [[]0, 1, 2, 3, 4, ...]*"]
     )
+
+
+FACTORY_SPEC = """\
+robustgate: 1
+model:
+  arch: {arch}
+  kwargs: {{num_classes: 10}}
+  weights: train
+  train: {{on: digits, epochs: 1}}
+  input: {{size: [16, 16], mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25]}}
+datasets:
+  digits: {{builtin: digits, domain: handwritten, samples: 100}}
+  held-out: {{builtin: digits, domain: printed, samples: 100}}
+contracts:
+  - accuracy: {{on: held-out, min: 0.0}}
+"""
+
+
+MY_MODELS = """
+from torch import nn
+
+
+def build(num_classes=10):
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(8, num_classes))
+"""
+
+
+@pytest.mark.parametrize("beside", ["robustness_specs", "."])
+def test_a_factory_beside_the_spec_or_at_the_rootdir_imports_under_plain_pytest(pytester: pytest.Pytester, beside: str) -> None:
+    (pytester.path / "robustness_specs").mkdir()
+    (pytester.path / beside / "mymodels.py").write_text(MY_MODELS)
+    (pytester.path / "robustness_specs" / "gate.yaml").write_text(FACTORY_SPEC.format(arch="mymodels:build"))
+    pytester.makeini("[pytest]\n")  # the rootdir: the folder plain `pytest` runs in, which is not on sys.path
+    # the `pytest` console script as a user runs it: pytester's own runs put the current folder on PYTHONPATH
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    run = subprocess.run([str(Path(sys.executable).parent / "pytest"), "-p", "no:cacheprovider", "--robustgate-no-cache",
+                          "robustness_specs"], cwd=pytester.path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout[-3000:]
+
+
+def test_a_factory_written_with_a_dot_gets_did_you_mean(tiny_project: pytest.Pytester) -> None:
+    (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(FACTORY_SPEC.format(arch="tinynet.build"))
+    result = tiny_project.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["robustness_specs/tiny.yaml:3: model.arch: 'tinynet.build' is neither a torchvision "
+                                 "architecture nor a factory: a factory is written module:function; did you mean "
+                                 "'tinynet:build'?"])
+
+
+BOOM = """
+from torch import nn
+from tinynet import build
+
+
+class Boom(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.net = build(num_classes)
+
+    def forward(self, x):
+        if x.shape[0] > 2:  # the two-image shape probe passes; evaluating the dataset does not
+            raise RuntimeError("boom on real images")
+        return self.net(x)
+
+
+def boom(num_classes=10):
+    return Boom(num_classes)
+"""
+
+
+def test_an_unexpected_exception_is_named_in_the_summary_not_its_traceback(tiny_project: pytest.Pytester) -> None:
+    tiny_project.makepyfile(boom=BOOM)
+    import boom
+
+    torch.save(boom.boom(10).state_dict(), tiny_project.path / "robustness_specs" / "weights.pt")
+    (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(SPEC.format(arch="boom:boom", on="digits", extra=""))
+    result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-no-cache")
+    result.assert_outcomes(failed=1)
+    row = next(line for line in result.stdout.lines if line.startswith("robustness_specs/tiny.yaml  baseline"))
+    assert "ERROR" in row and "RuntimeError: boom on real images" in row, row
+    assert "FixtureRequest" not in row

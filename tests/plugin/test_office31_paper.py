@@ -66,7 +66,7 @@ def test_the_smoke_profile_runs_every_contract_on_a_tiny_office31_tree(paper_pro
     shift = items["int8::shift[amazon-test->webcam+dslr]"]["metrics"]
     assert shift["n@webcam"] == 62 and shift["n@dslr"] == 62  # the profile's sampled targets
     assert shift["source_n"] == 31  # a stratified fifth of amazon's 4 images a class: one of each class
-    distilled = items["distilled-r18::attack[pgd@amazon-attack]"]["metrics"]
+    distilled = items["distilled-r18::attack[pgd:1/255+4/255@amazon-attack]"]["metrics"]
     assert distilled["n@1/255"] == 31 and distilled["params_ratio"] == pytest.approx(1.0)  # a ResNet-18 from a ResNet-18
     assert items["pruned-0.5::shift[amazon-test->webcam+dslr]"]["metrics"]["params_ratio"] < 0.35
     assert (paper_project.path / "reports" / "report.html").stat().st_size > 10_000

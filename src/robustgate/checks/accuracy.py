@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
 from pydantic import ValidationInfo, model_validator
 
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
@@ -12,6 +13,9 @@ from robustgate.checks.regression import PerImage
 from robustgate.checks.stats import DISPLAY_LEVEL, paired_drop, wilson_interval
 from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere
 from robustgate.spec.model import BASELINE
+
+if TYPE_CHECKING:
+    import torch
 
 
 class AccuracyParams(Params):
@@ -80,9 +84,11 @@ def add_drop_gates(
     ``suffix`` tells points of a sweep apart (``drop@8/255``)."""
     drop = paired_drop(base_correct, correct, level)
     base_acc = float(base_correct.float().mean())
+    base = wilson_interval(int(base_correct.sum()), len(base_correct), level)  # shown beside the drop
     outcome.metrics.update(
         {
-            f"baseline_accuracy{suffix}": base_acc, f"drop{suffix}": drop.drop, f"drop_low{suffix}": drop.low,
+            f"baseline_accuracy{suffix}": base_acc, f"baseline_accuracy_low{suffix}": base.low,
+            f"baseline_accuracy_high{suffix}": base.high, f"drop{suffix}": drop.drop, f"drop_low{suffix}": drop.low,
             f"drop_high{suffix}": drop.high, f"lost{suffix}": drop.lost, f"gained{suffix}": drop.gained,
             f"mcnemar_p{suffix}": drop.p_value,
         }

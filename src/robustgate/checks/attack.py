@@ -7,9 +7,8 @@ How the robust accuracy of each model is obtained (directly, or by the int8 prot
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from robustgate.attacks import attack_kinds
@@ -24,6 +23,9 @@ from robustgate.checks.stats import wilson_interval
 from robustgate.registry import did_you_mean
 from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere
 from robustgate.spec.model import BASELINE
+
+if TYPE_CHECKING:
+    import torch
 
 
 class AttackParams(Params):
@@ -105,7 +107,14 @@ class AttackContract(ContractKind):
     gate_keys = frozenset({"min", "max_drop", "max_relative_drop", "min_area", "strict", "accept_missing", "min_twin_agreement"})
 
     def label(self, params: AttackParams) -> str:
-        return f"{params.kind}@{params.on}"
+        """``pgd:8/255@site-a``; a sweep joins its strengths (``pgd:1/255+4/255@site-a``), an L2 attack
+        says so (``pgd:L2:0.5@site-a``), so ``-k 8/255`` picks the contracts at that strength."""
+        norm = "L2:" if self.norm_shown(params) else ""
+        return f"{params.kind}:{norm}{'+'.join(format_strength(s) for s in params.strengths)}@{params.on}"
+
+    @staticmethod
+    def norm_shown(params: AttackParams) -> bool:
+        return params.norm != "Linf" and attack_kinds.get(params.kind).strength == "eps"
 
     def applies_to_baseline(self, params: AttackParams) -> bool:
         return params.min is not None or params.min_area is not None

@@ -18,12 +18,9 @@ never narrower than the binomial interval of n images for accuracies and drops.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import numpy as np
-import torch
 from pydantic import Field, ValidationInfo, field_validator, model_validator
-from scipy.stats import bootstrap
 
 from robustgate.checks.accuracy import reading
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
@@ -34,6 +31,10 @@ from robustgate.data.corruptions import SUITES, corruptions
 from robustgate.registry import did_you_mean
 from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere, one_or_per_name
 from robustgate.spec.model import BASELINE
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 Threshold = float | dict[str, float]
 # a summary threshold, or thresholds by key (mean, each, a corruption's name)
@@ -112,11 +113,15 @@ class CorruptionsContract(ContractKind):
     gate_keys = frozenset({"min_accuracy", "max_drop", "max_relative_mce"})
 
     def label(self, params: CorruptionsParams) -> str:
+        """``common@site-a``, ``gaussian_noise+contrast@site-a``, ``fog-and-4-more@site-a``; severities
+        other than all five are named: ``common:severity1+3+5@site-a``."""
         if isinstance(params.suite, str):
             suite = params.suite
         else:
-            suite = "+".join(params.suite) if len(params.suite) <= 3 else f"{params.suite[0]}+{len(params.suite) - 1}"
-        return f"{suite}@{params.on}"
+            suite = "+".join(params.suite) if len(params.suite) <= 3 else f"{params.suite[0]}-and-{len(params.suite) - 1}-more"
+        severities = sorted(set(params.severities))
+        shown = "" if severities == [1, 2, 3, 4, 5] else f":severity{'+'.join(map(str, severities))}"
+        return f"{suite}{shown}@{params.on}"
 
     def applies_to_baseline(self, params: CorruptionsParams) -> bool:
         return params.min_accuracy is not None
@@ -125,6 +130,9 @@ class CorruptionsContract(ContractKind):
         return "mean_corruption_accuracy"
 
     def check(self, evaluation: Evaluation, variant: str, params: CorruptionsParams) -> Outcome:
+        import numpy as np  # numpy, torch and scipy only when evaluating: validating a spec must not import them
+        import torch
+
         outcome = Outcome(contract=f"corruptions[{self.label(params)}]", variant=variant)
         level, read_low = reading(evaluation.confidence, "lower")
         _, read_high = reading(evaluation.confidence, "upper")
@@ -151,6 +159,10 @@ class CorruptionsContract(ContractKind):
         if compare:
             m["baseline_clean_accuracy"] = 1 - float(base.clean.mean())
             m["baseline_mean_corruption_accuracy"] = float(value["mean_corruption_accuracy"][0] + value["drop"][0])
+            for c, name in enumerate(names):  # the baseline's own numbers, shown beside each relative gate and plot
+                m[f"baseline_accuracy@{name}"] = float(value[f"accuracy@{name}"][0] + value[f"drop@{name}"][0])
+                for s, severity in enumerate(severities):
+                    m[f"baseline_accuracy@{name}/{severity}"] = 1 - float(base.errors[c * len(severities) + s].mean())
             if params.max_relative_mce is not None:
                 outcome.findings = stats.undefined(names)
 
@@ -187,6 +199,8 @@ class _Errors:
 
     @classmethod
     def measure(cls, evaluation: Evaluation, variant: str, params: CorruptionsParams) -> "_Errors":
+        import numpy as np
+
         indices = evaluation.sample(params.on, params.samples)
         labels = evaluation.labels(params.on)
         clean_logits = evaluation.logits(variant, params.on)
@@ -218,6 +232,8 @@ class _Summary:
         return keys + ["relative_mce_mean"]
 
     def __call__(self, index: np.ndarray, axis: int = -1) -> np.ndarray:
+        import numpy as np
+
         def rates(errors: np.ndarray) -> np.ndarray:  # (..., resamples)
             return errors[..., index].mean(axis=-1)
 
@@ -273,12 +289,17 @@ def _no_narrower_than_binomial(value: dict[str, tuple[float, float, float]], nam
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """numerator / denominator, where a denominator <= 0 (the baseline unharmed) gives 1 for a numerator
     <= 0 (unharmed too) and infinity otherwise: a gate never passes on a division by zero."""
+    import numpy as np
+
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = numerator / np.where(denominator > 0, denominator, 1.0)
     return np.where(denominator > 0, ratio, np.where(numerator <= 0, 1.0, np.inf))
 
 
 def _bootstrap(stats: _Summary, n: int, level: float, evaluation: Evaluation) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+    from scipy.stats import bootstrap
+
     with np.errstate(invalid="ignore"):  # an infinite relative CE (unharmed baseline) makes inf - inf in percentiles
         result = bootstrap(
             (np.arange(n),), stats, vectorized=True, n_resamples=_RESAMPLES, batch=_batch(stats, n), confidence_level=level,

@@ -8,16 +8,20 @@ Speed-ups are the median of per-pair ratios of interleaved baseline and candidat
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
 from pydantic import Field, ValidationInfo, model_validator
 
 from robustgate.checks.accuracy import reading
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.outcome import Gate, Outcome
-from robustgate.latency.measure import LatencyResult
-from robustgate.latency.percentiles import median_lower_bound, quantile, queries_for_bound
 from robustgate.spec.fields import Params, gated_elsewhere
 from robustgate.spec.model import BASELINE
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from robustgate.latency.measure import LatencyResult
 
 
 class LatencyParams(Params):
@@ -65,10 +69,19 @@ class LatencyContract(ContractKind):
     Params = LatencyParams
     gate_keys = frozenset({"p50_ms", "p90_ms", "p99_ms", "max_ms", "min_speedup", "max_slowdown", "throughput"})
 
+    def label(self, params: LatencyParams) -> str:
+        """Empty at batch 1 on one thread (``latency``); else ``latency[batch8:threads4]``."""
+        shown = [f"batch{params.batch_size}" if params.batch_size != 1 else "", f"threads{params.threads}" if params.threads != 1 else ""]
+        return ":".join(part for part in shown if part)
+
     def applies_to_baseline(self, params: LatencyParams) -> bool:
         return any(g is not None for g in (params.p50_ms, params.p90_ms, params.p99_ms, params.max_ms, params.throughput))
 
     def check(self, evaluation: Evaluation, variant: str, params: LatencyParams) -> Outcome:
+        import numpy as np  # numpy and scipy (percentiles) only when timing: validating a spec must not import them
+
+        from robustgate.latency.percentiles import median_lower_bound, quantile, queries_for_bound
+
         outcome = Outcome(contract="latency", variant=variant)
         result: LatencyResult = evaluation.latency(variant, params)
         m = outcome.metrics
@@ -132,6 +145,8 @@ class LatencyContract(ContractKind):
 
 def distribution(values: np.ndarray, points: int = 101) -> list[float]:
     """The 0th to 100th percentiles: enough to draw a distribution, a fixed size whatever the query count."""
+    import numpy as np
+
     return [float(v) for v in np.quantile(values, np.linspace(0, 1, points))]
 
 

@@ -8,9 +8,8 @@ target; a mapping ``{webcam: 0.05, dslr: 0.08}`` sets one threshold per target.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import torch
 from pydantic import Field, ValidationInfo, model_validator
 
 from robustgate.checks.accuracy import add_drop_gates, reading
@@ -21,6 +20,9 @@ from robustgate.checks.stats import unpaired_difference, wilson_interval
 from robustgate.registry import did_you_mean
 from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere, one_or_per_name
 from robustgate.spec.model import BASELINE
+
+if TYPE_CHECKING:
+    import torch
 
 # the worst target's threshold, or one per target
 PerTarget = Annotated[Probability | dict[str, Probability], one_or_per_name(1.0, "{printed: 0.05}")]
@@ -104,6 +106,7 @@ class ShiftContract(ContractKind):
                 )
                 m[f"relative_drop{suffix}"] = per_target["relative_drop"][target][0]
                 base_source = correct(BASELINE, params.source).float().mean()
+                m["baseline_source_accuracy"] = float(base_source)
                 m[f"gap_change{suffix}"] = float(m[f"gap{suffix}"] - (base_source - base_hits.float().mean()))
         worst = min(params.targets, key=lambda t: per_target["accuracy"][t][0])
         m["worst_accuracy"], m["worst_gap"] = per_target["accuracy"][worst][0], per_target["gap"][worst][0]

@@ -9,25 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torchvision
 from torch import nn
 
 from robustgate.errors import ModelError
 from robustgate.registry import did_you_mean
-
-
-def architecture_problem(arch: str) -> str | None:
-    """What is wrong with a torchvision architecture name, checked without building it (None: fine).
-
-    User factories are not imported here: validating a spec must not run the user's code.
-    """
-    prefix, _, name = arch.rpartition(":")
-    if prefix not in ("", "torchvision"):
-        return None
-    available = torchvision.models.list_models(module=torchvision.models)
-    if name in available:
-        return None
-    return f"unknown torchvision architecture '{name}'; {did_you_mean(name, available)}"
+from robustgate.spec.factories import architecture_problem
 
 
 def build_network(arch: str, kwargs: dict[str, Any]) -> nn.Module:
@@ -45,6 +31,8 @@ def _torchvision(name: str, kwargs: dict[str, Any]) -> nn.Module:
         raise ModelError(
             problem, hint="use a classification model name from torchvision.models.list_models(), or 'mypkg.module:factory'"
         )
+    import torchvision
+
     try:
         # weights=None: nothing is downloaded; pretrained weights come from the spec's `weights:`.
         return torchvision.models.get_model(name, weights=None, **kwargs)
@@ -58,7 +46,8 @@ def _factory(module_name: str, attr: str, kwargs: dict[str, Any], arch: str) -> 
     except ImportError as err:
         raise ModelError(
             f"cannot import '{module_name}' for arch '{arch}': {err}",
-            hint="make the module importable (install your package, or run pytest from the folder that holds it)",
+            hint="put the module beside the spec or at pytest's rootdir (robustgate puts both on sys.path), install "
+            "your package, or name its folder in pytest's `pythonpath` ini key",
         ) from None
     factory = getattr(module, attr, None)
     if not callable(factory):

@@ -19,18 +19,12 @@ import torch
 import torchvision
 from torch import nn
 
+from robustgate.checkpoints import IMAGENET, PRETRAINED_ENTRY, is_pretrained
 from robustgate.errors import ModelError
 from robustgate.models.state import load_state, without_keys
+from robustgate.models.weights import unreadable
 
-IMAGENET = "imagenet"
-# torchvision's entries: IMAGENET1K_V1, IMAGENET1K_SWAG_E2E_V1, DEFAULT; optionally qualified, ResNet18_Weights.DEFAULT
-_ENUM_NAME = re.compile(r"(?:(\w+_Weights)\.)?(IMAGENET[A-Z0-9_]*|DEFAULT)")
 _HASH = re.compile(r"-([a-f0-9]+)\.")  # torch.hub's rule: the hash prefix sits between the last '-' and the suffix
-
-
-def is_pretrained(weights: str) -> bool:
-    """Whether ``weights:`` names torchvision weights (rather than a file or ``train``)."""
-    return weights == IMAGENET or bool(_ENUM_NAME.fullmatch(weights))
 
 
 def resolve(arch: str, weights: str) -> torchvision.models.WeightsEnum:
@@ -43,7 +37,7 @@ def resolve(arch: str, weights: str) -> torchvision.models.WeightsEnum:
         enum = torchvision.models.get_model_weights(name)
     except (ValueError, KeyError):
         raise ModelError(f"torchvision has no pretrained weights for '{name}'") from None
-    match = _ENUM_NAME.fullmatch(weights)
+    match = PRETRAINED_ENTRY.fullmatch(weights)
     if weights == IMAGENET or (match and match.group(2) == "DEFAULT" and match.group(1) in (None, enum.__name__)):
         return enum.DEFAULT
     assert match is not None
@@ -72,9 +66,10 @@ def load_pretrained(net: nn.Module, arch: str, weights: str) -> list[str]:
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, ValueError) as err:
-        raise ModelError(f"cannot read {path}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}",
-                         hint="delete it and fetch it again") from None
+    except Exception as err:  # a cut download, most often: one message, never torch's traceback
+        problem = unreadable(path, err, trusted=True)
+        problem.hint = f"delete it and fetch it again (robustgate fetch-weights {arch.removeprefix('torchvision:')})"
+        raise problem from None
     own = net.state_dict()
     head = [key for key, tensor in state.items() if key in own and own[key].shape != tensor.shape]
     unknown = [key for key in state if key not in own]

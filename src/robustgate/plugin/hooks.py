@@ -17,7 +17,7 @@ import pytest
 
 from robustgate.plugin.shard import parse_shard, select
 from robustgate.reports.results import model_label
-from robustgate.reports.table import SummaryRow, render_summary
+from robustgate.reports.table import RESULT, SummaryRow, render_summary
 
 if TYPE_CHECKING:
     from robustgate.cache import ArtifactCache
@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from robustgate.spec import Spec
     from robustgate.workspace import Workspace
 
-DEFAULT_PATTERNS = ["*robustness_specs/*.yaml", "*robustness_specs/*.yml"]
+# Any YAML file pytest walks into is a spec when it carries the top-level `robustgate:` key, wherever it
+# lies (a spec kept beside the unit tests must not be skipped in silence); the ini key narrows this.
+DEFAULT_PATTERNS = ["*.yaml", "*.yml"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -89,8 +91,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("robustgate_cache_dir", "robustgate's artifact cache folder, relative to the rootdir", default=None)
     parser.addini(
         "robustgate_patterns",
-        "glob patterns (on paths relative to the rootdir) of YAML files collected as robustgate specs; "
-        "files named on the command line are always collected (default: *robustness_specs/*.yaml, *robustness_specs/*.yml)",
+        "glob patterns (on paths relative to the rootdir) of the YAML files that are robustgate specs when they "
+        "carry the top-level robustgate: key; files named on the command line are always read "
+        "(default: *.yaml, *.yml: every such file pytest walks into)",
         type="linelist",
         default=DEFAULT_PATTERNS,
     )
@@ -106,8 +109,10 @@ class RobustgateSession:
         self.config = config
         self._cache: ArtifactCache | None = None
         self.workspaces: dict[tuple[Path, str | None], Workspace] = {}  # by spec file and matrix case
-        self.rows: list[SummaryRow] = []
         self.results: list[ItemResult] = []
+        self.not_run: list[str] = []  # contracts collected that never reported (an interrupted run, -x, --maxfail)
+        self.interrupted = False
+        self.xdist_collected: list[str] | None = None  # the node ids a pytest-xdist worker collected (on the controller)
         self.specs: dict[str, dict[str, str]] = {}  # spec (as item ids name it) -> name and content hash
         self.started = time.perf_counter()
         self.collected: float | None = None
@@ -166,13 +171,12 @@ class RobustgateSession:
             reporter.write_line(f"robustgate: {message}")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # Rows come from reports, not items, so they also arrive from pytest-xdist workers.
+        # Results come from reports, not items, so they also arrive from pytest-xdist workers; an item skipped or
+        # broken in setup has no call report, and is recorded (and tabled) from its setup report.
         properties = dict(report.user_properties)
         if "robustgate.contract" not in properties:
             return
-        if report.when == "call":
-            self.rows.append(_summary_row(report, properties))
-        if report.when == "call" or (report.when == "setup" and not report.passed):
+        if _ended(report):
             result = _item_result(report, properties)
             if self.baseline is not None:
                 result.previous = self.baseline.compared(report.nodeid, result.metrics)
@@ -184,6 +188,9 @@ class RobustgateSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         report = yield
+        if _ended(report) and any(name == "robustgate.contract" for name, _ in item.user_properties):
+            # on the item, so the teardown report (whose properties JUnit XML writes) carries it
+            item.user_properties.append(("robustgate.outcome", _outcome(report, dict(report.user_properties))))
         record = getattr(item, "robustgate_record", None)
         if call.when == "call" and record is not None:
             report.robustgate = record  # a plain dict: pytest-xdist carries it from the worker
@@ -225,8 +232,35 @@ class RobustgateSession:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.collected = time.perf_counter()
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if self.xdist_collected is None:  # every worker collects the same items
+            self.xdist_collected = list(ids)
+
+    def _contracts_not_run(self, session: pytest.Session) -> list[str]:
+        """The robustgate items collected (after -k, -m and sharding) that never reported."""
+        if self.xdist_collected is not None:  # the controller of pytest-xdist holds no items, only the workers' ids
+            from robustgate.spec.parse import is_spec_file
+
+            files: dict[str, bool] = {}
+            for nodeid in self.xdist_collected:
+                path = nodeid.split("::")[0]
+                if path not in files:
+                    files[path] = "::" in nodeid and is_spec_file(self.config.rootpath / path)
+            collected = [nodeid for nodeid in self.xdist_collected if files[nodeid.split("::")[0]]]
+        else:
+            collected = [item.nodeid for item in session.items
+                         if any(name == "robustgate.contract" for name, _ in item.user_properties)]
+        reported = {result.nodeid for result in self.results}
+        return [nodeid for nodeid in collected if nodeid not in reported]
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if not self.results or hasattr(self.config, "workerinput"):  # no contracts ran, or an xdist worker
+        if hasattr(self.config, "workerinput"):  # an xdist worker: the controller reports
+            return
+        self.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        # a --collect-only run ran nothing on purpose; a run that stopped early says which contracts it never ran
+        self.not_run = self._contracts_not_run(session) if exitstatus != pytest.ExitCode.OK else []
+        if not self.results and not self.not_run:  # no contracts were to run
             return
         from robustgate.reports.html import render_html
         from robustgate.reports.markdown import render_markdown
@@ -239,8 +273,7 @@ class RobustgateSession:
                 timings[f"{phase}_seconds"] = timings.get(f"{phase}_seconds", 0.0) + seconds
         if self.collected is not None:
             timings["collection_seconds"] = self.collected - self.started
-        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
-        doc = document(self.results, self.specs, int(exitstatus), interrupted, timings)
+        doc = document(self.results, self.specs, int(exitstatus), self.interrupted, timings, self.not_run)
         if self.baseline is not None:
             doc["baseline"] = self.baseline.describe()
         if self.shard is not None:
@@ -264,11 +297,12 @@ class RobustgateSession:
         return folder if folder.is_absolute() else self.config.rootpath / folder
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.rows:
+        if not self.results and not self.not_run:
             return
         quiet = self.config.get_verbosity() < 0
         terminalreporter.section("robustgate", sep="=", bold=True)
-        for line in render_summary(self.rows, quiet=quiet):
+        rows = [_summary_row(result) for result in self.results]
+        for line in render_summary(rows, quiet=quiet, not_run=self.not_run, interrupted=self.interrupted):
             terminalreporter.write_line(line)
         if not quiet:
             folder = self._report_dir()
@@ -280,29 +314,39 @@ class RobustgateSession:
             terminalreporter.write_line(f"cache: {cache.hits} artifacts reused, {cache.misses} built ({cache.root})")
 
 
+def _ended(report: pytest.TestReport) -> bool:
+    """Whether this report ends the item's run: its call, or a setup that skipped or broke (no call follows)."""
+    return report.when == "call" or (report.when == "setup" and not report.passed)
+
+
 def _outcome(report: pytest.TestReport, properties: dict[str, Any]) -> str:
-    """passed, skipped, failed (a broken gate) or error (the contract could not be evaluated)."""
+    """passed, skipped, failed (a broken gate) or error (the contract could not be evaluated).
+
+    JUnit XML gets it as the ``robustgate.outcome`` property: pytest writes both a broken gate and an error
+    raised while evaluating as ``<failure>`` (an error in setup as ``<error>``)."""
     if report.passed or report.skipped:
         return report.outcome
     return "failed" if properties.get("robustgate.verdict") == "fail" else "error"
 
 
-def _summary_row(report: pytest.TestReport, properties: dict[str, Any]) -> SummaryRow:
-    result = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}.get(_outcome(report, properties), "ERROR")
-    detail = properties.get("robustgate.headline")
-    if detail is None:
-        detail = _first_line(report)
-    return SummaryRow(
-        spec=report.nodeid.split("::")[0],
-        model=model_label({"model": properties["robustgate.model"], "case": properties.get("robustgate.case")}),
-        contract=str(properties["robustgate.contract"]),
-        result=result,
-        detail=str(detail),
-    )
+def _summary_row(result: "ItemResult") -> SummaryRow:
+    """The terminal table's row: the gates as summary.md and report.html show them (relative ones with the value they
+    read against), or the error's or skip's message."""
+    from dataclasses import asdict
+
+    from robustgate.reports.breakdown import describe_measured
+
+    record = asdict(result)
+    return SummaryRow(spec=result.spec, model=model_label(record), contract=result.contract,
+                      result=RESULT[result.outcome], detail=describe_measured(record))
 
 
 def _first_line(report: pytest.TestReport) -> str:
-    """A skip's reason (pytest keeps it as (file, line, "Skipped: why")) or an error's first line."""
+    """A skip's reason (pytest keeps it as (file, line, "Skipped: why")), a robustgate error's first line, or
+    for any other exception its own line (``RuntimeError: ...``), not the first line of its traceback."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None and crash.message:
+        return crash.message.strip().splitlines()[0]
     text = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr or "")
     text = text.strip().removeprefix("Skipped: ")
     return text.splitlines()[0] if text else ""
@@ -327,6 +371,7 @@ def _item_result(report: pytest.TestReport, properties: dict[str, Any]) -> "Item
         message=message, technique=str(properties.get("robustgate.technique", "")),
         settings=str(properties.get("robustgate.settings", "")),
         case=str(properties.get("robustgate.case", "")),
+        kind=str(properties.get("robustgate.kind", "")), datasets=str(properties.get("robustgate.datasets", "")).split(),
         series={name: [v for v in map(float, values) if math.isfinite(v)] for name, values in record.get("series", {}).items()},
         phases={name: float(seconds) for name, seconds in record.get("phases", {}).items()},
     )
@@ -348,11 +393,16 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix not in (".yaml", ".yml"):
         return None
-    if not (parent.session.isinitpath(file_path) or _matches(file_path, parent.config)):
+    named = parent.session.isinitpath(file_path)
+    if not (named or _matches(file_path, parent.config)):
         return None
     from robustgate.spec.parse import is_spec_file
 
     if not is_spec_file(file_path):
+        if named:  # asked for by name: say why nothing runs, rather than pytest's "not found"
+            from robustgate.plugin.items import NotASpec
+
+            return NotASpec.from_parent(parent, path=file_path)
         return None
     from robustgate.plugin.items import SpecFile
 

@@ -8,9 +8,13 @@ pytest-benchmark's ``benchmark``), and ids read
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,21 +26,14 @@ from robustgate.errors import RobustgateError
 from robustgate.plugin.verdict import BaselineWarning, ContractViolation, EvaluationWarning, format_violation
 from robustgate.spec import Contract, Spec, load_cases
 from robustgate.spec.fields import dataset_refs
+from robustgate.spec.parse import problems_error
+from robustgate.spec.preflight import factory_problems
 from robustgate.threads import evaluation_share
 from robustgate.plan import applies, missing_data, models
 
 
-class SpecFile(pytest.File):
-    """A YAML file carrying ``robustgate:``; a malformed one fails collection with one clear message.
-
-    A spec with a ``matrix:`` holds one :class:`CaseNode` per case (``spec.yaml::resnet50-amazon::int8::...``)."""
-
-    def collect(self) -> Iterator[pytest.Collector]:
-        for spec in load_cases(self.path, self.config.getoption("robustgate_profile", None)):
-            if spec.case is None:
-                yield from model_nodes(self, spec)
-            else:
-                yield CaseNode.from_parent(self, name=spec.case, spec=spec)
+class PlainErrors(pytest.Collector):
+    """A collector whose robustgate errors read as their one message, without a traceback."""
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, RobustgateError):
@@ -44,7 +41,43 @@ class SpecFile(pytest.File):
         return super().repr_failure(excinfo)
 
 
-class CaseNode(pytest.Collector):
+class SpecFile(pytest.File, PlainErrors):
+    """A YAML file carrying ``robustgate:``; a malformed one fails collection with one clear message.
+
+    A spec with a ``matrix:`` holds one :class:`CaseNode` per case (``spec.yaml::resnet50-amazon::int8::...``)."""
+
+    def collect(self) -> Iterator[pytest.Collector]:
+        importable(self.path.parent, self.config.rootpath)
+        for spec in load_cases(self.path, self.config.getoption("robustgate_profile", None)):
+            if problems := factory_problems(spec):
+                raise problems_error(spec.lines.path, problems)
+            if spec.case is None:
+                yield from model_nodes(self, spec)
+            else:
+                yield CaseNode.from_parent(self, name=spec.case, spec=spec)
+
+
+def importable(*folders: Path) -> None:
+    """Put the spec's folder and the rootdir on ``sys.path`` (first, as pytest's ``pythonpath`` ini does),
+    so ``arch: "mymodels:build"`` finds ``mymodels.py`` beside the spec or at the project's root under a
+    plain ``pytest``, which, unlike ``python -m pytest``, does not put the current folder there."""
+    for folder in reversed(folders):
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+
+
+class NotASpec(pytest.File, PlainErrors):
+    """A YAML file named on the command line that has no top-level ``robustgate:`` key."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        raise RobustgateError(
+            f"{self.path.name} has no top-level `robustgate:` key, so it is not a robustgate spec and nothing in it runs",
+            where=f"{os.path.relpath(self.path, self.config.invocation_params.dir)}:1",
+            hint="start a spec with the line `robustgate: 1` (then model:, datasets:, variants: and contracts:)",
+        )
+
+
+class CaseNode(PlainErrors):
     """One case of a spec's matrix (e.g. ``resnet50-amazon``): a whole spec of its own; ``-k resnet50`` selects it."""
 
     def __init__(self, *, spec: Spec, **kwargs: Any) -> None:
@@ -66,7 +99,7 @@ def model_nodes(parent: pytest.Collector, spec: Spec) -> Iterator["ModelNode"]:
             yield node
 
 
-class ModelNode(pytest.Collector):
+class ModelNode(PlainErrors):
     """The contracts that apply to one model of a spec; ``-k int8`` selects them."""
 
     def __init__(self, *, spec: Spec, **kwargs: Any) -> None:
@@ -74,28 +107,71 @@ class ModelNode(pytest.Collector):
         self.spec = spec
 
     def collect(self) -> Iterator[pytest.Item]:
-        taken: set[str] = set()
-        for contract in self.spec.contracts:
-            if not applies(contract, self.name):
-                continue
-            base, params = _item_name(contract, taken)
-            name = f"{base}[{params}]" if params else base
-            taken.add(name)
+        contracts = [contract for contract in self.spec.contracts if applies(contract, self.name)]
+        for contract, params in zip(contracts, item_params(contracts, self.spec)):
             call = robustgate_latency if contract.kind == "latency" else robustgate_contract
+            name = f"{contract.kind}[{params}]" if params else contract.kind
             yield ContractItem.from_parent(
-                self, name=name, originalname=base, callobj=call, spec=self.spec, contract=contract, id_params=params,
+                self, name=name, originalname=contract.kind, callobj=call, spec=self.spec, contract=contract,
+                id_params=params or None,
             )
 
 
-def _item_name(contract: Contract, taken: set[str]) -> tuple[str, str | None]:
-    """``("accuracy", "printed")`` for ``accuracy[printed]``; later duplicates are numbered (``printed#2``, ``size#2``)."""
-    label = contract_kinds.get(contract.kind).label(contract.params)
-    base, params = (contract.kind, label) if label else (contract.kind, None)
-    occurrence = 1
-    while (f"{base}[{params}]" if params else base) in taken:
-        occurrence += 1
-        base, params = (contract.kind, f"{label}#{occurrence}") if label else (f"{contract.kind}#{occurrence}", None)
-    return base, params
+def item_params(contracts: list[Contract], spec: Spec) -> list[str]:
+    """What goes in brackets in each contract's item id, from its content alone, never its position, so
+    inserting or moving a contract changes no other id (``--lf``, ``-k`` and baselines keep matching).
+
+    The kind's label (``printed``, ``pgd:8/255@site-a``) names what is measured. Contracts of one model
+    measuring under the same label add what tells them apart: the measured settings that differ
+    (``:steps50``), else the gates they set (``:min``, ``:max_drop``), else a digest of their text."""
+    labels = [contract_kinds.get(c.kind).label(c.params) for c in contracts]
+    params = list(labels)
+    for label in dict.fromkeys(labels):
+        group = [i for i, other in enumerate(labels) if other == label]
+        if len(group) == 1:
+            continue
+        tags = _distinguishing(
+            [contracts[i] for i in group],
+            [lambda c: _differing_settings(c, [contracts[i] for i in group]),
+             lambda c: "+".join(sorted(k for k in contract_kinds.get(c.kind).gate_keys if getattr(c.params, k, None) is not None)),
+             lambda c: hashlib.sha256(f"{c.params.model_dump_json()}{c.variants}{c.max_regression}{c.budget}".encode()).hexdigest()[:6]],
+        )
+        if tags is None:
+            first, second = (contracts[i] for i in group[:2])
+            raise RobustgateError(
+                f"the contract at line {second.line} repeats the one at line {first.line} for {contracts[group[0]].kind} "
+                f"on the same model{f' ({label})' if label else ''}",
+                where=spec.where(second.line), hint="delete one of them",
+            )
+        for i, tag in zip(group, tags):
+            params[i] = f"{label}:{tag}" if label else tag
+    return params
+
+
+def _distinguishing(group: list[Contract], ways: list[Any]) -> list[str] | None:
+    """The first way of tagging the ``group``'s contracts that gives each a different tag; None: none does."""
+    for way in ways:
+        tags = [way(contract) for contract in group]
+        if all(tags) and len(set(tags)) == len(tags):
+            return tags
+    return None
+
+
+def _differing_settings(contract: Contract, group: list[Contract]) -> str:
+    """``steps50+samples200`` (``steps-default``: not set): the measured settings of ``contract`` whose values differ within ``group``."""
+    kind = contract_kinds.get(contract.kind)
+    measured = [json.loads(kind.settings(c.params)) for c in group]
+    own = json.loads(kind.settings(contract.params))
+    keys = [key for key in own if len({json.dumps(m.get(key), sort_keys=True) for m in measured}) > 1]
+
+    def shown(value: Any) -> str:
+        if isinstance(value, list):
+            return "+".join(map(shown, value))
+        if isinstance(value, float):
+            return f"{value:g}"
+        return "none" if value is None else str(value).replace(" ", "")
+
+    return "+".join(f"{key}-default" if own[key] is None else f"{key}{shown(own[key])}" for key in keys)
 
 
 def technique(spec: Spec, variant: str) -> str:
@@ -136,7 +212,9 @@ class ContractItem(pytest.Function):
         self.contract = contract
         self.variant = self.parent.name
         # set here, not when it runs, so that setup reports (a skip, an error) say which contract it is
+        datasets = dict.fromkeys(name for _, name in dataset_refs(contract.params))
         self.user_properties += [("robustgate.model", self.variant), ("robustgate.contract", self.name),
+                                 ("robustgate.kind", contract.kind), ("robustgate.datasets", " ".join(datasets)),
                                  *([("robustgate.case", spec.case)] if spec.case else []),
                                  ("robustgate.technique", technique(spec, self.variant)),
                                  ("robustgate.settings", settings_digest(contract))]
