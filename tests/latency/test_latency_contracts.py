@@ -80,13 +80,14 @@ def test_benchmark_skip_skips_latency_items_and_nothing_else(latency_project: py
     assert only_outcomes["passed"] == 2 and only_outcomes["skipped"] == 3  # the accuracy items are not benchmarks
 
 
-def test_benchmark_disable_runs_latency_items_once_untimed(latency_project: pytest.Pytester, junit_properties) -> None:
+def test_benchmark_disable_runs_latency_items_once_untimed_and_skips_their_gates(latency_project: pytest.Pytester, junit_properties) -> None:
     result = latency_project.runpytest(
         "--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "--benchmark-disable", "-k", "latency", "--junitxml=j.xml"
     )
-    result.assert_outcomes(passed=4, deselected=5)  # the slowed model's speed-up gate is not read untimed
+    result.assert_outcomes(skipped=4, deselected=5)  # an unmeasured gate is not a kept one, nor a broken one
+    result.stdout.fnmatch_lines(["*SKIP*not timed (--benchmark-disable): the model answered one untimed query*"])
     props = junit_properties(latency_project.path / "j.xml")
-    assert all(p["robustgate.verdict"] == "not timed (--benchmark-disable)" for p in props.values())
+    assert all(p["robustgate.outcome"] == "skipped" for p in props.values())
 
 
 def test_latency_items_are_timed_under_xdist_when_forced(latency_project: pytest.Pytester) -> None:
