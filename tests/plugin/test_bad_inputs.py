@@ -96,7 +96,7 @@ def test_a_checkpoint_wrapping_its_state_dict_under_another_key(tiny_project: py
     out = run_spec(tiny_project)
     assert (f"holds a dict with keys 'net' (a state_dict of {len(state)} tensors), 'epoch' (int), not a state_dict of "
             "tensors") in out
-    assert "fix: re-save the weights under 'net' alone: torch.save(torch.load(PATH)['net'], NEW_PATH)" in out
+    assert "fix: re-save the weights under 'net' alone: torch.save(torch.load(PATH, weights_only=True)['net'], NEW_PATH)" in out
 
 
 def test_pickled_model_needs_trust(tiny_project: pytest.Pytester) -> None:

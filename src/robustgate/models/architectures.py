@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
 import sys
 from pathlib import Path
@@ -12,8 +11,7 @@ from typing import Any
 from torch import nn
 
 from robustgate.errors import ModelError
-from robustgate.registry import did_you_mean
-from robustgate.spec.factories import architecture_problem
+from robustgate.spec.factories import architecture_problem, import_factory
 
 
 def build_network(arch: str, kwargs: dict[str, Any]) -> nn.Module:
@@ -22,7 +20,7 @@ def build_network(arch: str, kwargs: dict[str, Any]) -> nn.Module:
     prefix, _, name = arch.rpartition(":")
     if prefix in ("", "torchvision"):
         return _torchvision(name, kwargs)
-    return _factory(prefix, name, kwargs, arch)
+    return _factory(arch, kwargs)
 
 
 def _torchvision(name: str, kwargs: dict[str, Any]) -> nn.Module:
@@ -40,24 +38,12 @@ def _torchvision(name: str, kwargs: dict[str, Any]) -> nn.Module:
         raise ModelError(f"torchvision:{name} does not accept kwargs {kwargs}: {err}") from None
 
 
-def _factory(module_name: str, attr: str, kwargs: dict[str, Any], arch: str) -> nn.Module:
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ModelError(
-            f"cannot import '{module_name}' for arch '{arch}': {err}",
-            hint="put the module beside the spec or at pytest's rootdir (robustgate puts both on sys.path), install "
-            "your package, or name its folder in pytest's `pythonpath` ini key",
-        ) from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        names = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
-        raise ModelError(f"'{module_name}' has no callable '{attr}'; {did_you_mean(attr, names)}")
+def _factory(arch: str, kwargs: dict[str, Any]) -> nn.Module:
+    factory = import_factory(arch, [])  # the import and its messages are validate's and collection's
     try:
         net = factory(**kwargs)
     except TypeError as err:
-        signature = inspect.signature(factory) if callable(factory) else ""
-        raise ModelError(f"{arch}{signature} rejected kwargs {kwargs}: {err}") from None
+        raise ModelError(f"{arch}{inspect.signature(factory)} rejected kwargs {kwargs}: {err}") from None
     if not isinstance(net, nn.Module):
         raise ModelError(f"{arch} returned {type(net).__name__}, not a torch.nn.Module")
     return net

@@ -80,8 +80,9 @@ def _state_dict_of(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
         nested = [key for key, value in loaded.items() if isinstance(value, dict) and value
                   and all(isinstance(v, torch.Tensor) for v in value.values())]
         keys = ", ".join(f"{key!r} ({_kind_of(value)})" for key, value in list(loaded.items())[:8])
-        where = (f"re-save the weights under {nested[0]!r} alone: torch.save(torch.load(PATH)[{nested[0]!r}], NEW_PATH), "
-                 "and give NEW_PATH as weights:") if nested else RESAVE
+        where = (f"re-save the weights under {nested[0]!r} alone: "
+                 f"torch.save(torch.load(PATH, weights_only=True)[{nested[0]!r}], NEW_PATH), and give NEW_PATH as weights:"
+                 ) if nested else RESAVE
         raise ModelError(f"'{path}' holds a dict with keys {keys}{', ...' if len(loaded) > 8 else ''}, "
                          "not a state_dict of tensors", hint=where)
     raise ModelError(f"'{path}' holds a {type(loaded).__name__}, not a state_dict of tensors", hint=RESAVE)

@@ -72,8 +72,13 @@ def find_factory(arch: str, spec_path: Path) -> Callable[..., Any]:
     (then ``sys.path``). Raises :class:`ModelError` saying what is missing and the closest names there are.
 
     The module stays imported (in ``sys.modules``); the folders leave ``sys.path`` again afterwards."""
+    return import_factory(arch, factory_search_path(spec_path))
+
+
+def import_factory(arch: str, folders: list[Path]) -> Callable[..., Any]:
+    """:func:`find_factory` with the folders given: ``[]`` imports from ``sys.path`` as it is (a run's, where
+    collection has already put the spec's folder and the rootdir on it)."""
     module_name, _, attr = arch.rpartition(":")
-    folders = factory_search_path(spec_path)
     with importable_from(folders):
         module = _import_factory_module(module_name, arch, folders)
     factory = getattr(module, attr, None)
@@ -93,7 +98,7 @@ def _import_factory_module(module_name: str, arch: str, folders: list[Path]) -> 
             # the module is there; something it imports is not
             hint = f"install {err.name.split('.')[0]}, which {module_name} imports"
             raise _import_failed(module_name, arch, err, folders, hint) from None
-        searched = ", ".join(str(folder) for folder in folders)
+        searched = ", ".join(str(folder) for folder in folders) or "sys.path"
         close = difflib.get_close_matches(module_name, _modules_in(folders), n=1, cutoff=0.6)
         problem = f"cannot import '{module_name}' for arch '{arch}': no such module in {searched} or the installed packages"
         if close:
