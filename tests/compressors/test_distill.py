@@ -72,9 +72,11 @@ def test_a_distilled_student_matches_the_same_student_trained_on_labels_alone(
     # 0.9889/0.9916, 0.9861/0.9944, 0.9916/0.9889 (distilled/alone): on this easy set distillation matches
     # the label-only student within a point, it does not reliably beat it. At width 0.25 and 8 epochs the
     # label-only student was ahead (0.9721 against 0.9471 at T 4, 0.9694 at T 2). So: matches, within 2 points.
+    # Another CPU's kernels (or thread count) train other weights, as another seed does: the gates keep 3 and
+    # 4 points of margin below those numbers (benchmarks/bench_cross_cpu.py), not the 1-2 a seed moves them.
     a_distilled, a_alone, a_teacher_only = accuracy(distilled, test), accuracy(alone, test), accuracy(from_teacher_only, test)
-    assert a_distilled >= a_alone - 0.02, (a_distilled, a_alone)
-    assert a_distilled >= 0.97, a_distilled
+    assert a_distilled >= a_alone - 0.03, (a_distilled, a_alone)
+    assert a_distilled >= 0.95, a_distilled
     # alpha 1 drops the labels: what the student knows then comes from the teacher's outputs alone (0.9833).
     assert a_teacher_only >= 0.9, a_teacher_only
     assert count_params(distilled.net) < 0.3 * count_params(teacher.net)

@@ -91,8 +91,10 @@ def test_pruned_and_finetuned_cnn_keeps_its_accuracy(trained: Classifier, digits
     baseline, kept = accuracy(trained, test), accuracy(pruned, test)
     # Measured on the 359 test digits: baseline 0.9889; pruned at 0.5 without fine-tuning 0.2089 (BN nets
     # need retraining, as Li et al. report); after 2 epochs at lr 0.01, 0.9861 (0.9415 at the default lr 1e-3).
+    # The gate sits 5 points under the baseline, not 2: another CPU's kernels train other weights (a point or
+    # two either way, benchmarks/bench_cross_cpu.py), and 5 points still tells recovery from the 0.21 of no fine-tuning.
     assert count_params(pruned.net) < 0.3 * count_params(trained.net)
-    assert kept >= baseline - 0.02, (baseline, kept)
+    assert kept >= baseline - 0.05, (baseline, kept)
 
 
 @pytest.mark.parametrize("finetune", [None, {"on": "digits-train", "epochs": 1}], ids=["pruned", "finetuned"])

@@ -49,9 +49,11 @@ def test_each_case_trains_its_own_model_and_is_reported_apart(tiny_project: pyte
     assert {item["case"] for item in items.values()} == {"handwritten", "printed"}
     assert {item["model"] for item in items.values()} == {"baseline", "int8"}
     # two trained models, so the digits each was trained on are the easy ones: each case's source beats its target
+    # (one model for both would lose on one of them). By 0.1, not 0.2: the printed case's gap measured 0.19-0.23
+    # across emulated CPUs (0.49 against 0.30 under AVX2 kernels, benchmarks/bench_cross_cpu.py), the handwritten 0.35+.
     for case, target in (("handwritten", "printed"), ("printed", "handwritten")):
         metrics = items[f"{case}::baseline::shift[{case}->{target}]"]["metrics"]
-        assert metrics["source_accuracy"] > metrics[f"accuracy@{target}"] + 0.2
+        assert metrics["source_accuracy"] > metrics[f"accuracy@{target}"] + 0.1, (case, metrics)
     # one item per case and model in the report's tables, named as its id names it
     html = (tiny_project.path / "reports" / "report.html").read_text()
     assert "handwritten::int8" in html and "printed::int8" in html

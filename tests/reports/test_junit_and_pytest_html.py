@@ -10,6 +10,7 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
+from tiny_spec_edits import no_drop_allowed
 
 
 
@@ -46,7 +47,7 @@ PLOTTED = "  - corruptions: {on: handwritten, suite: [contrast, gaussian_noise],
 
 def test_pytest_html_rows_carry_gates_and_plots(tiny_project: pytest.Pytester, write_spec, run_options) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    write_spec(spec.replace("on: printed, max_drop: 0.15", "on: printed, max_drop: 0.0") + PLOTTED, "tiny.yaml")
+    write_spec(no_drop_allowed(spec) + PLOTTED, "tiny.yaml")
     tiny_project.runpytest(*run_options, "--html=ph.html", "--self-contained-html").assert_outcomes(passed=4, failed=1)
     page = (tiny_project.path / "ph.html").read_text()
     # pytest-html keeps its rows as JSON in an attribute of the page
@@ -73,7 +74,7 @@ def test_junit_tells_a_broken_contract_from_one_that_could_not_be_evaluated(tiny
     """pytest writes an exception raised while a test runs as <failure>, whatever it is: the robustgate.outcome
     property says which: failed (a gate broken), error (over its budget: nothing was measured), passed."""
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    write_spec(spec.replace("on: printed, max_drop: 0.15", "on: printed, max_drop: 0.0") + UNEVALUABLE, "tiny.yaml")
+    write_spec(no_drop_allowed(spec) + UNEVALUABLE, "tiny.yaml")
     tiny_project.runpytest(*run_options, "--junitxml=j.xml").assert_outcomes(passed=2, failed=2)
     found = {}
     for case in ET.parse(tiny_project.path / "j.xml").getroot().iter("testcase"):
