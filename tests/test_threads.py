@@ -69,3 +69,17 @@ def test_predictions_and_attacks_give_the_same_bits_on_one_thread_as_on_two(trai
         attack = torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=3, random_start=False)
         one, two = (at_threads(t, lambda: attack(images, labels)) for t in (1, 2))
         assert torch.equal(one, two) and not torch.equal(one, images)  # the attack moved the images, identically
+
+
+def test_a_build_inside_a_pinned_section_runs_on_the_default_count_under_the_same_key() -> None:
+    from robustgate.latency.measure import torch_threads
+    from robustgate.provenance import environment
+    from robustgate.threads import DEFAULT_THREADS, build_thread_count
+
+    outside = environment("weights")
+    with torch_threads(1):  # as a latency item pins threads, then restores the baseline from the cache
+        assert build_thread_count() == DEFAULT_THREADS
+        assert environment("weights") == outside  # the same key: a cache hit, not a retraining
+        with build_threads():
+            assert torch.get_num_threads() == DEFAULT_THREADS
+        assert torch.get_num_threads() == 1

@@ -1,9 +1,11 @@
 """What an artifact cache folder holds, and removing what no run can use: `robustgate cache info|prune`.
 
-An entry can never be read again when it was written under other library versions (they are part of
-every key), when it is damaged (its checksum no longer matches), or when it is a temporary file left by a
-run killed while writing. Entries unused for a while can be removed too (``--older-than``): every read
-marks an entry's modification time as its last use.
+An entry can never be read again when its key was made under another value of a component that no spec
+decides (a library version, a digest of robustgate's code, the CPU's instruction set: see
+robustgate.provenance; the header keeps them), when it is damaged (its checksum no longer matches), or
+when it is a temporary file left by a run killed while writing. Entries keyed by a user's model code are
+not judged by it: only a spec can say what that code is now. Entries unused for a while can be removed
+too (``--older-than``): every read marks an entry's modification time as its last use.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from pathlib import Path
 
 from filelock import Timeout
 
-from robustgate.cache import TEMPORARY_SUFFIX, DamagedEntry, ForeignEntry, library_versions, lock, read_entry
+from robustgate.cache import TEMPORARY_SUFFIX, DamagedEntry, ForeignEntry, lock, read_entry
+from robustgate.provenance import describe_changes, spec_free
 
 CURRENT = "current"
-OTHER_VERSIONS = "written by another robustgate, torch or library version"
+OTHER_VERSIONS = "written by other robustgate code, library versions or CPU"
 DAMAGED = "damaged"
 TEMPORARY = "left by an interrupted write"
 
@@ -30,7 +33,7 @@ class CacheFile:
     size: int
     last_used: float  # seconds since the epoch
     state: str  # CURRENT, OTHER_VERSIONS, DAMAGED or TEMPORARY
-    problem: str = ""  # what is wrong with a damaged entry
+    problem: str = ""  # what is wrong with a damaged entry, or what changed since one was written
 
     @property
     def entry(self) -> Path:
@@ -43,8 +46,8 @@ class CacheFile:
 
 def scan(root: Path) -> list[CacheFile]:
     """Every entry and temporary file under ``root``, each read in full and checked against its checksum."""
-    versions = library_versions()
-    return sorted((_classify(path, versions) for path in _cache_files(root)), key=lambda found: found.path)
+    current = spec_free()
+    return sorted((_classify(path, current) for path in _cache_files(root)), key=lambda found: found.path)
 
 
 def _cache_files(root: Path) -> Iterator[Path]:
@@ -53,7 +56,7 @@ def _cache_files(root: Path) -> Iterator[Path]:
             yield path
 
 
-def _classify(path: Path, versions: dict[str, str]) -> CacheFile:
+def _classify(path: Path, current: dict[str, str]) -> CacheFile:
     stat = path.stat()
     found = dict(path=path, kind=path.parent.parent.name, size=stat.st_size, last_used=stat.st_mtime)
     if path.name.endswith(TEMPORARY_SUFFIX):
@@ -64,7 +67,9 @@ def _classify(path: Path, versions: dict[str, str]) -> CacheFile:
         return CacheFile(**found, state=OTHER_VERSIONS)
     except (OSError, DamagedEntry) as err:
         return CacheFile(**found, state=DAMAGED, problem=str(err))
-    return CacheFile(**found, state=CURRENT if header.versions == versions else OTHER_VERSIONS)
+    recorded = {name: value for name, value in header.provenance.items() if name in current}
+    changed = describe_changes(recorded, {name: current[name] for name in recorded}, {})
+    return CacheFile(**found, state=OTHER_VERSIONS if changed else CURRENT, problem=", ".join(changed))
 
 
 @dataclass(frozen=True)

@@ -167,7 +167,8 @@ def _cache(args: argparse.Namespace) -> int:
             return 2
         pruned = prune(root, args.older_than, args.dry_run)
         for found in pruned.removed:
-            reason = found.state if found.state != CURRENT else f"unused for {args.older_than:g}+ days"
+            reason = f"{found.state}: {found.problem}" if found.problem else found.state
+            reason = reason if found.state != CURRENT else f"unused for {args.older_than:g}+ days"
             print(f"{'would remove' if args.dry_run else 'removed'} {found.path} ({_megabytes(found.size)}, {reason})")
         for found in pruned.busy:
             print(f"kept {found.path}: a run is building it now", file=sys.stderr)

@@ -18,6 +18,10 @@ import torch
 from robustgate.latency.measure import torch_threads
 
 _build_threads: int | None = None  # torch's own count, while this process evaluates on a share of it
+# Torch's count when robustgate was loaded (pytest loads the plugin before any item pins threads): every
+# build runs on it, so a model built inside a pinned section (latency timing on 1 thread restores the
+# baseline) gets the same weights, and the same cache key, as one built anywhere else in the run.
+DEFAULT_THREADS = torch.get_num_threads()
 
 
 @contextlib.contextmanager
@@ -39,8 +43,10 @@ def evaluation_share(workers: int) -> Iterator[None]:
 @contextlib.contextmanager
 def build_threads() -> Iterator[None]:
     """Build a model (train, compress) on torch's default thread count, so its weights equal a serial run's."""
-    if _build_threads is None:
+    with torch_threads(build_thread_count()):
         yield
-        return
-    with torch_threads(_build_threads):
-        yield
+
+
+def build_thread_count() -> int:
+    """The thread count models are built on (a cache key part of trained weights: it changes their bits)."""
+    return _build_threads if _build_threads is not None else DEFAULT_THREADS

@@ -18,17 +18,17 @@ import torch
 
 from robustgate.attacks.base import AttackSettings, attack_kinds
 from robustgate.attacks.diagnostics import masking_findings
-from robustgate.attacks.protocol import PROTOCOL_REVISION, Policy, RobustResult, fake_quant_twin, robust_correct
+from robustgate.attacks.protocol import Policy, RobustResult, fake_quant_twin, robust_correct
 from robustgate.attacks.strength import format_strength
 from robustgate.budget import count_images
-from robustgate.cache import ArtifactCache, content_key, file_digest
+from robustgate.cache import ArtifactCache, file_digest
 from robustgate.models.pretrained import checkpoint_path, is_pretrained, load_pretrained, resolve
 from robustgate.phases import PhaseClock
 from robustgate.threads import build_threads
 from robustgate.compressors.base import StepContext, compression_steps
 from robustgate.compressors.int8.twin import NoTwin
 from robustgate.compressors.pipeline import BuiltModel, compress, measure
-from robustgate.data.corruptions import corrupt, corruptions_revision
+from robustgate.data.corruptions import corrupt
 from robustgate.data.imageset import ImageSet
 from robustgate.data.overlap import FittedImages
 from robustgate.data.resolve import SpecDatasets
@@ -37,14 +37,14 @@ from robustgate.errors import DataError, ModelError, RobustgateError
 from robustgate.inference import predict_logits
 from robustgate.latency.machine import describe
 from robustgate.latency.measure import (
-    LatencyResult, Plan, RoundRunner, loop_runner, peak_memory_mb, query_of, time_queries, torch_threads,
+    LatencyResult, Plan, RoundRunner, loop_runner, peak_memory_mb, queries_needed, query_of, time_queries, torch_threads,
 )
-from robustgate.latency.percentiles import queries_for_bound
-from robustgate.models.architectures import build_network, network_digest
+from robustgate.models.architectures import build_network, model_code, structure_digest
 from robustgate.models.classifier import Classifier, Normalize
 from robustgate.models.state import load_state
 from robustgate.models.train import train_classifier
 from robustgate.models.weights import load_checkpoint
+from robustgate.provenance import ArtifactKey, artifact_key, environment
 from robustgate.spec.model import BASELINE, Spec
 from robustgate.spec.paths import resolve_path
 
@@ -132,9 +132,10 @@ class Workspace:
             net = build_network(params.arch, params.kwargs)
         classifier = Classifier(Normalize(params.input.mean, params.input.std), net)
         self.num_outputs(classifier)
-        # The model's code (not just the arch name) enters every key, so an edited user model
-        # never reuses weights or predictions of its previous version; the device changes numerics.
-        identity = (params.arch, params.kwargs, params.input, network_digest(net, params.arch), self.spec.device)
+        # The model's code (not just the arch name) enters every key, so an edited user model never reuses
+        # weights or predictions of its previous version (and a rebuild names the file); the device changes numerics.
+        identity = (params.arch, params.kwargs, params.input, self.spec.device)
+        model_provenance = {"model structure": structure_digest(net), **model_code(net, params.arch)}
         origin: tuple = ()  # what training starts from, when not from scratch
         if is_pretrained(params.weights):
             head = load_pretrained(net, params.arch, params.weights)
@@ -149,7 +150,10 @@ class Workspace:
         if params.train is not None:  # weights: train, or fine-tuning pretrained weights
             train_set = self.datasets[params.train.on]
             self.check_fits(params.train.on, train_set, classifier)
-            key = content_key("trained", identity, params.train, train_set.fingerprint(), self.spec.seed, *origin)
+            key = artifact_key(
+                ("trained", identity, params.train, train_set.fingerprint(), self.spec.seed, *origin),
+                {**environment("weights"), **model_provenance},
+            )
 
             def train() -> dict[str, torch.Tensor]:
                 self.progress(f"training {params.arch} on '{params.train.on}' ({len(train_set)} images)")
@@ -162,11 +166,13 @@ class Workspace:
             load_state(classifier, self.cache.get_or_create("weights", key, train))
             self._trained_classes = train_set.classes
         elif origin:
-            key = content_key("pretrained", identity, *origin)
+            key = artifact_key(("pretrained", identity, *origin), {**environment("loaded"), **model_provenance})
+            self.cache.remember(key)
         else:
             path = resolve_path(params.weights, self.spec.directory)
             load_checkpoint(classifier.net, path, trusted=params.trusted, arch=params.arch)
-            key = content_key("weights-file", identity, file_digest(path))
+            key = artifact_key(("weights-file", identity, file_digest(path)), {**environment("loaded"), **model_provenance})
+            self.cache.remember(key)
         classifier.eval()
         return BuiltModel(classifier, key, measure(classifier, self.example()), differentiable=True)
 
@@ -265,7 +271,7 @@ class Workspace:
             self.check_fits(dataset, data, built.model)
         except RobustgateError as err:
             raise err.at(self.spec.where(entry.line)) from None
-        key = content_key("logits", built.key, data.fingerprint())
+        key = artifact_key(("logits", data.fingerprint()), environment("logits"), {"model": built.key})
         logits = self.cache.get_or_create("logits", key, lambda: self._predict(variant, built, data, f"'{dataset}'"))
         self._logits[(variant, dataset)] = logits
         return logits
@@ -294,14 +300,16 @@ class Workspace:
     def corrupted_logits(self, variant: str, dataset: str, corruption: str, severity: int, samples: int | None) -> torch.Tensor:
         """Logits of ``variant`` on ``dataset`` (or its ``samples`` subset) under one corruption and severity.
 
-        Cached by model, images, corruption, severity, seed and the corruptions' code, so a warm run
-        neither corrupts nor predicts again."""
+        Cached by model, images, corruption, severity, seed and the corruptions' code (a provenance
+        component), so a warm run neither corrupts nor predicts again."""
         self.logits(variant, dataset)  # checks the model fits the images, and fails with the dataset's line
         built = self.model(variant)
         images = self._sampled(dataset, samples)  # the exact images, whatever picked them
         count_images(len(images), f"{variant} on '{dataset}' under {corruption} at severity {severity}")
-        key = content_key(
-            "corrupted-logits", built.key, images.fingerprint(), corruption, severity, self.spec.seed, corruptions_revision(),
+        key = artifact_key(
+            ("corrupted-logits", images.fingerprint(), corruption, severity, self.spec.seed),
+            environment("corrupted-logits"),
+            {"model": built.key},
         )
 
         def predict() -> torch.Tensor:
@@ -364,16 +372,13 @@ class Workspace:
         channels, size = self.spec.model.input.channels, self.spec.model.input.size
         generator = torch.Generator().manual_seed(self.spec.seed)
         batch = torch.rand(params.batch_size, channels, *size, generator=generator)
-        needed = params.min_queries
-        if self.confidence != "point":
-            one_sided = (1 + float(self.confidence)) / 2
-            needed = max([needed] + [queries_for_bound(q, one_sided) for q in params.gated_percentiles()])
+        speedup = params.min_speedup is not None and variant != BASELINE
+        one_sided = None if self.confidence == "point" else (1 + float(self.confidence)) / 2
+        needed = queries_needed(params.min_queries, params.gated_percentiles(), speedup, one_sided)
         plan = Plan(warmup=params.warmup, min_queries=needed, min_seconds=params.min_seconds)
         self.progress(f"timing {variant}: batch {params.batch_size}, {params.threads} thread(s), at least {needed} queries")
+        reference = query_of(self.restored(BASELINE)[0], batch) if speedup else None  # restored before threads are pinned
         with torch_threads(params.threads), self.clock.phase("latency"):
-            reference = None
-            if params.min_speedup is not None and variant != BASELINE:
-                reference = query_of(self.restored(BASELINE)[0], batch)
             timings = time_queries(query_of(model, batch), plan, runner, reference)
             throughput = None
             if params.throughput is not None:
@@ -399,12 +404,13 @@ class Workspace:
             return self._robust[memo]
         built, parent, data = self._attack_inputs(variant, params)
         settings = AttackSettings(strength, params.norm, params.steps, params.step_size, params.restarts)
-        key = content_key("attack", *self._attack_identity(built, parent, data, params), strength)
+        key = self._attack_key("attacks", ("attack", strength), built, parent, data, params)
         policy = Policy(frozenset(params.accept_missing), params.min_twin_agreement)
 
         def run() -> dict[str, Any]:
             indirect = not built.differentiable and attack_kinds.get(params.kind).needs_gradients
             how = "through its fake-quant twin, transfer from its fp32 parent and a gradient-free attack" if indirect else "directly"
+            how += " and by a gradient-free attack (symmetric)" if self._symmetric(built, params) else ""
             self.progress(
                 f"attacking {variant} with {params.kind} at {format_strength(strength)} on '{params.on}' "
                 f"({len(data)} images) {how}"
@@ -415,10 +421,10 @@ class Workspace:
             with self.clock.phase("attack"):
                 result = robust_correct(
                     params.kind, settings, model, fp32, data.floats(), data.labels, self.spec.seed, params.queries,
-                    differentiable=built.differentiable, policy=policy,
+                    differentiable=built.differentiable, policy=policy, symmetric=self._symmetric(built, params),
                 )
             return {
-                "correct": result.correct, "found_by": result.found_by,
+                "correct": result.correct, "found_by": result.found_by, "legs": list(result.legs),
                 "twin_agreement": torch.tensor([] if result.twin_agreement is None else [result.twin_agreement]),
                 "unavailable": dict(result.unavailable),
                 "first_fooled": torch.tensor([], dtype=torch.int16) if result.first_fooled is None else result.first_fooled,
@@ -430,6 +436,7 @@ class Workspace:
         result = RobustResult(
             stored["correct"], stored["found_by"], float(agreement[0]) if len(agreement) else None,
             dict(stored["unavailable"]), first_fooled if len(first_fooled) else None, float(stored["seconds"][0]),
+            legs=tuple(stored["legs"]),
         )
         # Judged on every read, cached or not: a stricter contract on a warm cache fails as a cold run would.
         self._robust[memo] = result = replace(result, gaps=policy.gaps(result.unavailable, result.twin_agreement))
@@ -441,7 +448,7 @@ class Workspace:
         result = self.robust(variant, params, strength)
         built, parent, data = self._attack_inputs(variant, params)
         thorough = params.diagnostics == "thorough"
-        key = content_key("masking", *self._attack_identity(built, parent, data, params), strength, thorough)
+        key = self._attack_key("masking", ("masking", strength, thorough), built, parent, data, params)
 
         def run() -> dict[str, list[str]]:
             checks = "thorough" if thorough else "default"
@@ -481,9 +488,23 @@ class Workspace:
         parent = None if built.differentiable else self._differentiable_parent(variant)
         return built, parent, data
 
-    def _attack_identity(self, built: BuiltModel, parent: BuiltModel | None, data: ImageSet, params: Any) -> tuple:
+    def _attack_key(
+        self, kind: str, what: tuple, built: BuiltModel, parent: BuiltModel | None, data: ImageSet, params: Any,
+    ) -> ArtifactKey:
+        """An attack's or masking check's key: the protocol's revision is the attacks code's digest, not a number."""
         attack = params.model_dump(include={"kind", "norm", "steps", "step_size", "restarts", "queries"})
-        return built.key, parent.key if parent else None, data.fingerprint(), attack, self.spec.seed, PROTOCOL_REVISION
+        if self._symmetric(built, params):  # an int8 model's legs are the same either way: its results are reused
+            attack["symmetric"] = True
+        return artifact_key(
+            (*what, data.fingerprint(), attack, self.spec.seed),
+            environment(kind),
+            {"model": built.key, "fp32 parent": parent.key if parent else None},
+        )
+
+    @staticmethod
+    def _symmetric(built: BuiltModel, params: Any) -> bool:
+        """Whether this attack adds the gradient-free leg to a model that has autograd (``symmetric: true``)."""
+        return bool(params.symmetric) and built.differentiable and attack_kinds.get(params.kind).needs_gradients
 
     def _differentiable_parent(self, variant: str) -> BuiltModel:
         """The variant before its last non-differentiable step: the fp32 model it was quantized from."""

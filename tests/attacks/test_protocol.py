@@ -224,3 +224,15 @@ def test_square_and_the_protocol_run_on_non_square_images(trained_cnn, digits) -
     result = robust_correct("pgd", pgd(8 / 255), int8, trained_cnn, images, labels, seed=0, queries=50)
     assert result.unavailable == {}
     assert int(result.correct.sum()) < int((predictions(int8, images) == labels).sum())
+
+
+def test_symmetric_adds_the_gradient_free_leg_to_a_differentiable_model(trained_cnn, int8, batch) -> None:
+    images, labels = batch
+    direct = robust_correct("pgd", pgd(4 / 255), trained_cnn, None, images, labels, seed=0, queries=50)
+    both = robust_correct("pgd", pgd(4 / 255), trained_cnn, None, images, labels, seed=0, queries=50, symmetric=True)
+    assert direct.legs == ("white-box",) and both.legs == ("white-box", "gradient-free")
+    # the same white-box attack first, then Square on what it left standing: never more robust
+    assert not (both.correct & ~direct.correct).any()
+    assert int((both.found_by == METHODS.index("white-box")).sum()) == int((direct.found_by == METHODS.index("white-box")).sum())
+    quantized = robust_correct("pgd", pgd(4 / 255), int8, trained_cnn, images, labels, seed=0, queries=50, symmetric=True)
+    assert quantized.legs == ("twin", "transfer", "gradient-free")  # an int8 model has its three legs either way

@@ -49,3 +49,32 @@ def test_a_non_square_input_runs_every_leg_and_every_check(tiny_project: pytest.
     assert float(int8["robustgate.twin_agreement"]) >= 0.99
     assert "robustgate.caveats" not in int8
     assert int(int8["robustgate.masking_findings"]) >= 0  # the checks ran (a Square among them) on 12x16 images
+
+
+def test_a_drop_says_which_attacks_each_side_got_and_symmetric_attacks_the_baseline_alike(
+    tiny_project: pytest.Pytester, write_spec, junit_properties
+) -> None:
+    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
+    drop = "  - attack: {kind: pgd, eps: 2/255, on: handwritten, samples: 48, max_drop: 1.0, steps: 5, queries: 20, variants: [int8]%s}\n"
+    write_spec(spec + drop % "", "tiny.yaml")
+    result = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "pgd", "--junitxml=j.xml")
+    result.assert_outcomes(passed=1, deselected=3)
+    (notes,) = [p["robustgate.notes"] for p in junit_properties(tiny_project.path / "j.xml").values()]
+    assert (
+        "robust accuracy is the worst case over: int8: pgd on the fake-quant twin, pgd transferred from the fp32 parent, "
+        "gradient-free square (20 queries); baseline: white-box pgd (symmetric: true attacks the baseline" in notes
+    )
+    asymmetric = junit_properties(tiny_project.path / "j.xml")
+
+    write_spec(spec + drop % ", symmetric: true", "tiny.yaml")
+    result = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "pgd", "--junitxml=j.xml")
+    result.assert_outcomes(passed=1, deselected=3)
+    # the int8 model's legs do not change, so its attack is read from the cache; the baseline is attacked again
+    assert "attacking int8" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*attacking baseline with pgd at 2/255*directly and by a gradient-free attack (symmetric)*"])
+    (props,) = junit_properties(tiny_project.path / "j.xml").values()
+    assert "baseline: white-box pgd, gradient-free square (20 queries)" in props["robustgate.notes"]
+    assert "symmetric: true attacks" not in props["robustgate.notes"]
+    (before,) = asymmetric.values()
+    # the baseline can only lose robust images to a second attack, so the drop can only shrink
+    assert float(props["robustgate.drop"]) <= float(before["robustgate.drop"])

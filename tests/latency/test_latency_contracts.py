@@ -67,6 +67,8 @@ def test_latency_items_are_benchmarks_with_percentiles_and_a_failing_slowed_mode
     assert extra["throughput"] > 0 and extra["load_seconds"] > 0 and extra["peak_memory_mb"] > 0
     slowed = benches["slowed::latency[min_speedup]"]["extra_info"]
     assert slowed["speedup"] < 1 and slowed["p50_ms"] >= 3.0  # the sleep is in every query
+    # min_queries: 30 is 3 block pairs; the run times the 6 a one-sided 97.5% bound on the median ratio needs
+    assert slowed["queries"] >= 60 and 0 < slowed["speedup_low"] <= slowed["speedup"]
 
 
 def test_benchmark_skip_skips_latency_items_and_nothing_else(latency_project: pytest.Pytester) -> None:
@@ -132,8 +134,8 @@ def test_max_slowdown_compares_with_the_run_benchmark_compare_loads(tiny_project
     write_spec(spec + f"  - latency: {{max_slowdown: 100, {FAST}, variants: [int8]}}\n", "tiny.yaml")
     args = ("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "latency", "--benchmark-storage=file://./stored")
     first = tiny_project.runpytest(*args, "--benchmark-autosave", "--junitxml=first.xml")
-    first.assert_outcomes(failed=1)  # nothing to compare with yet: the only gate is not read
-    first.stdout.fnmatch_lines(["*max_slowdown needs an earlier run to compare with*--benchmark-compare*"])
+    first.assert_outcomes(skipped=1)  # nothing to compare with yet: the only gate is not read, neither kept nor broken
+    first.stdout.fnmatch_lines(["*max_slowdown needs an earlier run to compare with*--benchmark-compare*gates nothing else*"])
     second = tiny_project.runpytest(*args, "--benchmark-compare", "--junitxml=second.xml")
     second.assert_outcomes(passed=1)
     props = next(iter(junit_properties(tiny_project.path / "second.xml").values()))

@@ -172,7 +172,7 @@ def test_cache_info_and_prune_from_the_command_line(tmp_path: Path, capsys: pyte
     assert "  logits           2     0.0 MB" in out and "  weights          1     0.1 MB" in out
     assert "unusable, damaged: 1 files" in out and f"{truncated}: truncated: " in out
     assert "unusable, left by an interrupted write: 1 files" in out
-    assert "unusable, written by another robustgate, torch or library version: 1 files" in out
+    assert "unusable, written by other robustgate code, library versions or CPU: 1 files" in out
 
     assert main(["cache", "prune", "--cache-dir", str(tmp_path), "--dry-run"]) == 0
     assert "would free" in capsys.readouterr().out and truncated.exists() and leftover.exists()

@@ -19,7 +19,9 @@ without it (``accept_missing: [twin]``); an accepted gap is carried on the resul
 can say the number rests on fewer legs.
 
 A model that has autograd but whose input gradients are None, NaN or mostly zero (a rounding
-or other masking layer) is attacked directly and also by the gradient-free attack.
+or other masking layer) is attacked directly and also by the gradient-free attack. So is every
+differentiable model when ``symmetric`` is asked for: a drop of an int8 model (attacked by three
+legs) against its fp32 baseline (by one) then compares worst cases over like attacks.
 
 Which attack broke each image first is recorded, in the order clean, white-box, twin,
 transfer, gradient-free.
@@ -44,7 +46,8 @@ LEGS = ("twin", "transfer", "gradient-free")
 """The legs of the protocol for a model without autograd; ``accept_missing`` names them."""
 
 PROTOCOL_REVISION = 2
-"""Enters every cached attack result's key: 2 fails closed, attacks every image in every leg, restarts on the scorer."""
+"""The protocol's revision, for readers: 2 fails closed, attacks every image in every leg, restarts on the scorer.
+Cached attack results are keyed by a digest of robustgate's attacks code instead (robustgate.provenance)."""
 
 MIN_TWIN_AGREEMENT = 0.99
 """Below this share of clean images reproduced layer by layer (``twin_fidelity``), a twin's gradients are not the int8 model's."""
@@ -87,6 +90,7 @@ class RobustResult:
     first_fooled: torch.Tensor | None = None
     seconds: float = 0.0  # what the attack cost when it ran (the diagnostics report theirs against it)
     gaps: dict[str, str] = field(default_factory=dict)  # legs that did not count in full, as the contract accepted
+    legs: tuple[str, ...] = ()  # the attacks that ran, in order (METHODS names); () when nothing was attacked
 
     def counts(self) -> dict[str, int]:
         return {method: int((self.found_by == code).sum()) for code, method in enumerate(METHODS) if code}
@@ -113,6 +117,7 @@ def robust_correct(
     *,
     differentiable: bool | None = None,
     policy: Policy = Policy(),
+    symmetric: bool = False,
 ) -> RobustResult:
     """Per image: is ``model`` right on it after every leg of the protocol?
 
@@ -131,7 +136,7 @@ def robust_correct(
         return RobustResult(correct, found)
     if differentiable is None:
         differentiable = has_autograd(model, images[:1])
-    legs = plan_legs(kind, model, parent, images, labels, differentiable)
+    legs = plan_legs(kind, model, parent, images, labels, differentiable, symmetric)
     policy.gaps(legs.unavailable, legs.twin_agreement)
     free = AttackSettings(settings.strength, settings.norm, queries, None, 1)
     trace: list[torch.Tensor] = []
@@ -144,7 +149,20 @@ def robust_correct(
         found[correct & ~survived] = METHODS.index(method)
         correct &= survived
     first_fooled = torch.cat(trace) if trace else None
-    return RobustResult(correct, found, legs.twin_agreement, legs.unavailable, first_fooled)
+    ran = tuple(method for method, _ in legs.rounds)
+    return RobustResult(correct, found, legs.twin_agreement, legs.unavailable, first_fooled, legs=ran)
+
+
+def describe_legs(legs: tuple[str, ...], kind: str, queries: int) -> str:
+    """``twin pgd, transfer pgd from the fp32 parent, gradient-free square (200 queries)``: what a robust
+    accuracy is the worst case of, as a reader compares two models' numbers."""
+    shown = {
+        "white-box": f"white-box {kind}",
+        "twin": f"{kind} on the fake-quant twin",
+        "transfer": f"{kind} transferred from the fp32 parent",
+        "gradient-free": f"gradient-free square ({queries} queries)",
+    }
+    return ", ".join(shown.get(leg, leg) for leg in legs) or "no attack (strength 0)"
 
 
 def plan_legs(
@@ -154,8 +172,10 @@ def plan_legs(
     images: torch.Tensor,
     labels: torch.Tensor,
     differentiable: bool,
+    symmetric: bool = False,
 ) -> Legs:
-    """Which attacks run against ``model``, and which legs of the protocol cannot run, and why."""
+    """Which attacks run against ``model``, and which legs of the protocol cannot run, and why.
+    ``symmetric``: a differentiable model gets the gradient-free leg too, as a model without autograd does."""
     from robustgate.attacks.gradients import gradient_problem
     from robustgate.compressors.int8.lockstep import twin_fidelity
     from robustgate.compressors.int8.twin import NoTwin
@@ -164,7 +184,7 @@ def plan_legs(
         return Legs([("white-box", model)])
     if differentiable:
         rounds = [("white-box", model)]
-        if gradient_problem(model, images, labels) is not None:  # white-box is blind here
+        if symmetric or gradient_problem(model, images, labels) is not None:  # white-box is blind here
             rounds.append(("gradient-free", model))
         return Legs(rounds)
     unavailable: dict[str, str] = {}

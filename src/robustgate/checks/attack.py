@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from robustgate.attacks import attack_kinds
-from robustgate.attacks.protocol import METHODS, MIN_TWIN_AGREEMENT, RobustResult
+from robustgate.attacks.protocol import METHODS, MIN_TWIN_AGREEMENT, RobustResult, describe_legs
 from robustgate.attacks.strength import Shares, Strength, Strengths, format_strength
 from robustgate.checks.accuracy import add_drop_gates, reading
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
@@ -51,6 +51,9 @@ class AttackParams(Params):
     # by default a leg that cannot run fails the item.
     accept_missing: tuple[Literal["twin", "transfer", "gradient-free"], ...] = Field((), strict=False)
     min_twin_agreement: Probability = MIN_TWIN_AGREEMENT  # a twin agreeing less is a missing twin leg
+    # Attack differentiable models (the baseline among them) with the gradient-free leg too, so a drop of an
+    # int8 model (twin + transfer + gradient-free) is measured against a baseline under like attacks.
+    symmetric: bool = False
 
     @field_validator("kind")
     @classmethod
@@ -82,9 +85,10 @@ class AttackParams(Params):
             raise ValueError("an Linf eps above 1 covers the whole [0, 1] pixel range; did you mean 8/255 rather than 8?")
         if self.min_area is not None and len(set(self.strengths)) < 2:
             raise ValueError(f"min_area gates the area under a sweep: give {key}: a list of at least two values")
-        if (self.accept_missing or "min_twin_agreement" in self.model_fields_set) and not attack.needs_gradients:
+        if (self.accept_missing or "min_twin_agreement" in self.model_fields_set or self.symmetric) and not attack.needs_gradients:
+            given = [key for key in ("accept_missing", "min_twin_agreement", "symmetric") if key in self.model_fields_set]
             raise ValueError(
-                f"{self.kind} runs on every model directly, with no protocol legs: drop accept_missing and min_twin_agreement"
+                f"{self.kind} runs on every model directly, with no protocol legs: drop {' and '.join(given)}"
             )
         gates = (self.min, self.max_drop, self.max_relative_drop, self.min_area)
         if all(g is None for g in gates) and not gated_elsewhere(info):
@@ -160,6 +164,7 @@ class AttackContract(ContractKind):
                 add_drop_gates(outcome, base.correct, result.correct, params.max_drop, params.max_relative_drop, level, read_high, at)
                 if strength == params.strengths[0]:  # the baseline's clean accuracy is the same at every strength
                     require_reference_above_chance(outcome, clean_correct(base), labels, level, read_low, params.on)
+                    outcome.notes.append(compared_legs(variant, result, base, params))
         if params.sweep and len(set(params.strengths)) > 1:
             self._area(outcome, params, read_low)
         outcome.metrics["interval_level"] = level
@@ -190,6 +195,18 @@ class AttackContract(ContractKind):
             value = estimate if read == "point" else low
             shown = "point" if read == "point" else f"area of the {read.replace(' bound', ' bounds')}"
             outcome.gates.append(Gate("robust_area", ">=", params.min_area, estimate, value, shown))
+
+
+def compared_legs(variant: str, result: RobustResult, base: RobustResult, params: AttackParams) -> str:
+    """Which attacks each side of a drop got: a drop of an int8 model (three legs) against a baseline
+    attacked white-box alone compares worst cases over different attacks, and the reader must know."""
+    line = (
+        f"robust accuracy is the worst case over: {variant}: {describe_legs(result.legs, params.kind, params.queries)}; "
+        f"baseline: {describe_legs(base.legs, params.kind, params.queries)}"
+    )
+    if "gradient-free" in result.legs and "gradient-free" not in base.legs:
+        line += " (symmetric: true attacks the baseline with the gradient-free leg too)"
+    return line
 
 
 def clean_correct(result: RobustResult) -> torch.Tensor:

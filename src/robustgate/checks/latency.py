@@ -132,10 +132,10 @@ class LatencyContract(ContractKind):
                 outcome.gates.append(Gate("throughput", ">=", params.throughput, rate, value, read_low))
         if params.max_slowdown is not None:
             if result.previous_p50_ms is None:
-                outcome.findings.append(
-                    "max_slowdown needs an earlier run to compare with: save one with --benchmark-autosave and pass "
-                    "--benchmark-compare; the gate was not read"
-                )
+                why = ("max_slowdown needs an earlier run to compare with: save one with --benchmark-autosave and pass "
+                       "--benchmark-compare; the gate was not read")
+                outcome.findings.append(why)
+                outcome.unread.append(why)
             else:
                 slowdown = m["p50_ms"] / result.previous_p50_ms
                 m.update(previous_p50_ms=result.previous_p50_ms, slowdown=slowdown)

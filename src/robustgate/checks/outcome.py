@@ -22,7 +22,7 @@ class Gate:
     threshold: float
     estimate: float
     value: float  # what the gate compared: the estimate or the bound
-    read: str  # "point", "exact" (counted, not sampled) or e.g. "lower 95% bound"
+    read: str  # "point", "exact" (counted, not sampled) or e.g. "one-sided 97.5% lower bound"
 
     @property
     def passed(self) -> bool:
@@ -56,6 +56,8 @@ class Outcome:
     # it may go without); every summary of the item leads with them
     caveats: list[str] = field(default_factory=list)
     series: dict[str, list[float]] = field(default_factory=dict)  # distributions for plots (e.g. latency quantiles)
+    # gates the contract names that nothing measured this run, and why: an item that read no other gate skips
+    unread: list[str] = field(default_factory=list)
     per_image: dict[str, Any] = field(default_factory=dict)  # metric -> PerImage, for paired regression gates
 
     @property

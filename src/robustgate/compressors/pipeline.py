@@ -1,7 +1,8 @@
 """Chaining a variant's steps in the order written, each cached on its own.
 
 Two variants that share a prefix of steps (``prune`` then ``ptq`` vs ``prune``)
-share that prefix's work: each step's key is its parent's key plus the step.
+share that prefix's work: each step's key is its parent's key plus the step (and
+the provenance of a compression: robustgate's compressor code, libraries, CPU).
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from robustgate.cache import ArtifactCache, content_key
+from robustgate.cache import ArtifactCache
 from robustgate.compressors.base import StepContext, compression_steps
 from robustgate.compressors.int8.engine import Int8Net
 from robustgate.compressors.size import ModelSize, count_macs, count_params, serialized_bytes
 from robustgate.models.classifier import Classifier
+from robustgate.provenance import ArtifactKey, artifact_key, environment
 from robustgate.spec.fields import dataset_refs
 from robustgate.spec.model import Step
 
@@ -23,7 +25,7 @@ class BuiltModel:
     """A model with the key that identifies it in the cache and its size."""
 
     model: Classifier
-    key: str
+    key: ArtifactKey | str  # a str only where a test stands in for an upstream model
     size: ModelSize
     differentiable: bool
 
@@ -49,17 +51,19 @@ def compress(
     for step in steps:
         step_impl = compression_steps.get(step.kind)
         data = sorted({ref for _, ref in dataset_refs(step.params)} | ({ctx.default_data} if ctx.default_data else set()))
-        key = content_key(
-            "step", current.key, step.kind, step.params, {d: fingerprint(d) for d in data}, ctx.seed,
-            *step_impl.external_inputs(step.params),
+        key = artifact_key(
+            ("step", step.kind, step.params, {d: fingerprint(d) for d in data}, ctx.seed,
+             *step_impl.external_inputs(step.params)),
+            environment("steps"),
+            {"model": current.key},
         )
-        if key not in memo:
-            memo[key] = _run_step(current, step, step_impl, key, ctx, cache)
-        current = memo[key]
+        if key.digest not in memo:
+            memo[key.digest] = _run_step(current, step, step_impl, key, ctx, cache)
+        current = memo[key.digest]
     return current
 
 
-def _run_step(parent: BuiltModel, step: Step, step_impl, key: str, ctx: StepContext, cache: ArtifactCache) -> BuiltModel:
+def _run_step(parent: BuiltModel, step: Step, step_impl, key: ArtifactKey, ctx: StepContext, cache: ArtifactCache) -> BuiltModel:
     fresh: list[Classifier] = []
 
     def create() -> dict:

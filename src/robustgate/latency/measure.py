@@ -77,6 +77,21 @@ BLOCK = 10  # queries per model between switches when two models are interleaved
 REWARM = 2  # untimed queries after a switch, so neither model is timed on the other's caches
 
 
+def queries_needed(min_queries: int, gated: list[float], speedup: bool, one_sided: float | None) -> int:
+    """Queries a latency contract times: ``min_queries``, raised to what each gated bound needs at the
+    ``one_sided`` confidence (None: gates read point estimates). A percentile's upper bound needs its
+    order-statistic count; a speed-up's lower bound (a sign-test bound on the median of block-pair
+    ratios) needs ``queries_for_bound(0.5, c)`` pairs of ``BLOCK`` queries, without which it is undefined."""
+    from robustgate.latency.percentiles import queries_for_bound
+
+    if one_sided is None:
+        return min_queries
+    needed = [min_queries, *(queries_for_bound(q, one_sided) for q in gated)]
+    if speedup:
+        needed.append(BLOCK * queries_for_bound(0.5, one_sided))
+    return max(needed)
+
+
 @dataclass(frozen=True)
 class Timings:
     seconds: np.ndarray  # the candidate's per-query times

@@ -11,6 +11,7 @@ from typing import Any
 from torch import nn
 
 from robustgate.errors import ModelError
+from robustgate.provenance import MODEL_CODE
 from robustgate.spec.factories import architecture_problem, import_factory
 
 
@@ -49,34 +50,43 @@ def _factory(arch: str, kwargs: dict[str, Any]) -> nn.Module:
     return net
 
 
-def network_digest(net: nn.Module, arch: str) -> str:
-    """Hash of a network's structure and of the code that defines it.
-
-    torch and torchvision classes are covered by their versions (part of every
-    cache key); for user classes and factories the source of their modules is
-    hashed, so editing ``forward`` or the factory invalidates cached weights and
-    predictions.
-    """
+def structure_digest(net: nn.Module) -> str:
+    """Hash of a network's repr and of its state's names, shapes and dtypes."""
     digest = hashlib.sha256()
     digest.update(repr(net).encode())
     for name, tensor in net.state_dict().items():
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+    return digest.hexdigest()
+
+
+def model_code(net: nn.Module, arch: str) -> dict[str, str]:
+    """SHA-256 of the source of every non-torch module defining ``net`` or its factory, by file:
+    ``{"model code (mypkg/models.py)": ...}``, a named cache-key component, so a rebuild says which file changed.
+
+    torch and torchvision classes are covered by their versions (part of every cache key); for user
+    classes and factories the whole file is hashed, so editing ``forward`` or the factory (even a comment)
+    invalidates cached weights and predictions, and the run says why.
+    """
     modules = {type(m).__module__ for m in net.modules()}
     prefix, _, _ = arch.rpartition(":")
     if prefix not in ("", "torchvision"):
         modules.add(prefix)
+    found = {}
     for module_name in sorted(m for m in modules if m.split(".")[0] not in ("torch", "torchvision")):
-        digest.update(module_name.encode())
-        digest.update(_module_source(module_name))
-    return digest.hexdigest()
+        label, source = _module_source(module_name)
+        found[f"{MODEL_CODE} ({label})"] = hashlib.sha256(source).hexdigest()
+    return found
 
 
-def _module_source(module_name: str) -> bytes:
+def _module_source(module_name: str) -> tuple[str, bytes]:
+    """A label for the module's file (``mypkg/models.py``) and its bytes; the module name and b"" without one."""
     module = sys.modules.get(module_name)
     path = getattr(module, "__file__", None)
     if path is None:
-        return b""
+        return module_name, b""
+    parts = module_name.split(".")
+    label = "/".join([*parts[:-1], Path(path).name] if Path(path).name != "__init__.py" else [*parts, "__init__.py"])
     try:
-        return Path(path).read_bytes()
+        return label, Path(path).read_bytes()
     except OSError:
-        return b""
+        return label, b""

@@ -145,7 +145,8 @@ class RobustgateSession:
         if self._cache is None:
             from robustgate.cache import ArtifactCache
 
-            self._cache = ArtifactCache(None if self.config.getoption("robustgate_no_cache") else self._cache_dir())
+            root = None if self.config.getoption("robustgate_no_cache") else self._cache_dir()
+            self._cache = ArtifactCache(root, explain=self.progress)  # a warm run says why it rebuilds something
         return self._cache
 
     def _cache_dir(self) -> Path:

@@ -272,6 +272,9 @@ class ContractItem(pytest.Function):
             # nothing to compare with yet: skip, but keep what was measured so a saved baseline holds it
             self._record(outcome, workspace)
             pytest.skip(f"max_regression not read: {unread}, and this contract gates nothing else")
+        if not outcome.gates and outcome.unread:  # a gate nothing measured skips: neither kept nor broken
+            self._record(outcome, workspace)
+            pytest.skip(f"{'; '.join(outcome.unread)}, and this contract gates nothing else")
         if not outcome.gates:  # a contract that checked nothing must not count as kept
             why = f": {'; '.join(outcome.findings)}" if outcome.findings else ""
             raise RobustgateError(

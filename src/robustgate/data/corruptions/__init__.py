@@ -66,9 +66,6 @@ term tints greys red (hue 0) in the original.
 
 from __future__ import annotations
 
-import hashlib
-from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from robustgate.data.corruptions.base import Corruption, check_severity, corruptions
@@ -81,7 +78,7 @@ from robustgate.data.corruptions.weather import plasma_fractal
 if TYPE_CHECKING:
     from robustgate.data.imageset import ImageSet
 
-__all__ = ["COMMON", "EXTRA", "SUITES", "Corruption", "corrupt", "corruptions", "corruptions_revision", "plasma_fractal"]
+__all__ = ["COMMON", "EXTRA", "SUITES", "Corruption", "corrupt", "corruptions", "plasma_fractal"]
 
 # The protocol's sets, in its order (noise, blur, weather, digital): the 15 that mCE averages,
 # and the 4 it held out for validation (make_imagenet_c.py's listing).
@@ -119,13 +116,3 @@ def corrupt(images: ImageSet, name: str, severity: int, seed: int) -> ImageSet:
         chunk = pixels[start : start + _CHUNK].float().div_(255.0)
         out[start : start + _CHUNK] = to_uint8(fn(chunk, severity, generator))
     return ImageSet(out, images.labels, images.classes)
-
-
-@lru_cache(maxsize=1)
-def corruptions_revision() -> str:
-    """A hash of this package's code: part of the cache key of predictions on corrupted images, which
-    (unlike a declared ``from:`` dataset) are cached without hashing the corrupted pixels."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()
