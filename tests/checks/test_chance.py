@@ -26,8 +26,8 @@ def test_chance_is_the_most_frequent_class_share() -> None:
 @pytest.mark.parametrize(("hits", "read", "passes"), [
     (25, "point", False),  # exactly chance on 4 balanced classes: not above it
     (26, "point", True),
-    (30, "lower 95% bound", False),  # 0.30, but its lower bound 0.22 is not above 0.25
-    (60, "lower 95% bound", True),
+    (30, "one-sided 97.5% lower bound", False),  # 0.30, but its lower bound 0.22 is not above 0.25
+    (60, "one-sided 97.5% lower bound", True),
 ])
 def test_a_reference_must_be_above_chance_at_the_spec_confidence(hits: int, read: str, passes: bool) -> None:
     labels = torch.arange(100) % 4

@@ -14,10 +14,14 @@ from robustgate.errors import SpecError
 from robustgate.spec import load_spec
 
 CONTRACTS = """\
-  - corruptions: {on: handwritten, suite: [gaussian_noise, contrast, glass_blur], severities: [1, 5], samples: 120, min_accuracy: {mean: 0.2, each: 0.05}, max_drop: 0.3, max_relative_mce: 5.0}
+  - corruptions: {on: handwritten, suite: [gaussian_noise, contrast, glass_blur], severities: [1, 5], samples: 120, min_accuracy: {mean: 0.2, each: 0.01}, max_drop: 0.3, max_relative_mce: 5.0}
   - shift: {source: handwritten, targets: [printed, noisy], min: 0.1, max_gap: {printed: 0.95, noisy: 0.95}, max_drop: 0.3}
 """
-NOISY = "  noisy: {from: handwritten, corruption: gaussian_noise, severity: 5}\n"
+# Every gate keeps a margin that a different CPU kernel path (a few images flipping) cannot cross. At
+# severity 5 the tiny net guessed on noisy: 0.13, its lower bound 0.10 against min 0.1 and against chance
+# for the required baseline_above_chance@noisy (0.0975 on an AVX-512 Xeon); at severity 3 it reads 0.23,
+# bound 0.19. Contrast leaves it at 0.11 (bound 0.07), so each: is 0.01, not 0.05.
+NOISY = "  noisy: {from: handwritten, corruption: gaussian_noise, severity: 3}\n"
 
 
 @pytest.fixture
@@ -83,13 +87,13 @@ def test_corruption_and_shift_contracts_report_the_protocol_numbers(project: pyt
 
 def test_broken_corruption_and_shift_gates_fail_on_the_worst_case(project: pytest.Pytester, write_spec) -> None:
     spec = (project.path / "robustness_specs" / "tiny.yaml").read_text()
-    spec = spec.replace("min_accuracy: {mean: 0.2, each: 0.05}", "min_accuracy: {each: 0.97}").replace("min: 0.1,", "min: 0.97,")
+    spec = spec.replace("min_accuracy: {mean: 0.2, each: 0.01}", "min_accuracy: {each: 0.97}").replace("min: 0.1,", "min: 0.97,")
     write_spec(spec, "tiny.yaml")
     result = project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "corruptions or shift")
     result.assert_outcomes(failed=4, deselected=3)
     # every corruption of the suite gets its own gate; a number on a shift gates the worst target
     result.stdout.fnmatch_lines(["*accuracy@gaussian_noise*>= 0.97*FAIL*", "*accuracy@glass_blur*>= 0.97*FAIL*"])
-    result.stdout.fnmatch_lines(["*accuracy@noisy*lower 95% bound*>= 0.97*FAIL*"])
+    result.stdout.fnmatch_lines(["*accuracy@noisy*one-sided 97.5% lower bound*>= 0.97*FAIL*"])
 
 
 def test_ratio_never_passes_a_gate_on_a_division_by_zero() -> None:
@@ -148,7 +152,7 @@ def test_a_tiny_set_where_every_image_agrees_cannot_pass_a_zero_drop(tiny_projec
     write_spec(spec, "tiny.yaml")
     result = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "corruptions")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*drop*upper 95% bound 0.*<= 0*FAIL*"])
+    result.stdout.fnmatch_lines(["*drop*one-sided 97.5% upper bound 0.*<= 0*FAIL*"])
 
 
 def test_a_sample_the_data_cannot_give_names_the_contract_line(tiny_project: pytest.Pytester, write_spec) -> None:

@@ -16,8 +16,8 @@ def test_contracts_pass_and_metrics_reach_junit(tiny_project: pytest.Pytester, j
             "*robustgate: [[]tiny] compressing: ptq*",
             "*= robustgate =*",
             "3 contracts: 3 pass",
-            "*baseline*accuracy[[]handwritten]*PASS*accuracy 0.* (lower 95% bound 0.*) >= 0.5*",
-            "*int8*accuracy[[]printed]*PASS*drop *(upper 95% bound *) <= 0.15*",
+            "*baseline*accuracy[[]handwritten]*PASS*accuracy 0.* (one-sided 97.5% lower bound 0.*) >= 0.5*",
+            "*int8*accuracy[[]printed]*PASS*drop *(one-sided 97.5% upper bound *) <= 0.15*",
         ]
     )
     cases = junit_properties(tiny_project.path / "junit.xml")
@@ -40,7 +40,7 @@ def test_broken_contract_fails_with_a_verdict_table(tiny_project: pytest.Pyteste
         [
             "robustgate contract broken: baseline :: accuracy[[]handwritten]   (robustness_specs/tiny.yaml:17)",
             "*gate*measured*read as*threshold*result*",
-            "*accuracy*lower 95% bound 0.*>= 0.999*FAIL*",
+            "*accuracy*one-sided 97.5% lower bound 0.*>= 0.999*FAIL*",
             "*accuracy 0.*, 95% interval [[]0.*, 0.*]*n = 359*",
             "*spec: - accuracy: {on: handwritten, min: 0.999, max_drop: 0.10}*",
         ]

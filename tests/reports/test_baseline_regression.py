@@ -54,7 +54,7 @@ def test_a_saved_baseline_gates_the_next_release_image_by_image(tiny_project: py
     same.assert_outcomes(passed=3)
     items = _items(tiny_project.path / "reports" / "results.json")
     gate = next(g for g in items["int8::accuracy[handwritten]"]["gates"] if g["metric"] == "regression.accuracy")
-    assert gate["estimate"] == 0.0 and gate["read"] == "upper 95% bound, paired"
+    assert gate["estimate"] == 0.0 and gate["read"] == "one-sided 97.5% upper bound, paired"
     size = next(g for g in items["int8::accuracy[handwritten]"]["gates"] if g["metric"] == "regression.bytes")
     assert size["estimate"] == 0 and size["read"] == "point" and size["passed"]  # lower is better, compared as counted
     assert 0.0 < gate["value"] < 0.05  # identical predictions: the bound is the sampling margin, not zero
@@ -81,7 +81,7 @@ def test_a_plain_results_file_is_a_baseline_compared_as_independent_proportions(
     # whose interval on 200 printed digits is too wide to show that nothing was lost (paired, it passed)
     tiny_project.runpytest(*RUN, "--robustgate-baseline=plain.json").assert_outcomes(passed=2, failed=1)
     gate = next(g for g in _items(tiny_project.path / "reports" / "results.json")["int8::accuracy[printed]"]["gates"])
-    assert gate["metric"] == "regression.accuracy" and gate["read"] == "upper 95% bound, unpaired"
+    assert gate["metric"] == "regression.accuracy" and gate["read"] == "one-sided 97.5% upper bound, unpaired"
     assert gate["estimate"] == 0.0 and 0.05 < gate["value"] < 0.15 and gate["passed"] is False
 
 
@@ -148,7 +148,7 @@ def test_other_images_are_compared_as_independent_proportions() -> None:
     outcome = Outcome("accuracy[x]", "int8", {"accuracy": 0.88}, per_image={"accuracy": now})
     add_regression_gates(outcome, {"accuracy": 0.05}, Previous({"accuracy": 0.9}, {"accuracy": before}), 0.95)
     gate = outcome.gates[0]
-    assert gate.read == "upper 95% bound, unpaired" and gate.value > gate.estimate == pytest.approx(0.02)
+    assert gate.read == "one-sided 97.5% upper bound, unpaired" and gate.value > gate.estimate == pytest.approx(0.02)
     assert not gate.passed  # 100 images cannot show that 2 points lost are fewer than 5
 
 
@@ -221,7 +221,7 @@ def test_the_paired_gate_reads_the_upper_bound_of_what_was_lost() -> None:
     outcome = Outcome("accuracy[x]", "int8", {"accuracy": 0.7}, per_image={"accuracy": now})
     add_regression_gates(outcome, {"accuracy": 0.15}, Previous({"accuracy": 0.8}, {"accuracy": before}), 0.95)
     gate = outcome.gates[0]
-    assert gate.read == "upper 95% bound, paired" and gate.estimate == pytest.approx(0.1)
+    assert gate.read == "one-sided 97.5% upper bound, paired" and gate.estimate == pytest.approx(0.1)
     assert 0.15 < gate.value < 0.2 and not gate.passed  # 10 of 100 lost: the bound passes 0.15
 
 
@@ -239,4 +239,4 @@ def test_only_proportions_of_images_get_an_unpaired_interval() -> None:
                          Previous({"mean_corruption_accuracy": 0.65, "accuracy": 0.85, "n": 100}), 0.95)
     mean, accuracy = outcome.gates
     assert mean.read == "point" and mean.value == pytest.approx(0.05)  # a mean over conditions: not n coin flips
-    assert accuracy.read == "upper 95% bound, unpaired" and accuracy.value > 0.05
+    assert accuracy.read == "one-sided 97.5% upper bound, unpaired" and accuracy.value > 0.05

@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 
 from robustgate.reports.results import SCHEMA
+from tiny_spec_edits import no_drop_allowed
 
 
 def _results(pytester: pytest.Pytester) -> dict:
@@ -19,12 +20,12 @@ def _results(pytester: pytest.Pytester) -> dict:
 
 def test_a_run_writes_schema_valid_results_and_a_markdown_summary(tiny_project: pytest.Pytester, write_spec, junit_properties) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    write_spec(spec.replace("on: printed, max_drop: 0.15", "on: printed, max_drop: 0.0"), "tiny.yaml")
+    write_spec(no_drop_allowed(spec), "tiny.yaml")
     result = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "--junitxml=j.xml")
     result.assert_outcomes(passed=2, failed=1)
     # the terminal table shows the baseline's own accuracy beside the drop gate relative to it
     result.stdout.fnmatch_lines(["3 contracts: 2 pass, 1 fail",
-                                 "*int8*accuracy[[]printed]*FAIL*drop *(upper 95% bound *) <= 0, baseline accuracy 0.*"])
+                                 "*int8*accuracy[[]printed]*FAIL*drop *(one-sided 97.5% upper bound *) <= 0, baseline accuracy 0.*"])
     doc = _results(tiny_project)
     assert doc["exit_status"] == 1 and doc["interrupted"] is False
     assert doc["environment"]["torch"] and doc["environment"]["quantized_engine"]
@@ -36,7 +37,7 @@ def test_a_run_writes_schema_valid_results_and_a_markdown_summary(tiny_project: 
     assert broken["model"] == "int8" and broken["contract"] == "accuracy[printed]"
     assert broken["kind"] == "accuracy" and broken["datasets"] == ["printed"]
     gate = next(g for g in broken["gates"] if g["metric"] == "drop")
-    assert gate["threshold"] == 0.0 and gate["passed"] is False and gate["read"] == "upper 95% bound"
+    assert gate["threshold"] == 0.0 and gate["passed"] is False and gate["read"] == "one-sided 97.5% upper bound"
     props = next(p for name, p in junit.items() if name.endswith("accuracy[printed]"))
     assert broken["metrics"]["drop"] == pytest.approx(float(props["robustgate.drop"]))
     timings = doc["timings"]

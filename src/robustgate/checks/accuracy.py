@@ -10,7 +10,7 @@ from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.chance import note_if_at_chance, require_reference_above_chance
 from robustgate.checks.outcome import Gate, Outcome
 from robustgate.checks.regression import PerImage
-from robustgate.checks.stats import DISPLAY_LEVEL, paired_drop, wilson_interval
+from robustgate.checks.stats import DISPLAY_LEVEL, bound_name, paired_drop, relative_drop_high, wilson_interval
 from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere
 from robustgate.spec.model import BASELINE
 
@@ -33,10 +33,11 @@ class AccuracyParams(Params):
 
 
 def reading(confidence: float | str, side: str) -> tuple[float, str]:
-    """The interval level to compute and how a gate is read under the spec's ``confidence``."""
+    """The interval level to compute and how a gate is read under the spec's ``confidence``: one end
+    of a two-sided interval at ``confidence``, so a one-sided bound at (1 + confidence) / 2."""
     if confidence == "point":
         return DISPLAY_LEVEL, "point"
-    return float(confidence), f"{side} {float(confidence):.0%} bound"
+    return float(confidence), bound_name(float(confidence), side)
 
 
 class AccuracyContract(ContractKind):
@@ -97,11 +98,21 @@ def add_drop_gates(
         value = drop.drop if read == "point" else drop.high
         outcome.gates.append(Gate(f"drop{suffix}", "<=", max_drop, drop.drop, value, read))
     if max_relative_drop is not None:
-        relative = drop.drop / base_acc if base_acc else 0.0
-        bound = drop.high / base_acc if base_acc else 0.0
+        relative, bound = relative_drop(base_correct, correct, level)
         outcome.metrics[f"relative_drop{suffix}"] = relative
+        outcome.metrics[f"relative_drop_high{suffix}"] = bound
         value = relative if read == "point" else bound
         outcome.gates.append(Gate(f"relative_drop{suffix}", "<=", max_relative_drop, relative, value, read))
+
+
+def relative_drop(base_correct: torch.Tensor, correct: torch.Tensor, level: float) -> tuple[float, float]:
+    """The share of the baseline's accuracy lost on the same images, and the upper end of its interval:
+    the baseline's own uncertainty counts (not the drop's bound over the baseline's point estimate)."""
+    both = int((base_correct & correct).sum())
+    lost, gained = int((base_correct & ~correct).sum()), int((~base_correct & correct).sum())
+    neither = len(correct) - both - lost - gained
+    relative = (lost - gained) / (both + lost) if both + lost else 0.0
+    return relative, float(relative_drop_high(both, lost, gained, neither, level))
 
 
 contract_kinds.register("accuracy")(AccuracyContract())

@@ -11,13 +11,17 @@ accuracy to these corruptions than the model it was made from"; the paper's mean
 per-corruption ratios is reported as ``relative_mce_mean``.
 
 A gate takes a number (the overall summary) or a mapping: ``{mean: 0.7, fog: 0.5, each: 0.4}`` gates
-the summary, one corruption, and every corruption of the suite. Intervals are percentile bootstraps
-over images (every model sees the same corrupted images, so resampling images keeps the pairing),
-never narrower than the binomial interval of n images for accuracies and drops.
+the summary, one corruption, and every corruption of the suite. Every model sees the same corrupted
+images, so the intervals of gated numbers are paired and analytic (:mod:`robustgate.checks.clustered`):
+accuracies and drops from binomial score intervals at an effective number of images, relative mCE
+and CE from Fieller's interval of a ratio of paired means (unbounded above, with a finding, when the
+baseline's loss cannot be told from zero). The means of per-corruption ratios that are only
+reported (``mce``, ``relative_mce_mean``) keep a percentile bootstrap over images.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -26,7 +30,6 @@ from robustgate.checks.accuracy import reading
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.chance import note_if_at_chance, require_reference_above_chance
 from robustgate.checks.outcome import Gate, Outcome
-from robustgate.checks.stats import unpaired_difference, wilson_interval
 from robustgate.data.corruptions import SUITES, corruptions
 from robustgate.registry import did_you_mean
 from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere, one_or_per_name
@@ -144,7 +147,9 @@ class CorruptionsContract(ContractKind):
         estimate = stats(np.arange(model.clean.shape[0])[None])[:, 0]
         low, high = _bootstrap(stats, model.clean.shape[0], level, evaluation)
         value = dict(zip(stats.keys(names), zip(estimate, low, high)))
-        _no_narrower_than_binomial(value, names, model.clean.shape[0], level)
+        for metric, (lo, hi) in _paired_intervals(model, base, names, len(severities), level).items():
+            est = value[metric][0]
+            value[metric] = (est, min(lo, est), max(hi, est))
 
         m = outcome.metrics
         m.update(clean_accuracy=1 - float(model.clean.mean()), n=int(model.clean.shape[0]), interval_level=level)
@@ -176,6 +181,12 @@ class CorruptionsContract(ContractKind):
                     est, lo, hi = value[metric]
                     bound = est if read == "point" else (lo if op == ">=" else hi)
                     outcome.gates.append(Gate(metric, op, limit, float(est), float(bound), read))
+                    if math.isinf(bound) and math.isfinite(est):
+                        outcome.findings.append(
+                            f"{metric}: the baseline's loss of accuracy to {metric.partition('@')[2] or 'these corruptions'} "
+                            f"cannot be told from zero on {m['n']} images, so the data cannot bound the ratio: its {read} "
+                            "is infinite (evaluate more images, or gate max_drop instead)"
+                        )
 
         labels = evaluation.labels(params.on)
         index = evaluation.sample(params.on, params.samples)
@@ -269,21 +280,33 @@ class _Summary:
         ]
 
 
-def _no_narrower_than_binomial(value: dict[str, tuple[float, float, float]], names: tuple[str, ...], n: int, level: float) -> None:
-    """Widen accuracy and drop intervals to what n images could show at best: the bootstrap of a
-    mean is a point when every image agrees (all right, or both models alike), which would let a
-    gate on 10 images pass at its estimate. A mean of per-image scores in [0, 1] varies at most as
-    much as one Bernoulli per image, so Wilson's interval on n images (Newcombe's unpaired one for
-    a drop, wider than a paired one) is a conservative floor."""
-    for tag in ("", *(f"@{name}" for name in names)):
-        key = "mean_corruption_accuracy" if not tag else f"accuracy{tag}"
-        accuracy, low, high = value[key]
-        model = wilson_interval(round(accuracy * n), n, level)
-        value[key] = (accuracy, min(low, model.low), max(high, model.high))
-        drop, low, high = value[f"drop{tag}"]
-        base = wilson_interval(round((accuracy + drop) * n), n, level)
-        difference = unpaired_difference(base, model)
-        value[f"drop{tag}"] = (drop, min(low, difference.low), max(high, difference.high))
+def _paired_intervals(
+    model: _Errors, base: _Errors, names: tuple[str, ...], severities: int, level: float,
+) -> dict[str, tuple[float, float]]:
+    """Analytic, paired interval ends of every gated number (and of CE) over all conditions and per corruption."""
+    import numpy as np
+
+    from robustgate.checks import clustered
+
+    out = {}
+    every = slice(0, len(names) * severities)
+    groups = [("", every), *((f"@{name}", slice(c * severities, (c + 1) * severities)) for c, name in enumerate(names))]
+    for tag, rows in groups:
+        right, base_right = model.errors[rows] == 0, base.errors[rows] == 0
+        resolution = 1 / (rows.stop - rows.start)  # one condition of one image
+        accuracy = clustered.accuracy(right, level)
+        drop = clustered.paired_drop(base_right, right, level)
+        relative = clustered.fieller_ratio(model.errors[rows].mean(axis=0) - model.clean,
+                                           base.errors[rows].mean(axis=0) - base.clean, level, resolution)
+        out["mean_corruption_accuracy" if not tag else f"accuracy{tag}"] = accuracy
+        out[f"drop{tag}"] = drop
+        out["relative_mce" if not tag else f"relative_ce{tag}"] = relative
+        if tag:
+            errors, base_errors = model.errors[rows].mean(axis=0), base.errors[rows].mean(axis=0)
+            out[f"ce{tag}"] = clustered.fieller_ratio(errors, base_errors, level, resolution)
+    ends = {key: (float(np.asarray(i.low)), float(np.asarray(i.high))) for key, i in out.items()}
+    # an error ratio (CE) is never below 0, whatever an unbounded Fieller set says
+    return {key: (max(low, 0.0) if key.startswith("ce@") else low, high) for key, (low, high) in ends.items()}
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -305,7 +328,9 @@ def _bootstrap(stats: _Summary, n: int, level: float, evaluation: Evaluation) ->
             (np.arange(n),), stats, vectorized=True, n_resamples=_RESAMPLES, batch=_batch(stats, n), confidence_level=level,
             method="percentile", random_state=np.random.default_rng(evaluation.seed),
         )
-    return result.confidence_interval.low, result.confidence_interval.high
+    low, high = result.confidence_interval.low, result.confidence_interval.high
+    # inf - inf is nan: an end that interpolates between infinite ratios is infinite (unbounded), never nan
+    return np.where(np.isnan(low), -np.inf, low), np.where(np.isnan(high), np.inf, high)
 
 
 def _batch(stats: _Summary, n: int) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from robustgate.checks.outcome import Gate, Outcome
-from robustgate.checks.stats import paired_drop, unpaired_difference, wilson_interval
+from robustgate.checks.stats import bound_name, paired_drop, unpaired_difference, wilson_interval
 from robustgate.errors import RobustgateError
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def _upper_bound(metric: str, now: dict[str, Any], previous: Previous, per_image
                 raise RobustgateError(f"{source} holds {before.correct.numel()} per-image results for {metric} on the same "
                                       f"images where this run has {after.correct.numel()}: the baseline file is damaged")
             drop = paired_drop(before.correct, after.correct, level)  # the same images: image by image
-            return drop.high, f"upper {level:.0%} bound, paired"
+            return drop.high, f"{bound_name(level, 'upper')}, paired"
         counts = [(int(before.correct.sum()), before.correct.numel()), (int(after.correct.sum()), after.correct.numel())]
     else:
         counts = [_count(metric, previous.metrics), _count(metric, now)]
@@ -151,7 +151,7 @@ def _upper_bound(metric: str, now: dict[str, Any], previous: Previous, per_image
         return float(previous.metrics[metric]) - float(now[metric]), "point"
     (k1, n1), (k2, n2) = counts  # type: ignore[misc]
     difference = unpaired_difference(wilson_interval(k1, n1, level), wilson_interval(k2, n2, level))
-    return difference.high, f"upper {level:.0%} bound, unpaired"
+    return difference.high, f"{bound_name(level, 'upper')}, unpaired"
 
 
 def _count(metric: str, metrics: dict[str, Any]) -> tuple[int, int] | None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from robustgate.checks.accuracy import add_drop_gates, reading
+from robustgate.checks.accuracy import add_drop_gates, reading, relative_drop
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.chance import note_if_at_chance, require_reference_above_chance
 from robustgate.checks.outcome import Gate, Outcome
@@ -101,10 +101,10 @@ class ShiftContract(ContractKind):
                 add_drop_gates(outcome, base_hits, hits, None, None, level, read_high, suffix)
                 base_acc = m[f"baseline_accuracy{suffix}"]
                 per_target.setdefault("drop", {})[target] = (m[f"drop{suffix}"], m[f"drop_low{suffix}"], m[f"drop_high{suffix}"])
-                per_target.setdefault("relative_drop", {})[target] = tuple(  # type: ignore[assignment]
-                    v / base_acc if base_acc else 0.0 for v in per_target["drop"][target]
-                )
-                m[f"relative_drop{suffix}"] = per_target["relative_drop"][target][0]
+                relative, relative_high = relative_drop(base_hits, hits, level)  # the baseline's uncertainty counts
+                relative_low = m[f"drop_low{suffix}"] / base_acc if base_acc else 0.0  # shown, never gated
+                per_target.setdefault("relative_drop", {})[target] = (relative, min(relative_low, relative), relative_high)
+                m[f"relative_drop{suffix}"], m[f"relative_drop_high{suffix}"] = relative, relative_high
                 base_source = correct(BASELINE, params.source).float().mean()
                 m["baseline_source_accuracy"] = float(base_source)
                 m[f"gap_change{suffix}"] = float(m[f"gap{suffix}"] - (base_source - base_hits.float().mean()))

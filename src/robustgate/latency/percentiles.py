@@ -57,5 +57,5 @@ def median_lower_bound(values: np.ndarray, confidence: float) -> float:
     the largest ``X_(k)`` with ``P(Binomial(n, 1/2) >= k) >= confidence``; nan if none."""
     n = len(values)
     ordered = np.sort(values)
-    ks = [k for k in range(1, n + 1) if binom.sf(k - 1, n, 0.5) >= confidence]
-    return float(ordered[max(ks) - 1]) if ks else float("nan")
+    ks = np.nonzero(binom.sf(np.arange(n), n, 0.5) >= confidence)[0]  # P(Bin >= k) for k = 1..n, one call
+    return float(ordered[ks[-1]]) if len(ks) else float("nan")

@@ -63,7 +63,7 @@ def _number(value: float | None) -> str:
 
 
 def describe_gate(gate: dict[str, Any], item: dict[str, Any] | None = None) -> str:
-    """``drop 0.0100 (upper 95% bound 0.0412) <= 0.03, baseline accuracy 0.9610``: the gate as measured and,
+    """``drop 0.0100 (one-sided 97.5% upper bound 0.0412) <= 0.03, baseline accuracy 0.9610``: the gate as measured and,
     given its item, the absolute value it is relative to."""
     shown = f"{gate['metric']} {_number(gate['estimate'])}"
     if gate["read"] not in READ_AS:
@@ -85,7 +85,7 @@ class GateRow:
 
     metric: str
     measured: str
-    read_as: str  # "point estimate", "exact" or "lower 95% bound 0.8123"
+    read_as: str  # "point estimate", "exact" or "one-sided 97.5% lower bound 0.8123"
     threshold: str  # "<= 0.03"
     reference: str  # the references a relative gate reads against, "" for an absolute one
     passed: bool
