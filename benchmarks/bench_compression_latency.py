@@ -101,7 +101,7 @@ def main() -> None:
             queries = args.queries if batch == 1 else max(10, args.queries // 5)
             times = interleaved(models, torch.rand(batch, 3, size, size), queries)
             cells = []
-            for name, samples in times.items():
+            for samples in times.values():
                 speedup = statistics.median(a / b for a, b in zip(times["fp32"], samples))
                 cells.append(f"{statistics.median(samples):9.2f} ms ({speedup:4.2f}x)")
             print(f"{label:<16}{batch:>6}  " + "".join(f"{cell:>22}" for cell in cells))

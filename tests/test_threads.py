@@ -61,13 +61,13 @@ def test_predictions_and_attacks_give_the_same_bits_on_one_thread_as_on_two(trai
                           seed=0, progress=lambda _: None)
     int8 = ptq.apply(trained_cnn, PTQParams(), context)
     for model in (resnet, trained_cnn, int8):
-        one, two = (at_threads(t, lambda: predict_logits(model, test, CPU)) for t in (1, 2))
+        one, two = (at_threads(t, lambda: predict_logits(model, test, CPU)) for t in (1, 2))  # noqa: B023 (called here)
         assert torch.equal(one, two)
 
     images, labels = test.floats()[:64], torch.as_tensor(test.labels[:64])
     for model in (resnet, trained_cnn):
         attack = torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=3, random_start=False)
-        one, two = (at_threads(t, lambda: attack(images, labels)) for t in (1, 2))
+        one, two = (at_threads(t, lambda: attack(images, labels)) for t in (1, 2))  # noqa: B023 (called here)
         assert torch.equal(one, two) and not torch.equal(one, images)  # the attack moved the images, identically
 
 

@@ -11,7 +11,6 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,7 +21,8 @@ from robustgate.attacks.protocol import Policy, RobustResult, fake_quant_twin, r
 from robustgate.attacks.strength import format_strength
 from robustgate.budget import count_images
 from robustgate.cache import ArtifactCache, file_digest
-from robustgate.models.pretrained import checkpoint_path, is_pretrained, load_pretrained, resolve
+from robustgate.checkpoints import is_pretrained
+from robustgate.models.pretrained import checkpoint_path, load_pretrained, resolve
 from robustgate.phases import PhaseClock
 from robustgate.threads import build_threads
 from robustgate.compressors.base import StepContext, compression_steps

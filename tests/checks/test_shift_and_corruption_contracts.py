@@ -3,7 +3,6 @@ their numbers recomputed from the reported per-condition metrics, and their spec
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import numpy as np

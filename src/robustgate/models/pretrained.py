@@ -19,7 +19,7 @@ import torch
 import torchvision
 from torch import nn
 
-from robustgate.checkpoints import IMAGENET, PRETRAINED_ENTRY, is_pretrained
+from robustgate.checkpoints import IMAGENET, PRETRAINED_ENTRY
 from robustgate.errors import ModelError
 from robustgate.models.state import load_state, without_keys
 from robustgate.models.weights import unreadable

@@ -132,7 +132,7 @@ def item_params(contracts: list[Contract], spec: Spec) -> list[str]:
             continue
         tags = _distinguishing(
             [contracts[i] for i in group],
-            [lambda c: _differing_settings(c, [contracts[i] for i in group]),
+            [lambda c: _differing_settings(c, [contracts[i] for i in group]),  # noqa: B023 (called in this iteration)
              lambda c: "+".join(sorted(k for k in contract_kinds.get(c.kind).gate_keys if getattr(c.params, k, None) is not None)),
              lambda c: hashlib.sha256(f"{c.params.model_dump_json()}{c.variants}{c.max_regression}{c.budget}".encode()).hexdigest()[:6]],
         )

@@ -50,7 +50,7 @@ def expand_variant(name: str, body: dict[str, Any]) -> list[tuple[str, dict[str,
         for (key, path, _), value in zip(axes, combination):
             _set(concrete, path, value)
             filled[key] = _format(value)
-        expanded.append((PLACEHOLDER.sub(lambda m: filled[m.group(1)], name), concrete))
+        expanded.append((PLACEHOLDER.sub(lambda m: filled[m.group(1)], name), concrete))  # noqa: B023 (called here)
     return expanded
 
 
