@@ -115,15 +115,20 @@ def paired_drop_cell(n: int, d: int, rng: np.random.Generator) -> Cell:
     return Cell(high >= p_ref - p_cand, high - drop, bp - drop, f"models disagree on {disagree[0]:.1%}-{disagree[1]:.1%} (5-95%)")
 
 
-def bonett_price_ratio_low(both: np.ndarray, lost: np.ndarray, gained: np.ndarray) -> np.ndarray:
-    """Lower end of Bonett & Price's (2006, Statistics in Medicine 25:3039) hybrid Wilson score interval
-    for p_candidate / p_reference, which Fagerland, Lydersen & Laake (2014) recommend for paired ratios."""
-    z = _z()
+def _bonett_price_margins(both: np.ndarray, lost: np.ndarray, gained: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The candidate's and reference's counts over the informative images, and Bonett & Price's adjusted z
+    at which each gets its own Wilson interval (so the ratio of their ends has the paired level)."""
     cand, ref, informative = both + gained, both + lost, both + lost + gained
     a = np.sqrt((lost + gained + 2) / ((cand + 1) * (ref + 1)))
     b = np.sqrt((1 - (cand + 1) / (informative + 2)) / (cand + 1))
     c = np.sqrt((1 - (ref + 1) / (informative + 2)) / (ref + 1))
-    zz = a / (b + c) * z
+    return cand, ref, informative, a / (b + c) * _z()
+
+
+def bonett_price_ratio_low(both: np.ndarray, lost: np.ndarray, gained: np.ndarray) -> np.ndarray:
+    """Lower end of Bonett & Price's (2006, Statistics in Medicine 25:3039) hybrid Wilson score interval
+    for p_candidate / p_reference, which Fagerland, Lydersen & Laake (2014) recommend for paired ratios."""
+    cand, ref, informative, zz = _bonett_price_margins(both, lost, gained)
     m = np.maximum(informative, 1)
     low_c = (2 * cand + zz**2 - zz * np.sqrt(zz**2 + 4 * cand * (1 - cand / m))) / (2 * (m + zz**2))
     high_r = (2 * ref + zz**2 + zz * np.sqrt(zz**2 + 4 * ref * (1 - ref / m))) / (2 * (m + zz**2))
@@ -144,12 +149,7 @@ def bonett_price_cc_ratio_low(both: np.ndarray, lost: np.ndarray, gained: np.nda
     """Bonett & Price's hybrid interval with continuity correction, the form Fagerland, Lydersen & Laake
     (2014) recommend for small samples (contingencytables' BonettPrice_hybrid_Wilson_score_CI_CC_paired_2x2:
     0.7475 on Cavo et al.'s table, as there). Unlike the uncorrected form it keeps 97.5% one-sided here."""
-    z = _z()
-    cand, ref, informative = both + gained, both + lost, both + lost + gained
-    a = np.sqrt((lost + gained + 2) / ((cand + 1) * (ref + 1)))
-    b = np.sqrt((1 - (cand + 1) / (informative + 2)) / (cand + 1))
-    c = np.sqrt((1 - (ref + 1) / (informative + 2)) / (ref + 1))
-    zz = a / (b + c) * z
+    cand, ref, informative, zz = _bonett_price_margins(both, lost, gained)
     return _wilson_cc(cand, informative, zz, "low") / _wilson_cc(ref, informative, zz, "high")
 
 

@@ -491,7 +491,7 @@ class Workspace:
     def _attack_key(
         self, kind: str, what: tuple, built: BuiltModel, parent: BuiltModel | None, data: ImageSet, params: Any,
     ) -> ArtifactKey:
-        """An attack's or masking check's key: the protocol's revision is the attacks code's digest, not a number."""
+        """An attack's or masking check's key (the protocol's code enters through the attacks code digest)."""
         attack = params.model_dump(include={"kind", "norm", "steps", "step_size", "restarts", "queries"})
         if self._symmetric(built, params):  # an int8 model's legs are the same either way: its results are reused
             attack["symmetric"] = True

@@ -45,10 +45,6 @@ METHODS = ("robust", "clean", "white-box", "twin", "transfer", "gradient-free")
 LEGS = ("twin", "transfer", "gradient-free")
 """The legs of the protocol for a model without autograd; ``accept_missing`` names them."""
 
-PROTOCOL_REVISION = 2
-"""The protocol's revision, for readers: 2 fails closed, attacks every image in every leg, restarts on the scorer.
-Cached attack results are keyed by a digest of robustgate's attacks code instead (robustgate.provenance)."""
-
 MIN_TWIN_AGREEMENT = 0.99
 """Below this share of clean images reproduced layer by layer (``twin_fidelity``), a twin's gradients are not the int8 model's."""
 
