@@ -1,4 +1,11 @@
-"""Fixtures for robustgate's own tests: a tiny real CNN and spec files that use it."""
+"""Fixtures for robustgate's own tests: a tiny real CNN, spec files that use it, and one warm artifact cache.
+
+Every pytester folder's default cache (``.robustgate-cache`` under its rootdir) is the session's one warm cache:
+its keys hash everything that decides an artifact (src/robustgate/provenance.py), so a run reads only what it
+would have built, and the tiny net is trained once per session instead of once per test. A test that asserts
+what only a cold run does (training or compressing lines, "cache: N reused, M built", rebuild explanations, what
+lands in the cache) is marked ``cold_cache`` and starts from an empty folder of its own.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +22,7 @@ import pytest
 import matplotlib.backends.backend_agg  # noqa: F401  (the HTML report draws with it at session end)
 import matplotlib.figure  # noqa: F401
 import robustgate.plugin.items  # noqa: F401
-import robustgate.workspace  # noqa: F401
+import robustgate.evaluation  # noqa: F401
 import torch.ao.quantization.quantize_fx  # noqa: F401
 from robustgate.compressors.int8.pt2e import import_torchao
 
@@ -95,6 +102,32 @@ contracts:
   - accuracy: {on: handwritten, min: 0.5, max_drop: 0.10}
   - accuracy: {on: printed, max_drop: 0.15}
 """
+
+
+DEFAULT_CACHE = ".robustgate-cache"  # the cache a run uses without --robustgate-cache-dir: under its rootdir
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "cold_cache: the test's robustgate runs start from an empty cache of their own, not the session's warm one",
+    )
+
+
+@pytest.fixture(scope="session")
+def warm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The artifact cache every pytester run shares unless its test is marked ``cold_cache``."""
+    return tmp_path_factory.mktemp("robustgate-cache")
+
+
+@pytest.fixture(autouse=True)
+def _pytester_runs_share_the_warm_cache(request: pytest.FixtureRequest) -> None:
+    """Make a pytester folder's default cache a link to :func:`warm_cache`. A run given its own
+    ``--robustgate-cache-dir`` or ``--robustgate-no-cache`` still gets what it asks for."""
+    if "pytester" not in request.fixturenames or request.node.get_closest_marker("cold_cache"):
+        return
+    folder: pytest.Pytester = request.getfixturevalue("pytester")
+    (folder.path / DEFAULT_CACHE).symlink_to(request.getfixturevalue("warm_cache"), target_is_directory=True)
 
 
 @pytest.fixture

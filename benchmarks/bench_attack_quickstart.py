@@ -3,7 +3,7 @@ salt-and-pepper at several strengths, and what the gradient-masking diagnostics 
 
     .venv/bin/python benchmarks/bench_attack_quickstart.py [--samples 200]
 
-Runs through robustgate's own workspace and attack contracts (cached in .robustgate-cache, so a
+Runs through robustgate's own evaluation and attack contracts (cached in .robustgate-cache, so a
 second run prints at once). Every model is attacked on the same stratified sample of the
 handwritten test part.
 """
@@ -19,7 +19,7 @@ from robustgate.attacks.strength import format_strength
 from robustgate.cache import ArtifactCache
 from robustgate.checks import contract_kinds
 from robustgate.spec import load_spec
-from robustgate.workspace import Workspace
+from robustgate.evaluation import SpecEvaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 ATTACKS = """
@@ -42,13 +42,13 @@ def main() -> None:
         path = Path(folder) / "attacks.yaml"
         path.write_text(text[: text.index("variants:")] + ATTACKS.format(n=args.samples))
         spec = load_spec(path)
-        workspace = Workspace(spec, ArtifactCache(ROOT / ".robustgate-cache"), print)
+        evaluation = SpecEvaluation.build(spec, ArtifactCache(ROOT / ".robustgate-cache"), print)
         rows, findings = [], {}
         for contract in spec.contracts:
             kind = contract_kinds.get(contract.kind)
             for variant in ("baseline", "int8", "pruned50"):
                 start = time.perf_counter()
-                outcome = kind.check(workspace, variant, contract.params)
+                outcome = kind.check(evaluation, variant, contract.params)
                 seconds = time.perf_counter() - start
                 points = [
                     f"{format_strength(s)}: {outcome.metrics[f'robust_accuracy@{format_strength(s)}']:.3f}"
@@ -56,7 +56,8 @@ def main() -> None:
                 ]
                 rows.append((contract.params.kind, variant, ", ".join(points), f"{seconds:.0f}s"))
                 findings[(contract.params.kind, variant)] = outcome.findings
-        clean = {v: float((workspace.logits(v, "handwritten").argmax(1) == workspace.labels("handwritten")).float().mean()) for v in ("baseline", "int8", "pruned50")}
+        predictions = evaluation.predictions
+        clean = {v: float((predictions.logits(v, "handwritten").argmax(1) == predictions.labels("handwritten")).float().mean()) for v in ("baseline", "int8", "pruned50")}
     print("clean accuracy on handwritten (all 359): " + ", ".join(f"{v} {a:.3f}" for v, a in clean.items()))
     print(f"robust accuracy on {args.samples} handwritten test images (strength: accuracy)")
     for row in rows:

@@ -24,7 +24,7 @@ from robustgate.attacks.protocol import robust_correct
 from robustgate.attacks.run import BATCH, attacked_correct
 from robustgate.cache import ArtifactCache
 from robustgate.spec import load_spec
-from robustgate.workspace import Workspace
+from robustgate.evaluation import SpecEvaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 EPS, ALPHA, STEPS = 8 / 255, 2 / 255, 10
@@ -54,9 +54,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     spec = load_spec(ROOT / "robustness_specs" / "quickstart.yaml")
-    workspace = Workspace(spec, ArtifactCache(ROOT / ".robustgate-cache"), print)
-    fp32, int8 = workspace.baseline().model, workspace.model("int8").model
-    data = workspace.datasets["handwritten"]
+    evaluation = SpecEvaluation.build(spec, ArtifactCache(ROOT / ".robustgate-cache"), print)
+    fp32, int8 = evaluation.models.baseline().model, evaluation.models.model("int8").model
+    data = evaluation.datasets["handwritten"]
     images, labels = data.floats(), data.labels
     settings = AttackSettings(EPS, "Linf", STEPS, ALPHA, 1)
     harness_pgd = attack_kinds.get("pgd").build(fp32, settings, 0)

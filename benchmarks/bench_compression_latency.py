@@ -30,7 +30,7 @@ from robustgate.compressors.ptq import PTQParams
 from robustgate.data.imageset import ImageSet
 from robustgate.models.classifier import Classifier, Normalize
 from robustgate.spec import load_spec
-from robustgate.workspace import Workspace
+from robustgate.evaluation import SpecEvaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ def resnet18_224() -> tuple[Classifier, int]:
 
 def quickstart() -> tuple[Classifier, int]:
     spec = load_spec(ROOT / "robustness_specs" / "quickstart.yaml")
-    return Workspace(spec, ArtifactCache(ROOT / ".robustgate-cache"), print).baseline().model, spec.model.input.size[0]
+    return SpecEvaluation.build(spec, ArtifactCache(ROOT / ".robustgate-cache"), print).models.baseline().model, spec.model.input.size[0]
 
 
 def main() -> None:

@@ -4,7 +4,7 @@
 
 The quickstart spec plus one variant per compressor. The baseline is trained once
 into a temporary cache first and is not timed; "cold" is a variant built into an
-empty cache, "cached" is the same variant restored by a new workspace from it.
+empty cache, "cached" is the same variant restored by a new evaluation from it.
 A PT2E variant compiles with inductor in both phases (a compiled graph is not a
 cacheable tensor); inductor's own on-disk cache, warm after the first run, shortens
 both.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from robustgate.cache import ArtifactCache
 from robustgate.spec import load_spec
-from robustgate.workspace import Workspace
+from robustgate.evaluation import SpecEvaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = """
@@ -52,7 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         spec = spec_with_variants(Path(folder))
         base_cache = Path(folder) / "baseline"
-        Workspace(spec, ArtifactCache(base_cache)).baseline()  # trained once, not timed
+        SpecEvaluation.build(spec, ArtifactCache(base_cache)).models.baseline()  # trained once, not timed
         for run in range(args.runs):
             for name in spec.variants:
                 cache_dir = Path(folder) / f"run{run}-{name}"
@@ -61,10 +61,10 @@ def main() -> None:
                     (cache_dir / entry.name).symlink_to(entry)
                 times = results.setdefault(name, {"cold": [], "cached": []})
                 for phase in ("cold", "cached"):
-                    workspace = Workspace(spec, ArtifactCache(cache_dir))
-                    workspace.baseline()
+                    models = SpecEvaluation.build(spec, ArtifactCache(cache_dir)).models
+                    models.baseline()
                     start = time.perf_counter()
-                    workspace.model(name)
+                    models.model(name)
                     times[phase].append(time.perf_counter() - start)
     print(f"compressor wall time on the quickstart model, median of {args.runs} runs (seconds)")
     print(f"{'variant':<14}{'cold':>9}{'cached':>9}   steps")

@@ -4,7 +4,7 @@
 
 Both paths evaluate the same model (the quickstart's trained ResNet-18, built
 through the cache) on the same uint8 images; the harness path is
-`Workspace.logits` with caching off, so it does the full evaluation each time.
+`Predictions.logits` with caching off, so it does the full evaluation each time.
 Runs alternate between the two paths; the ratio is the median of per-pair ratios.
 """
 
@@ -19,7 +19,8 @@ import torch
 
 from robustgate.cache import ArtifactCache
 from robustgate.spec import load_spec
-from robustgate.workspace import Workspace
+from robustgate.evaluation import SpecEvaluation
+from robustgate.evaluation.predictions import Predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,17 +38,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     spec = load_spec(ROOT / "robustness_specs" / "quickstart.yaml")
-    built = Workspace(spec, ArtifactCache(ROOT / ".robustgate-cache"), print).baseline()  # trains once if needed
-    model = built.model.eval()
+    evaluation = SpecEvaluation.build(spec, ArtifactCache(ROOT / ".robustgate-cache"), print)
+    model = evaluation.models.baseline().model.eval()  # trains once if needed
     print(f"{'dataset':<14}{'images':>7}{'harness img/s':>15}{'loop img/s':>12}{'ratio':>8}")
     for dataset in ("handwritten", "printed"):
-        harness = Workspace(spec, ArtifactCache(None))
-        harness._baseline = built  # the model under test; only evaluation is timed
-        images = harness.datasets[dataset].images
+        images = evaluation.datasets[dataset].images
         hand_written(model, images)  # warm-up
         ratios, harness_rates, loop_rates = [], [], []
         for _ in range(args.repeats):
-            harness._logits.clear()
+            # the cached model under test, predicting through an uncached store: only evaluation is timed
+            harness = Predictions(spec, ArtifactCache(None), evaluation.datasets, evaluation.clock, evaluation.models, print)
             start = time.perf_counter()
             harness.logits("baseline", dataset)
             t_harness = time.perf_counter() - start

@@ -24,7 +24,7 @@ from robustgate.compressors.ptq import PTQParams
 from robustgate.data.imageset import ImageSet
 from robustgate.models.classifier import Classifier, Normalize
 from robustgate.spec import load_spec
-from robustgate.workspace import Workspace
+from robustgate.evaluation import SpecEvaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,8 +49,8 @@ def interleaved(fp32: torch.nn.Module, int8: torch.nn.Module, x: torch.Tensor, q
 
 def quickstart_models() -> tuple[Classifier, Classifier, tuple[int, int]]:
     spec = load_spec(ROOT / "robustness_specs" / "quickstart.yaml")
-    workspace = Workspace(spec, ArtifactCache(ROOT / ".robustgate-cache"), print)
-    return workspace.model("baseline").model, workspace.model("int8").model, spec.model.input.size
+    models = SpecEvaluation.build(spec, ArtifactCache(ROOT / ".robustgate-cache"), print).models
+    return models.model("baseline").model, models.model("int8").model, spec.model.input.size
 
 
 def resnet18_224() -> tuple[Classifier, Classifier, tuple[int, int]]:

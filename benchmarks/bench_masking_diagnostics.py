@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_masking_diagnostics.py [--runs 3] [--samples 200] [--eps 2/255]
 
 The quickstart's ResNet-18 and its int8 variant (trained and quantized through robustgate's own
-workspace, cached in .robustgate-cache), attacked as its contract does (PGD-10 on a stratified
+evaluation, cached in .robustgate-cache), attacked as its contract does (PGD-10 on a stratified
 sample of the handwritten test part; int8 through twin + transfer + 200-query Square). Each run
 times, in one process, the attack and then the default and thorough diagnostics on its result;
 the table gives medians over ``--runs`` and the ratios diagnostics / attack, with the findings.
@@ -22,7 +22,7 @@ from robustgate.attacks.protocol import fake_quant_twin, robust_correct
 from robustgate.attacks.strength import parse_strength
 from robustgate.cache import ArtifactCache
 from robustgate.spec import load_spec
-from robustgate.workspace import Workspace
+from robustgate.evaluation import SpecEvaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,15 +34,15 @@ def main() -> None:
     parser.add_argument("--eps", default="2/255")
     args = parser.parse_args()
     spec = load_spec(ROOT / "robustness_specs" / "quickstart.yaml")
-    workspace = Workspace(spec, ArtifactCache(ROOT / ".robustgate-cache"), print)
-    data = workspace.datasets["handwritten"]
-    data = data.subset(workspace.sample("handwritten", args.samples))
+    evaluation = SpecEvaluation.build(spec, ArtifactCache(ROOT / ".robustgate-cache"), print)
+    data = evaluation.datasets["handwritten"]
+    data = data.subset(evaluation.predictions.sample("handwritten", args.samples))
     images, labels = data.floats(), data.labels
     settings = AttackSettings(parse_strength(args.eps), "Linf", 10, None, 1)
     rows = []
     for variant in ("baseline", "int8"):
-        built = workspace.model(variant)
-        parent = None if built.differentiable else workspace.model("baseline").model
+        built = evaluation.models.model(variant)
+        parent = None if built.differentiable else evaluation.models.model("baseline").model
         attacker = built.model if built.differentiable else fake_quant_twin(built.model, images[:2])
         times: dict[str, list[float]] = {"attack": [], "default": [], "thorough": []}
         findings: dict[str, list[str]] = {}

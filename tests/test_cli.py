@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import torch
+from tiny_spec_edits import edit
 
 from robustgate.cli import main
 from robustgate.data.imagefolder import PATH_HINT
@@ -209,8 +210,7 @@ def test_factory_kwargs_the_factory_does_not_take(project: Path, capsys: pytest.
 def test_a_factory_at_the_rootdir_imports_for_a_spec_in_a_subfolder(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     specs = project / "robustness_specs"
     specs.mkdir()
-    (specs / "site.yaml").write_text(SPEC.format(arch="mymodels:build", weights="../w.pt", site_b="../data/site_b")
-                                     .replace("data/site_a", "../data/site_a"))
+    (specs / "site.yaml").write_text(edit(SPEC.format(arch="mymodels:build", weights="../w.pt", site_b="../data/site_b"), "data/site_a", "../data/site_a"))
     assert main(["validate", "robustness_specs"]) == 0
     assert capsys.readouterr().out == "ok: robustness_specs/site.yaml (2 datasets, 1 models, 1 contracts, 1 items)\n"
 
@@ -257,8 +257,7 @@ def test_a_folder_checks_every_spec_under_it_and_nothing_else(project: Path, cap
     (project / "specs" / ".hidden").mkdir()
     (project / "specs" / ".hidden" / "old.yaml").write_text("robustgate: 1\n")
     (nested / "bad.yml").write_text("robustgate: 1\nmodel: {arch: x, weights: w.pt}\ndatasets: {}\ncontracts:\n  - acuracy: {on: y}\n")
-    (project / "specs" / "good.yaml").write_text(SPEC.format(arch="mymodels:build", weights="../w.pt", site_b="../data/site_b")
-                                                 .replace("data/site_a", "../data/site_a"))
+    (project / "specs" / "good.yaml").write_text(edit(SPEC.format(arch="mymodels:build", weights="../w.pt", site_b="../data/site_b"), "data/site_a", "../data/site_a"))
     status = main(["validate", "specs"])
     out, err = capsys.readouterr()
     assert status == 1
@@ -292,8 +291,7 @@ def test_torchvision_weights_that_are_not_on_this_machine(project: Path, capsys:
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(project / "torch-home"))
     expected = project / "torch-home" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
-    (project / "spec.yaml").write_text(SPEC.format(arch="torchvision:resnet18", weights="imagenet", site_b="data/site_b")
-                                       .replace("  input:", "  train: {on: site-a, epochs: 1}\n  input:"))
+    (project / "spec.yaml").write_text(edit(SPEC.format(arch="torchvision:resnet18", weights="imagenet", site_b="data/site_b"), "  input:", "  train: {on: site-a, epochs: 1}\n  input:"))
     assert main(["validate", "spec.yaml"]) == 1
     assert capsys.readouterr().err == (
         f"spec.yaml:5: model.weights: ResNet18_Weights.IMAGENET1K_V1 for torchvision:resnet18 is not on this machine "

@@ -62,6 +62,7 @@ def test_an_edited_attack_changes_the_attacks_digest_alone(tmp_path: Path, monke
     assert changed == {"robustgate attacks code"}
 
 
+@pytest.mark.cold_cache  # counts what a warm run rebuilds and says
 def test_editing_an_attack_recomputes_attacks_only(tiny_project: pytest.Pytester, write_spec, monkeypatch) -> None:
     write_spec(SPEC + ATTACK, "tiny.yaml")
     cold = tiny_project.runpytest(*RUN)
@@ -83,6 +84,7 @@ def test_editing_an_attack_recomputes_attacks_only(tiny_project: pytest.Pytester
     warm.stdout.fnmatch_lines([f"cache: {sum(built.values()) - 2} artifacts reused, 2 built*"])
 
 
+@pytest.mark.cold_cache  # asserts the rebuild explanations of a warm run
 def test_a_comment_in_the_model_factory_retrains_and_says_why(tiny_project: pytest.Pytester, write_spec) -> None:
     write_spec(SPEC, "tiny.yaml")
     tiny_project.runpytest(*RUN).assert_outcomes(passed=2)

@@ -26,7 +26,7 @@ class BudgetExceeded(RobustgateError):
 
 
 class ItemMeter:
-    """What one item has spent of its budget, read from the workspace's phase clock."""
+    """What one item has spent of its budget, read from the spec evaluation's phase clock."""
 
     def __init__(self, budget: BudgetParams, clock: PhaseClock, hint: str) -> None:
         self.budget = budget

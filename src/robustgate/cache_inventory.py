@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from filelock import Timeout
@@ -58,18 +59,18 @@ def _cache_files(root: Path) -> Iterator[Path]:
 
 def _classify(path: Path, current: dict[str, str]) -> CacheFile:
     stat = path.stat()
-    found = dict(path=path, kind=path.parent.parent.name, size=stat.st_size, last_used=stat.st_mtime)
+    found = partial(CacheFile, path=path, kind=path.parent.parent.name, size=stat.st_size, last_used=stat.st_mtime)
     if path.name.endswith(TEMPORARY_SUFFIX):
-        return CacheFile(**found, state=TEMPORARY)
+        return found(state=TEMPORARY)
     try:
         header, _ = read_entry(path)
     except ForeignEntry:  # an older cache format: its keys differ too, so no run looks it up
-        return CacheFile(**found, state=OTHER_VERSIONS)
+        return found(state=OTHER_VERSIONS)
     except (OSError, DamagedEntry) as err:
-        return CacheFile(**found, state=DAMAGED, problem=str(err))
+        return found(state=DAMAGED, problem=str(err))
     recorded = {name: value for name, value in header.provenance.items() if name in current}
     changed = describe_changes(recorded, {name: current[name] for name in recorded}, {})
-    return CacheFile(**found, state=OTHER_VERSIONS if changed else CURRENT, problem=", ".join(changed))
+    return found(state=OTHER_VERSIONS if changed else CURRENT, problem=", ".join(changed))
 
 
 @dataclass(frozen=True)

@@ -251,8 +251,8 @@ def _validate(paths: list[Path], profile: str | None = None) -> int:
         else:
             for summary in summaries:
                 print(summary)
-            for why, what in notes.items():
-                print(f"  note: {', '.join(what)}: {why}")
+            for why, named in notes.items():
+                print(f"  note: {', '.join(named)}: {why}")
         if broken is not None:
             failed += 1
             print(broken, file=sys.stderr)

@@ -15,12 +15,17 @@ def models(spec: Spec) -> tuple[str, ...]:
 def applies(contract: Contract, model: str) -> bool:
     """Whether ``contract`` is checked on ``model``.
 
-    An explicit ``variants:`` list decides; otherwise every variant, and the baseline
+    A kind that says which models its items belong to decides (a comparison of two models is one item,
+    under one of them); else an explicit ``variants:`` list; otherwise every variant, and the baseline
     when the contract has a gate that means something for it.
     """
+    kind = contract_kinds.get(contract.kind)
+    fixed = kind.models_for(contract.params)
+    if fixed is not None:
+        return model in fixed
     if contract.variants is not None:
         return model in contract.variants
-    return model != BASELINE or contract_kinds.get(contract.kind).applies_to_baseline(contract.params)
+    return model != BASELINE or kind.applies_to_baseline(contract.params)
 
 
 def missing_data(spec: Spec) -> str | None:

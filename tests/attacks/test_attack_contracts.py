@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tiny_spec_edits import edit
 
 ATTACKS = """\
   - attack: {kind: pgd, eps: 2/255, on: handwritten, samples: 120, min: 0.3, max_drop: 0.25}
@@ -18,6 +19,7 @@ def attack_project(tiny_project: pytest.Pytester, write_spec) -> pytest.Pytester
     return tiny_project
 
 
+@pytest.mark.cold_cache  # compares a cold run with a warm one
 def test_attack_contracts_gate_every_variant_and_rerun_from_the_cache(attack_project: pytest.Pytester, junit_properties) -> None:
     cold = attack_project.runpytest("--robustgate-cache-dir=cache", "--junitxml=cold.xml", "-p", "no:cacheprovider")
     cold.assert_outcomes(passed=9)
@@ -54,23 +56,23 @@ def test_attack_contracts_gate_every_variant_and_rerun_from_the_cache(attack_pro
 
 def test_a_broken_attack_contract_fails_with_its_numbers(attack_project: pytest.Pytester, write_spec) -> None:
     spec = (attack_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    write_spec(spec.replace("on: handwritten, samples: 120, min: 0.3", "on: handwritten, samples: 120, min: 0.99"), "tiny.yaml")
-    result = attack_project.runpytest("--robustgate-no-cache", "-p", "no:cacheprovider", "-k", "pgd")
+    write_spec(edit(spec, "on: handwritten, samples: 120, min: 0.3", "on: handwritten, samples: 120, min: 0.99"), "tiny.yaml")
+    result = attack_project.runpytest("-p", "no:cacheprovider", "-k", "pgd")
     result.assert_outcomes(failed=2, deselected=7)
     result.stdout.fnmatch_lines(["robustgate contract broken: baseline :: attack[[]pgd:2/255@handwritten]*", "*robust_accuracy*>= 0.99*FAIL*"])
 
 
 def test_gradient_masking_warns_and_fails_under_strict(tiny_project: pytest.Pytester, write_spec) -> None:
-    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text().replace("tinynet:build", "tinynet:rounded")
+    spec = edit((tiny_project.path / "robustness_specs" / "tiny.yaml").read_text(), "tinynet:build", "tinynet:rounded")
     contract = "  - attack: {kind: pgd, eps: 4/255, on: handwritten, samples: 64, min: 0.0, variants: [baseline]%s}\n"
     write_spec(spec + contract % "", "tiny.yaml")
-    warned = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "pgd")
+    warned = tiny_project.runpytest("-p", "no:cacheprovider", "-k", "pgd")
     outcomes = warned.parseoutcomes()
     assert outcomes["passed"] == 1 and outcomes["warnings"] >= 1
     warned.stdout.fnmatch_lines(["*EvaluationWarning: baseline :: attack[[]pgd:4/255@handwritten]: the input gradient is exactly zero on 32 of 32 images*"])
 
     write_spec(spec + contract % ", strict: true", "tiny.yaml")
-    strict = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "pgd")
+    strict = tiny_project.runpytest("-p", "no:cacheprovider", "-k", "pgd")
     strict.assert_outcomes(failed=1, deselected=3)
     strict.stdout.fnmatch_lines(["*masking_findings*<= 0*FAIL*", "*finding: the input gradient is exactly zero on 32 of 32 images*"])
 
@@ -78,6 +80,6 @@ def test_gradient_masking_warns_and_fails_under_strict(tiny_project: pytest.Pyte
 def test_a_sweep_of_one_point_reads_like_a_single_eps(tiny_project: pytest.Pytester, write_spec, junit_properties) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     write_spec(spec + "  - attack: {kind: fgsm, eps: [4/255], on: handwritten, samples: 32, min: 0.0, variants: [baseline]}\n", "tiny.yaml")
-    tiny_project.runpytest("--robustgate-no-cache", "-p", "no:cacheprovider", "-k", "fgsm", "--junitxml=j.xml").assert_outcomes(passed=1, deselected=3)
+    tiny_project.runpytest("-p", "no:cacheprovider", "-k", "fgsm", "--junitxml=j.xml").assert_outcomes(passed=1, deselected=3)
     props = next(p for name, p in junit_properties(tiny_project.path / "j.xml").items() if "fgsm" in name)
     assert "robustgate.robust_accuracy@4/255" in props and "robustgate.robust_area" not in props

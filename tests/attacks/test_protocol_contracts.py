@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from tiny_spec_edits import edit
 
 PGD = "  - attack: {kind: pgd, eps: 2/255, on: handwritten, samples: 48, min: 0.0, steps: 5, queries: 20, variants: [int8]%s}\n"
 
 
 def test_an_int8_model_without_a_twin_fails_with_one_message_naming_the_leg(tiny_project: pytest.Pytester, write_spec) -> None:
-    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text().replace("tinynet:build", "tinynet:upsampling")
+    spec = edit((tiny_project.path / "robustness_specs" / "tiny.yaml").read_text(), "tinynet:build", "tinynet:upsampling")
     write_spec(spec + PGD % "", "tiny.yaml")
-    failed = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "pgd")
+    failed = tiny_project.runpytest("-p", "no:cacheprovider", "-k", "pgd")
     failed.assert_outcomes(failed=1, deselected=3)
     failed.stdout.fnmatch_lines([
         "*tiny.yaml:19: the attack protocol for a model without autograd cannot run its twin leg (twin: no fake-quant twin "
@@ -25,7 +26,7 @@ def test_an_int8_model_without_a_twin_fails_with_one_message_naming_the_leg(tiny
     assert "Traceback" not in failed.stdout.str()
 
     write_spec(spec + PGD % ", accept_missing: [twin]", "tiny.yaml")
-    accepted = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "pgd", "--robustgate-report=out")
+    accepted = tiny_project.runpytest("-p", "no:cacheprovider", "-k", "pgd", "--robustgate-report=out")
     accepted.assert_outcomes(passed=1, deselected=3)
     accepted.stdout.fnmatch_lines(["*int8*attack[[]pgd:2/255@handwritten]*PASS*WEAKER PROTOCOL (no twin leg (accepted: accept_missing): no fake-quant twin*): robust_accuracy*"])
     item = json.loads((tiny_project.path / "out" / "results.json").read_text())["items"][0]
@@ -36,13 +37,13 @@ def test_an_int8_model_without_a_twin_fails_with_one_message_naming_the_leg(tiny
 
 
 def test_a_non_square_input_runs_every_leg_and_every_check(tiny_project: pytest.Pytester, write_spec, junit_properties) -> None:
-    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text().replace("size: [16, 16]", "size: [12, 16]")
+    spec = edit((tiny_project.path / "robustness_specs" / "tiny.yaml").read_text(), "size: [16, 16]", "size: [12, 16]")
     contracts = (
         "  - attack: {kind: pgd, eps: 4/255, on: handwritten, samples: 64, min: 0.0, steps: 5, queries: 30}\n"
         "  - attack: {kind: salt_pepper, amount: 0.05, on: handwritten, samples: 64, min: 0.0}\n"
     )
     write_spec(spec + contracts, "tiny.yaml")
-    result = tiny_project.runpytest("--robustgate-no-cache", "-p", "no:cacheprovider", "-k", "attack", "--junitxml=j.xml")
+    result = tiny_project.runpytest("-p", "no:cacheprovider", "-k", "attack", "--junitxml=j.xml")
     result.assert_outcomes(passed=4, deselected=3)
     props = junit_properties(tiny_project.path / "j.xml")
     int8 = next(p for name, p in props.items() if "int8" in name and "pgd" in name)
@@ -51,6 +52,7 @@ def test_a_non_square_input_runs_every_leg_and_every_check(tiny_project: pytest.
     assert int(int8["robustgate.masking_findings"]) >= 0  # the checks ran (a Square among them) on 12x16 images
 
 
+@pytest.mark.cold_cache  # asserts which attacks its second run builds
 def test_a_drop_says_which_attacks_each_side_got_and_symmetric_attacks_the_baseline_alike(
     tiny_project: pytest.Pytester, write_spec, junit_properties
 ) -> None:

@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from robustgate.checks import clustered
-from robustgate.checks.accuracy import add_drop_gates, reading
+from robustgate.checks.accuracy import add_drop_gates
+from robustgate.checks.declaration import reading
 from robustgate.checks.corruptions import CorruptionsContract, CorruptionsParams
 from robustgate.checks.outcome import Outcome
 from robustgate.checks.stats import bound_name, newcombe_paired_bounds, paired_drop, relative_drop_high
@@ -49,6 +50,10 @@ class Corrupted:
 
     def __post_init__(self) -> None:
         self.labels_ = torch.arange(len(next(iter(self.clean.values())))) % CLASSES
+
+    @property
+    def predictions(self) -> Corrupted:  # the only part of an Evaluation a corruption contract reads: it is that part
+        return self
 
     def labels(self, dataset: str) -> torch.Tensor:
         return self.labels_
@@ -206,7 +211,7 @@ def _pairs(both: int, lost: int, gained: int, neither: int) -> tuple[torch.Tenso
 
 def _relative_gate_value(both: int, lost: int, gained: int, neither: int) -> float:
     outcome = Outcome("accuracy[x]", "int8")
-    add_drop_gates(outcome, *_pairs(both, lost, gained, neither), None, 0.5, 0.95, "one-sided 97.5% upper bound")
+    add_drop_gates(outcome, *_pairs(both, lost, gained, neither), None, 0.5, reading(0.95))
     (gate,) = outcome.gates
     return gate.value
 
@@ -273,8 +278,8 @@ def test_relative_drop_keeps_its_level_with_large_drops() -> None:
 ])
 def test_a_bound_says_its_level_and_side(confidence: float, side: str, expected: str) -> None:
     assert bound_name(confidence, side) == expected
-    assert reading(confidence, side) == (confidence, expected)
-    assert reading("point", side)[1] == "point"
+    assert reading(confidence).level == confidence and getattr(reading(confidence), side) == expected
+    assert getattr(reading("point"), side) == "point"
 
 
 # --- properties -----------------------------------------------------------------------------------

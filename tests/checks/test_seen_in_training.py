@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
+from tiny_spec_edits import edit
 
 
 def test_evaluating_on_fitted_images_fails_unless_intended(tiny_project: pytest.Pytester, write_spec) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     every = "  handwritten: {builtin: digits, domain: handwritten, part: test}\n"
-    assert every in spec  # the tiny spec's text still matched
-    spec = spec.replace(every, every + "  all-handwritten: {builtin: digits, domain: handwritten}\n")
+    spec = edit(spec, every, every + "  all-handwritten: {builtin: digits, domain: handwritten}\n")
     contracts = spec[spec.index("contracts:"):]
-    spec = spec.replace(contracts, "contracts:\n"
+    spec = edit(spec, contracts, "contracts:\n"
                         "  - accuracy: {on: handwritten, min: 0.5}\n"  # held out: no finding
                         "  - accuracy: {on: all-handwritten, min: 0.5}\n"  # the test part and the training part
                         "  - accuracy: {on: digits-train, min: 0.5, seen_in_training: intended}\n")
     write_spec(spec, "tiny.yaml")
-    result = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "--robustgate-report=out")
+    result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-report=out")
     result.assert_outcomes(passed=4, failed=2)
     result.stdout.fnmatch_lines([
         "*seen_in_training@all-handwritten*1,438*exact*<= 0*FAIL*",

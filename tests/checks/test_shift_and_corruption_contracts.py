@@ -11,6 +11,7 @@ import pytest
 from robustgate.checks.corruptions import _ratio
 from robustgate.errors import SpecError
 from robustgate.spec import load_spec
+from tiny_spec_edits import edit
 
 CONTRACTS = """\
   - corruptions: {on: handwritten, suite: [gaussian_noise, contrast, glass_blur], severities: [1, 5], samples: 120, min_accuracy: {mean: 0.2, each: 0.01}, max_drop: 0.3, max_relative_mce: 5.0}
@@ -26,7 +27,7 @@ NOISY = "  noisy: {from: handwritten, corruption: gaussian_noise, severity: 3}\n
 @pytest.fixture
 def project(tiny_project: pytest.Pytester, write_spec) -> pytest.Pytester:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    spec = spec.replace("variants:\n", NOISY + "variants:\n") + CONTRACTS
+    spec = edit(spec, "variants:\n", NOISY + "variants:\n") + CONTRACTS
     write_spec(spec, "tiny.yaml")
     return tiny_project
 
@@ -43,6 +44,7 @@ def _metrics(props: dict[str, dict[str, str]], variant: str, kind: str) -> dict[
     return out
 
 
+@pytest.mark.cold_cache  # compares a cold run with a warm one
 def test_corruption_and_shift_contracts_report_the_protocol_numbers(project: pytest.Pytester, junit_properties) -> None:
     cold = project.runpytest("--robustgate-cache-dir=cache", "--junitxml=cold.xml", "-p", "no:cacheprovider")
     cold.assert_outcomes(passed=7)
@@ -86,9 +88,9 @@ def test_corruption_and_shift_contracts_report_the_protocol_numbers(project: pyt
 
 def test_broken_corruption_and_shift_gates_fail_on_the_worst_case(project: pytest.Pytester, write_spec) -> None:
     spec = (project.path / "robustness_specs" / "tiny.yaml").read_text()
-    spec = spec.replace("min_accuracy: {mean: 0.2, each: 0.01}", "min_accuracy: {each: 0.97}").replace("min: 0.1,", "min: 0.97,")
+    spec = edit(edit(spec, "min_accuracy: {mean: 0.2, each: 0.01}", "min_accuracy: {each: 0.97}"), "min: 0.1,", "min: 0.97,")
     write_spec(spec, "tiny.yaml")
-    result = project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "corruptions or shift")
+    result = project.runpytest("-p", "no:cacheprovider", "-k", "corruptions or shift")
     result.assert_outcomes(failed=4, deselected=3)
     # every corruption of the suite gets its own gate; a number on a shift gates the worst target
     result.stdout.fnmatch_lines(["*accuracy@gaussian_noise*>= 0.97*FAIL*", "*accuracy@glass_blur*>= 0.97*FAIL*"])
@@ -146,10 +148,10 @@ def test_bad_corruption_and_shift_contracts_name_the_line(tmp_path: Path, contra
 def test_a_tiny_set_where_every_image_agrees_cannot_pass_a_zero_drop(tiny_project: pytest.Pytester, write_spec) -> None:
     # The bootstrap of 10 images that all agree is a point; the gate must still read a real interval.
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    spec = spec.replace("variants:\n", "  few: {builtin: digits, domain: handwritten, part: test, samples: 10}\nvariants:\n")
+    spec = edit(spec, "variants:\n", "  few: {builtin: digits, domain: handwritten, part: test, samples: 10}\nvariants:\n")
     spec += "  - corruptions: {on: few, suite: [brightness], severities: [1], max_drop: 0.0, min_accuracy: 0.99, variants: [int8]}\n"
     write_spec(spec, "tiny.yaml")
-    result = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "corruptions")
+    result = tiny_project.runpytest("-p", "no:cacheprovider", "-k", "corruptions")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*drop*one-sided 97.5% upper bound 0.*<= 0*FAIL*"])
 
@@ -158,6 +160,6 @@ def test_a_sample_the_data_cannot_give_names_the_contract_line(tiny_project: pyt
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     line = len(spec.splitlines()) + 1
     write_spec(spec + "  - corruptions: {on: handwritten, suite: [contrast], samples: 3, min_accuracy: 0.1, variants: [baseline]}\n", "tiny.yaml")
-    result = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "corruptions")
+    result = tiny_project.runpytest("-p", "no:cacheprovider", "-k", "corruptions")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*tiny.yaml:{line}: *stratified sample of 3*10 classes*"])

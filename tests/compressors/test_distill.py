@@ -9,6 +9,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 from small_cnn import cnn
+from tiny_spec_edits import edit
 from torch import nn
 
 from robustgate.cache import ArtifactCache
@@ -227,7 +228,7 @@ def test_a_spec_with_a_bad_distill_step_fails_validation_at_its_line(tmp_path: P
     assert "spec.yaml:7: variants.bad.distill.student.width: input should be greater than 0" in str(info.value)
     assert "spec.yaml:7: variants.bad.distill.alpha" in str(info.value)
     assert "resnet19" in str(info.value)
-    path.write_text(path.read_text().replace("  bad: {distill: {student: {arch: torchvision:resnet19, width: 0}, alpha: 2}}\n", ""))
+    path.write_text(edit(path.read_text(), "  bad: {distill: {student: {arch: torchvision:resnet19, width: 0}, alpha: 2}}\n", ""))
     params = load_spec(path).variants["student"].steps[0].params
     assert (params.student.width, params.alpha, params.temperature, params.on) == (0.5, 0.9, 4.0, None)
 
@@ -236,10 +237,11 @@ def test_a_spec_with_a_bad_distill_step_fails_validation_at_its_line(tmp_path: P
 
 
 
+@pytest.mark.cold_cache  # asserts the distill step's progress lines
 def test_a_distilled_variant_runs_through_pytest(tiny_project: pytest.Pytester, write_spec, junit_properties) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     variant = '  student: {distill: {student: {arch: "tinynet:build", kwargs: {num_classes: 10}, width: 0.5}, epochs: 2}}\n'
-    write_spec(spec.replace("variants:\n", "variants:\n" + variant), "tiny.yaml")
+    write_spec(edit(spec, "variants:\n", "variants:\n" + variant), "tiny.yaml")
     result = tiny_project.runpytest("--junitxml=junit.xml", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*compressing: distill*", "*distill: epoch 2/2*"])
     outcomes = result.parseoutcomes()

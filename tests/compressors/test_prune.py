@@ -11,6 +11,7 @@ import torch
 import torchvision
 from pydantic import ValidationError
 from small_cnn import cnn
+from tiny_spec_edits import edit
 from torch import nn
 from torch.nn import functional as F
 
@@ -206,7 +207,7 @@ def test_a_spec_with_a_bad_prune_step_fails_validation_at_its_line(tmp_path: Pat
         load_spec(path)
     assert "spec.yaml:7: variants.bad.prune.method: input should be 'l1' (got 'l2')" in str(info.value)
     assert "spec.yaml:7: variants.bad.prune.ratio: input should be less than 1 (got 1.0)" in str(info.value)
-    path.write_text(path.read_text().replace("  bad: {prune: {method: l2, ratio: 1.0}}\n", ""))
+    path.write_text(edit(path.read_text(), "  bad: {prune: {method: l2, ratio: 1.0}}\n", ""))
     variants = load_spec(path).variants
     assert [v.steps[0].params.ratio for v in variants.values()] == [0.25, 0.5]
     assert variants["pruned-0.5"].steps[0].params.keep == ("conv1",)
@@ -303,10 +304,11 @@ def test_a_cached_state_of_another_structure_is_refused(trained: Classifier) -> 
 
 
 
+@pytest.mark.cold_cache  # asserts the prune step's progress lines
 def test_a_pruned_variant_runs_through_pytest(tiny_project: pytest.Pytester, write_spec, junit_properties) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     variant = "  pruned: {prune: {method: l1, ratio: 0.5, finetune: {on: digits-train, epochs: 1}}}\n"
-    write_spec(spec.replace("variants:\n", "variants:\n" + variant), "tiny.yaml")
+    write_spec(edit(spec, "variants:\n", "variants:\n" + variant), "tiny.yaml")
     result = tiny_project.runpytest("--junitxml=junit.xml", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*compressing: prune*", "*prune: fine-tuning epoch 1/1*"])
     # The tiny net at half width (8 and 16 filters) after one epoch at lr 1e-3 really is worse (handwritten

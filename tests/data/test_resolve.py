@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 import torch
+from tiny_spec_edits import edit
 
 from robustgate.data.resolve import SpecDatasets
 from robustgate.errors import DataError
@@ -82,7 +83,7 @@ def test_any_dataset_can_be_corrupted_including_a_user_imagefolder(tmp_path, mon
             pixels = torch.randint(0, 256, (40, 30, 3), generator=torch.Generator().manual_seed(i)).to(torch.uint8)
             Image.fromarray(pixels.numpy()).save(folder / f"{i}.png")
     monkeypatch.setenv("SITE_ROOT", str(tmp_path / "site"))
-    spec = SPEC.replace("  site: {imagefolder: ${SITE_ROOT}/images}\n", "  site: {imagefolder: ${SITE_ROOT}/images}\n  site-snow: {from: site, corruption: snow, severity: 2}\n")
+    spec = edit(SPEC, "  site: {imagefolder: ${SITE_ROOT}/images}\n", "  site: {imagefolder: ${SITE_ROOT}/images}\n  site-snow: {from: site, corruption: snow, severity: 2}\n")
     path = tmp_path / "spec.yaml"
     path.write_text(textwrap.dedent(spec))
     datasets = SpecDatasets(load_spec(path))

@@ -9,6 +9,7 @@ import pytest
 
 from robustgate.errors import SpecError
 from robustgate.spec import load_spec
+from tiny_spec_edits import edit
 
 SLOW_NET = '''
 import time
@@ -35,7 +36,8 @@ FAST = "min_queries: 30, min_seconds: 0.05, warmup: 3"
 def latency_project(tiny_project: pytest.Pytester, write_spec) -> pytest.Pytester:
     tiny_project.makepyfile(slownet=SLOW_NET)
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    spec = spec.replace(
+    spec = edit(
+        spec,
         "variants:\n",
         "variants:\n  slowed: {distill: {student: {arch: slownet:slow, kwargs: {num_classes: 10}}, epochs: 1}}\n",
     )
@@ -46,7 +48,7 @@ def latency_project(tiny_project: pytest.Pytester, write_spec) -> pytest.Pyteste
 
 
 def test_latency_items_are_benchmarks_with_percentiles_and_a_failing_slowed_model(latency_project: pytest.Pytester) -> None:
-    result = latency_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "--benchmark-json=bench.json", "-k", "latency")
+    result = latency_project.runpytest("-p", "no:cacheprovider", "--benchmark-json=bench.json", "-k", "latency")
     # baseline, int8 and slowed pass the absolute gates; the slowed student is 3 ms slower per query than the baseline
     result.assert_outcomes(passed=3, failed=1, deselected=5)
     result.stdout.fnmatch_lines(
@@ -72,19 +74,19 @@ def test_latency_items_are_benchmarks_with_percentiles_and_a_failing_slowed_mode
 
 
 def test_benchmark_skip_skips_latency_items_and_nothing_else(latency_project: pytest.Pytester) -> None:
-    result = latency_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "--benchmark-skip")
+    result = latency_project.runpytest("-p", "no:cacheprovider", "--benchmark-skip")
     outcomes = result.parseoutcomes()
     # the 4 latency items skip; the 5 accuracy items all run (the 1-epoch slowed student fails its accuracy)
     assert outcomes["skipped"] == 4 and outcomes.get("passed", 0) + outcomes.get("failed", 0) == 5
     assert "latency" not in "".join(line for line in result.stdout.lines if "FAILED" in line)
-    only = latency_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "--benchmark-only", "-k", "not slowed")
+    only = latency_project.runpytest("-p", "no:cacheprovider", "--benchmark-only", "-k", "not slowed")
     only_outcomes = only.parseoutcomes()
     assert only_outcomes["passed"] == 2 and only_outcomes["skipped"] == 3  # the accuracy items are not benchmarks
 
 
 def test_benchmark_disable_runs_latency_items_once_untimed_and_skips_their_gates(latency_project: pytest.Pytester, junit_properties) -> None:
     result = latency_project.runpytest(
-        "--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "--benchmark-disable", "-k", "latency", "--junitxml=j.xml"
+        "-p", "no:cacheprovider", "--benchmark-disable", "-k", "latency", "--junitxml=j.xml"
     )
     result.assert_outcomes(skipped=4, deselected=5)  # an unmeasured gate is not a kept one, nor a broken one
     result.stdout.fnmatch_lines(["*SKIP*not timed (--benchmark-disable): the model answered one untimed query*"])
@@ -95,7 +97,7 @@ def test_benchmark_disable_runs_latency_items_once_untimed_and_skips_their_gates
 def test_latency_items_are_timed_under_xdist_when_forced(latency_project: pytest.Pytester) -> None:
     # unforced they skip: tests/reports/test_results_json.py::test_parallel_workers_give_the_serial_runs_results_in_one_report
     forced = latency_project.runpytest_subprocess(
-        "--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-n", "1", "-k", "int8 and latency", "--robustgate-force-latency"
+        "-p", "no:cacheprovider", "-n", "1", "-k", "int8 and latency", "--robustgate-force-latency"
     )
     forced.assert_outcomes(passed=1)  # pytest-benchmark switches itself off under xdist; robustgate times it
 
@@ -132,7 +134,7 @@ def test_impossible_latency_settings_are_one_clear_error(tmp_path: Path, contrac
 def test_max_slowdown_compares_with_the_run_benchmark_compare_loads(tiny_project: pytest.Pytester, write_spec, junit_properties) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     write_spec(spec + f"  - latency: {{max_slowdown: 100, {FAST}, variants: [int8]}}\n", "tiny.yaml")
-    args = ("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "latency", "--benchmark-storage=file://./stored")
+    args = ("-p", "no:cacheprovider", "-k", "latency", "--benchmark-storage=file://./stored")
     first = tiny_project.runpytest(*args, "--benchmark-autosave", "--junitxml=first.xml")
     first.assert_outcomes(skipped=1)  # nothing to compare with yet: the only gate is not read, neither kept nor broken
     first.stdout.fnmatch_lines(["*max_slowdown needs an earlier run to compare with*--benchmark-compare*gates nothing else*"])

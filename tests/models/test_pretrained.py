@@ -75,9 +75,9 @@ TRAIN = "  train: {on: digits-train, epochs: 1, lr: 0.003}\n"
 def test_a_spec_fine_tunes_imagenet_weights_end_to_end(pytester: pytest.Pytester, torch_home: Path, write_spec) -> None:
     _imagenet_file(torch_home)
     write_spec(SPEC.format(arch=ARCH, weights="imagenet", train=TRAIN), "pretrained.yaml")
-    pytester.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
     write_spec(SPEC.format(arch=ARCH, weights="imagenet", train=""), "pretrained.yaml")
-    untrained = pytester.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider")
+    untrained = pytester.runpytest("-p", "no:cacheprovider")
     untrained.assert_outcomes(errors=0, failed=1)
     untrained.stdout.fnmatch_lines(["*pretrained.yaml:2: weights: imagenet gives shufflenet_v2_x0_5 a new classifier head "
                                     "(fc.weight, fc.bias) for 10 classes, which needs training*", "*fix: add a `train:` section*"])

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from tiny_spec_edits import edit
 
 SPEC = """\
 robustgate: 1
@@ -156,8 +157,8 @@ def test_a_trusted_pickle_loads_and_every_report_says_so(tiny_project: pytest.Py
     import tinynet
 
     torch.save(tinynet.build(10), tiny_project.path / "robustness_specs" / "weights.pt")  # a whole pickled model
-    spec = SPEC.format(arch="tinynet:build", on="digits", extra="").replace("  weights: weights.pt\n",
-                                                                             "  weights: weights.pt\n  trusted: true\n")
+    spec = edit(SPEC.format(arch="tinynet:build", on="digits", extra=""), "  weights: weights.pt\n",
+                "  weights: weights.pt\n  trusted: true\n")
     (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(spec)
     tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-no-cache").assert_outcomes(passed=1)
     reports = tiny_project.path / "reports"
@@ -225,8 +226,8 @@ def test_office31_root_with_missing_classes(tiny_project: pytest.Pytester) -> No
         folder.mkdir(parents=True)
         Image.new("RGB", (20, 20), (120, 30, 200)).save(folder / "frame_0001.jpg")
     (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(
-        SPEC.format(arch="tinynet:build", on="webcam", extra="  webcam: {office31: ../office31, domain: webcam}").replace(
-            "num_classes: 10", "num_classes: 31").replace("  digits: {builtin: digits, domain: handwritten, samples: 100}\n", "")
+        edit(edit(SPEC.format(arch="tinynet:build", on="webcam", extra="  webcam: {office31: ../office31, domain: webcam}"),
+                  "num_classes: 10", "num_classes: 31"), "  digits: {builtin: digits, domain: handwritten, samples: 100}\n", "")
     )
     result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-no-cache")
     result.assert_outcomes(failed=1)
@@ -256,7 +257,7 @@ def test_cuda_requested_without_a_gpu(tiny_project: pytest.Pytester) -> None:
         pytest.skip("this machine has a GPU")
     save_tiny(tiny_project)
     spec = SPEC.format(arch="tinynet:build", on="digits", extra="")
-    (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(spec.replace("model:", "device: cuda\nmodel:"))
+    (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(edit(spec, "model:", "device: cuda\nmodel:"))
     result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-no-cache")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*the spec asks for device: cuda but torch sees no CUDA device*"])
@@ -265,7 +266,7 @@ def test_cuda_requested_without_a_gpu(tiny_project: pytest.Pytester) -> None:
 def test_nan_model_fails_its_int8_variant_cleanly_too(tiny_project: pytest.Pytester) -> None:
     save_tiny(tiny_project, name="nan_net")
     spec = SPEC.format(arch="tinynet:nan_net", on="digits", extra="")
-    spec = spec.replace("contracts:", "variants:\n  int8: {ptq: {calibrate: {on: digits, samples: 20}}}\ncontracts:")
+    spec = edit(spec, "contracts:", "variants:\n  int8: {ptq: {calibrate: {on: digits, samples: 20}}}\ncontracts:")
     (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(spec)
     result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-no-cache", "-k", "int8")
     result.assert_outcomes(failed=1, deselected=1)
@@ -275,8 +276,8 @@ def test_nan_model_fails_its_int8_variant_cleanly_too(tiny_project: pytest.Pytes
 
 def test_a_last_training_batch_of_one_image_is_fine(tiny_project: pytest.Pytester) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    spec = spec.replace("part: train}", "part: train, samples: 65}").replace("lr: 0.01}", "lr: 0.01, batch_size: 64}")
-    (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(spec.replace("min: 0.5", "min: 0.0"))
+    spec = edit(edit(spec, "part: train}", "part: train, samples: 65}"), "lr: 0.01}", "lr: 0.01, batch_size: 64}")
+    (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(edit(spec, "min: 0.5", "min: 0.0"))
     result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-no-cache", "-k", "baseline")
     result.assert_outcomes(passed=1, deselected=2)
 
@@ -289,9 +290,9 @@ def test_class_names_must_match_the_training_set(tiny_project: pytest.Pytester) 
         for i in range(2):
             Image.new("RGB", (16, 16), (25 * i, 0, 0)).save(folder / f"{i}.png")
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    spec = spec.replace("datasets:\n", "datasets:\n  words: {imagefolder: words}\n").replace("on: printed", "on: words")
+    spec = edit(edit(spec, "datasets:\n", "datasets:\n  words: {imagefolder: words}\n"), "on: printed", "on: words")
     (tiny_project.path / "robustness_specs" / "tiny.yaml").write_text(spec)
-    result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-no-cache", "-k", "words")
+    result = tiny_project.runpytest("-p", "no:cacheprovider", "-k", "words")
     result.assert_outcomes(failed=1, deselected=2)
     result.stdout.fnmatch_lines(
         ["*dataset 'words' has classes [[]eight, five, four, nine, one, ...] but the model was trained on [[]0, 1, 2, 3, 4, ...]*"]

@@ -11,6 +11,7 @@ import pytest
 from robustgate.budget import BudgetExceeded, ItemMeter, check_time, count_images, metered
 from robustgate.phases import PhaseClock
 from robustgate.spec.model import BudgetParams
+from tiny_spec_edits import edit
 
 
 def _items(project: pytest.Pytester) -> dict[str, dict]:
@@ -18,9 +19,10 @@ def _items(project: pytest.Pytester) -> dict[str, dict]:
     return {item["nodeid"].split("::", 1)[1]: item for item in doc["items"]}
 
 
+@pytest.mark.cold_cache  # compares a cold run with a warm one
 def test_an_image_budget_fails_the_item_the_same_way_cold_and_warm(tiny_project: pytest.Pytester, write_spec) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    write_spec(spec.replace("seed: 0\n", "seed: 0\nbudget: {samples: 500}\n"), "tiny.yaml")
+    write_spec(edit(spec, "seed: 0\n", "seed: 0\nbudget: {samples: 500}\n"), "tiny.yaml")
     for run in ("cold", "warm"):  # counted when asked for, so a cached prediction counts the same
         result = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider")
         result.assert_outcomes(passed=2, failed=1)
@@ -37,16 +39,17 @@ def test_an_image_budget_fails_the_item_the_same_way_cold_and_warm(tiny_project:
 
 def test_a_contracts_own_budget_replaces_the_specs(tiny_project: pytest.Pytester, write_spec) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    spec = spec.replace("seed: 0\n", "seed: 0\nbudget: {samples: 100}\n")
-    spec = spec.replace("  - accuracy: {on: printed, max_drop: 0.15}\n",
-                        "  - accuracy: {on: printed, max_drop: 0.15}\n    budget: {samples: 400}\n")
+    spec = edit(spec, "seed: 0\n", "seed: 0\nbudget: {samples: 100}\n")
+    spec = edit(spec, "  - accuracy: {on: printed, max_drop: 0.15}\n",
+                "  - accuracy: {on: printed, max_drop: 0.15}\n    budget: {samples: 400}\n")
     write_spec(spec, "tiny.yaml")
-    tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider").assert_outcomes(passed=1, failed=2)
+    tiny_project.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1, failed=2)
     items = _items(tiny_project)
     assert items["int8::accuracy[printed]"]["outcome"] == "passed"  # 2 x 200 images: within its own 400
     assert "its budget is samples: 100" in items["baseline::accuracy[handwritten]"]["message"]
 
 
+@pytest.mark.cold_cache  # asserts what the run stored
 def test_a_time_budget_stops_an_attack_between_batches_and_stores_nothing(tiny_project: pytest.Pytester, write_spec) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     spec += "  - attack: {kind: pgd, eps: 8/255, steps: 200, on: handwritten, min: 0.0, variants: [baseline]}\n"
@@ -60,10 +63,11 @@ def test_a_time_budget_stops_an_attack_between_batches_and_stores_nothing(tiny_p
     assert not (tiny_project.path / "cache" / "attacks").exists() or not any((tiny_project.path / "cache" / "attacks").rglob("*.pt"))
 
 
+@pytest.mark.cold_cache  # needs the run to train
 def test_training_is_never_charged_to_an_item(tiny_project: pytest.Pytester, write_spec) -> None:
     """Ten epochs of training take longer than the budget; the item only predicts 359 images in two batches."""
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    write_spec(spec.replace("seed: 0\n", "seed: 0\nbudget: {seconds: 1}\n"), "tiny.yaml")
+    write_spec(edit(spec, "seed: 0\n", "seed: 0\nbudget: {seconds: 1}\n"), "tiny.yaml")
     result = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "baseline")
     result.assert_outcomes(passed=1, deselected=2)
     assert _items(tiny_project)["baseline::accuracy[handwritten]"]["phases"]["training"] > 1

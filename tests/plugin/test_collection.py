@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tiny_spec_edits import edit
 
 
 def test_spec_collects_one_item_per_model_and_contract(tiny_project: pytest.Pytester) -> None:
@@ -71,7 +72,7 @@ def test_a_yaml_file_named_without_the_key_gets_robustgates_message(tiny_project
 def test_malformed_spec_fails_collection_with_file_line_and_no_traceback(
     tiny_project: pytest.Pytester, write_spec
 ) -> None:
-    text = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text().replace("epochs: 10", "epoch: 10")
+    text = edit((tiny_project.path / "robustness_specs" / "tiny.yaml").read_text(), "epochs: 10", "epoch: 10")
     write_spec(text, "tiny.yaml")
     result = tiny_project.runpytest()
     assert result.ret == pytest.ExitCode.INTERRUPTED

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from robustgate.cache_inventory import CURRENT, TEMPORARY, prune, scan
+from tiny_spec_edits import edit
 
 KILLER = '''
 import os
@@ -89,12 +90,13 @@ def _run(project: pytest.Pytester, cache: str, report: str, monkeypatch: pytest.
                                         "-p", "no:cacheprovider")
 
 
+@pytest.mark.cold_cache  # kills runs while they build
 def test_runs_killed_at_every_point_leave_a_cache_that_resumes_to_the_clean_runs_results(
     tiny_project: pytest.Pytester, write_spec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One cache through four kills in a row, as a CI job cancelled again and again would leave it; each run
     resumes from what the last one stored, and the run that finally completes measures what a clean run does."""
-    write_spec((tiny_project.path / "robustness_specs" / "tiny.yaml").read_text().replace("epochs: 10", "epochs: 3"), "tiny.yaml")
+    write_spec(edit((tiny_project.path / "robustness_specs" / "tiny.yaml").read_text(), "epochs: 10", "epochs: 3"), "tiny.yaml")
     tiny_project.makeconftest(KILLER)
     _run(tiny_project, "clean-cache", "clean", monkeypatch)
     clean = _measured(tiny_project, "clean")
@@ -123,6 +125,7 @@ def test_runs_killed_at_every_point_leave_a_cache_that_resumes_to_the_clean_runs
     assert [found.state for found in scan(cache)] == [CURRENT] * entries
 
 
+@pytest.mark.cold_cache  # damages an entry and watches it rebuilt
 def test_a_damaged_entry_is_found_by_its_checksum_discarded_and_rebuilt(
     tiny_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -32,6 +32,7 @@ contracts:
 """
 
 
+@pytest.mark.cold_cache  # asserts each case's training line
 def test_each_case_trains_its_own_model_and_is_reported_apart(tiny_project: pytest.Pytester, write_spec) -> None:
     (tiny_project.path / "robustness_specs" / "tiny.yaml").unlink()
     write_spec(SPEC, "grid.yaml")

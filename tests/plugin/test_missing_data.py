@@ -39,7 +39,7 @@ def office_project(tiny_project: pytest.Pytester, write_spec) -> pytest.Pytester
 
 
 def _skips(pytester: pytest.Pytester) -> tuple[pytest.RunResult, list[dict]]:
-    result = pytester.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-rs")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rs")
     result.assert_outcomes(skipped=3)  # accuracy on the baseline and int8, shift (a drop gate) on int8
     items = json.loads((pytester.path / "reports" / "results.json").read_text())["items"]
     assert len(items) == 3 and all(item["outcome"] == "skipped" for item in items)
@@ -65,7 +65,7 @@ def test_a_root_missing_a_class_skips_naming_it(office_project: pytest.Pytester,
 
 def test_a_complete_tree_runs_the_spec(office_project: pytest.Pytester, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("OFFICE31_ROOT", str(office31_tree(tmp_path / "office31")))
-    result = office_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider")
+    result = office_project.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
     items = json.loads((office_project.path / "reports" / "results.json").read_text())["items"]
     accuracy = next(item for item in items if item["model"] == "baseline" and item["contract"].startswith("accuracy"))

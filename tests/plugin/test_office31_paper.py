@@ -45,22 +45,26 @@ def test_the_profiles_select_the_studys_grid(paper_project: pytest.Pytester) -> 
     cases = {line.split("::")[1] for line in full}
     assert cases == {f"{arch}-{source}" for arch in ("resnet18", "resnet34", "resnet50")
                      for source in ("amazon", "webcam", "dslr")}
-    assert len(full) == 9 * 23  # per case: 2 baseline, 4 per pruned or distilled model, 5 on int8
+    assert len(full) == 9 * 25  # per case: 2 baseline, 4 per pruned or distilled model, 5 on int8, 2 comparisons
     assert {line.split("::")[2] for line in full} == VARIANTS
     assert "robustness_specs/office31_paper.yaml::resnet50-webcam::int8::shift[webcam-test->amazon+dslr]" in full
     cpu = _collected(paper_project, "--robustgate-profile", "cpu")
-    assert len(cpu) == 23 and {line.split("::")[1] for line in cpu} == {"resnet34-amazon"}
+    assert len(cpu) == 25 and {line.split("::")[1] for line in cpu} == {"resnet34-amazon"}
     deep = _collected(paper_project, "--robustgate-profile", "deep")
     assert {line.split("::")[1].split("-")[0] for line in deep} == {"resnet101", "resnet152"}
 
 
 def test_the_smoke_profile_runs_every_contract_on_a_tiny_office31_tree(paper_project: pytest.Pytester) -> None:
-    result = paper_project.runpytest("--robustgate-profile", "smoke", "--robustgate-cache-dir=cache", "-p", "no:cacheprovider")
+    result = paper_project.runpytest("--robustgate-profile", "smoke", "-p", "no:cacheprovider")
     doc = json.loads((paper_project.path / "reports" / "results.json").read_text())
     items = {item["nodeid"].split("::", 2)[2]: item for item in doc["items"]}
-    assert len(items) == 23 and {item["case"] for item in items.values()} == {"resnet18-amazon"}
-    # every contract reached a verdict: on 4 images a class and one epoch some gates break, none errors
+    assert len(items) == 25 and {item["case"] for item in items.values()} == {"resnet18-amazon"}
+    # every contract reached a verdict: on 4 images a class and one epoch some gates break, none errors; the
+    # comparison with the resnet50 case, which the profile leaves out, skips
+    across_cases = "pruned-0.25::compare[drop:pruned-0.25>resnet50-amazon/pruned-0.5@webcam+dslr]"
+    assert items.pop(across_cases)["outcome"] == "skipped", result.stdout.str()
     assert {item["outcome"] for item in items.values()} <= {"passed", "failed"}, result.stdout.str()
+    assert items["int8::compare[drop:int8>pruned-0.5@webcam+dslr]"]["metrics"]["n@webcam"] == 62
     assert doc["specs"]["robustness_specs/office31_paper.yaml"]["profile"] == "smoke"
     assert items["int8::size"]["outcome"] == "passed" and items["int8::size"]["metrics"]["size_ratio"] < 0.3
     shift = items["int8::shift[amazon-test->webcam+dslr]"]["metrics"]
@@ -93,6 +97,6 @@ def test_without_the_dataset_every_item_skips_with_one_message(paper_project: py
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OFFICE31_ROOT")
     result = paper_project.runpytest("--robustgate-profile", "cpu", "-p", "no:cacheprovider", "-rs")
-    result.assert_outcomes(skipped=23)
-    result.stdout.fnmatch_lines(["SKIPPED [[]23[]] *datasets amazon-train, amazon-test, amazon, webcam, dslr not on this "
+    result.assert_outcomes(skipped=25)
+    result.stdout.fnmatch_lines(["SKIPPED [[]25[]] *datasets amazon-train, amazon-test, amazon, webcam, dslr not on this "
                                  "machine (missing: skip): environment variable OFFICE31_ROOT is not set*"])

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 
 import pytest
+from tiny_spec_edits import edit
 
 
 
+@pytest.mark.cold_cache  # asserts the training and compressing lines of a cold run
 def test_contracts_pass_and_metrics_reach_junit(tiny_project: pytest.Pytester, junit_properties) -> None:
     result = tiny_project.runpytest("--junitxml=junit.xml", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
@@ -33,7 +35,7 @@ def test_contracts_pass_and_metrics_reach_junit(tiny_project: pytest.Pytester, j
 
 def test_broken_contract_fails_with_a_verdict_table(tiny_project: pytest.Pytester, write_spec) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    write_spec(spec.replace("min: 0.5", "min: 0.999"), "tiny.yaml")
+    write_spec(edit(spec, "min: 0.5", "min: 0.999"), "tiny.yaml")
     result = tiny_project.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
@@ -50,12 +52,13 @@ def test_broken_contract_fails_with_a_verdict_table(tiny_project: pytest.Pyteste
 
 def test_point_confidence_reads_estimates(tiny_project: pytest.Pytester, write_spec) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    write_spec(spec.replace("seed: 0", "seed: 0\nconfidence: point"), "tiny.yaml")
+    write_spec(edit(spec, "seed: 0", "seed: 0\nconfidence: point"), "tiny.yaml")
     result = tiny_project.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
     assert "bound" not in result.stdout.str().split("= robustgate =")[1]
 
 
+@pytest.mark.cold_cache  # compares a cold run with a warm one
 def test_warm_rerun_trains_and_compresses_nothing(tiny_project: pytest.Pytester) -> None:
     cold = tiny_project.runpytest("--robustgate-cache-dir", "cache")
     cold.assert_outcomes(passed=3)
@@ -68,6 +71,7 @@ def test_warm_rerun_trains_and_compresses_nothing(tiny_project: pytest.Pytester)
     assert len(rows(cold)) == 3 and rows(cold) == rows(warm)
 
 
+@pytest.mark.cold_cache  # asserts that no default cache folder appears
 def test_runs_without_cache_are_deterministic(tiny_project: pytest.Pytester, junit_properties) -> None:
     runs = []
     for name in ("a.xml", "b.xml"):
@@ -80,7 +84,7 @@ def test_runs_without_cache_are_deterministic(tiny_project: pytest.Pytester, jun
 
 def test_last_failed_reruns_only_the_broken_contract(tiny_project: pytest.Pytester, write_spec) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    write_spec(spec.replace("max_drop: 0.15", "max_drop: 0.15, min: 0.999, variants: [int8]"), "tiny.yaml")
+    write_spec(edit(spec, "max_drop: 0.15", "max_drop: 0.15, min: 0.999, variants: [int8]"), "tiny.yaml")
     tiny_project.runpytest().assert_outcomes(passed=2, failed=1)
     rerun = tiny_project.runpytest("--lf", "-v")
     rerun.assert_outcomes(failed=1, deselected=2)
@@ -94,6 +98,7 @@ def test_quiet_run_prints_no_progress(tiny_project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["3 contracts: 3 pass"])
 
 
+@pytest.mark.cold_cache  # asserts that the edited model trains again
 def test_editing_forward_invalidates_cached_results(tiny_project: pytest.Pytester, write_spec) -> None:
     module = tiny_project.path / "edited.py"
     module.write_text(
@@ -102,7 +107,7 @@ def test_editing_forward_invalidates_cached_results(tiny_project: pytest.Pyteste
         "    def forward(self, x):\n        return self.body(x)\n\n\ndef build(num_classes=10):\n    return Net(num_classes)\n"
     )
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    write_spec(spec.replace("tinynet:build", "edited:build"), "tiny.yaml")
+    write_spec(edit(spec, "tinynet:build", "edited:build"), "tiny.yaml")
     tiny_project.runpytest("--robustgate-cache-dir", "cache").assert_outcomes(passed=3)
     # Same class, same layers, same repr: only forward() changes, and with it every prediction.
     module.write_text(module.read_text().replace("return self.body(x)", "return -self.body(x)"))
@@ -112,7 +117,7 @@ def test_editing_forward_invalidates_cached_results(tiny_project: pytest.Pyteste
 
 def test_training_with_dropout_is_deterministic(tiny_project: pytest.Pytester, write_spec, junit_properties) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    write_spec(spec.replace("tinynet:build", "tinynet:with_dropout"), "tiny.yaml")
+    write_spec(edit(spec, "tinynet:build", "tinynet:with_dropout"), "tiny.yaml")
     runs = []
     for name in ("a.xml", "b.xml"):
         tiny_project.runpytest("--robustgate-no-cache", f"--junitxml={name}")
@@ -121,7 +126,7 @@ def test_training_with_dropout_is_deterministic(tiny_project: pytest.Pytester, w
 
 
 def test_size_metrics_and_ratios_reach_junit(tiny_project: pytest.Pytester, junit_properties) -> None:
-    tiny_project.runpytest("--robustgate-no-cache", "--junitxml=j.xml").assert_outcomes(passed=3)
+    tiny_project.runpytest("--junitxml=j.xml").assert_outcomes(passed=3)
     cases = junit_properties(tiny_project.path / "j.xml")
     base = next(p for n, p in cases.items() if "baseline" in n)
     int8 = next(p for n, p in cases.items() if "int8" in n)
@@ -134,7 +139,7 @@ def test_size_contracts_gate_bytes_params_and_macs(tiny_project: pytest.Pytester
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     spec += "  - size: {max_ratio: 0.5}\n  - size: {max_params: 100}\n"
     write_spec(spec, "tiny.yaml")
-    result = tiny_project.runpytest("--robustgate-no-cache", "-p", "no:cacheprovider", "-k", "size")
+    result = tiny_project.runpytest("-p", "no:cacheprovider", "-k", "size")
     # max_ratio is relative (int8 only); max_params is absolute (baseline and int8, both far above 100).
     result.assert_outcomes(passed=1, failed=2, deselected=3)
     result.stdout.fnmatch_lines(
@@ -147,12 +152,14 @@ def test_size_contracts_gate_bytes_params_and_macs(tiny_project: pytest.Pytester
     )
 
 
+@pytest.mark.cold_cache  # compares a cold run with a warm one
 def test_every_ptq_path_is_a_variant_and_reruns_identically_from_the_cache(
     tiny_project: pytest.Pytester, write_spec, junit_properties
 ) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     write_spec(
-        spec.replace(
+        edit(
+            spec,
             "  int8: {ptq: {backend: x86, calibrate: {on: digits-train, samples: 128}}}\n",
             "  int8: {ptq: {backend: x86, calibrate: {on: digits-train, samples: 128}}}\n"
             "  int8-qnnpack: {ptq: {backend: qnnpack, observer: minmax}}\n"

@@ -56,8 +56,7 @@ def test_the_shards_partition_the_run_by_model(tiny_project: pytest.Pytester, wr
 
 def test_shards_run_apart_and_merge_into_the_whole_run(tiny_project: pytest.Pytester) -> None:
     for index in (1, 2):
-        result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-cache-dir=cache",
-                                        f"--robustgate-shard={index}/2", f"--robustgate-report=shard{index}")
+        result = tiny_project.runpytest("-p", "no:cacheprovider", f"--robustgate-shard={index}/2", f"--robustgate-report=shard{index}")
         assert result.ret == 0
     docs = [json.loads((tiny_project.path / f"shard{i}" / "results.json").read_text()) for i in (1, 2)]
     assert [doc["shard"] for doc in docs] == [{"index": 1, "count": 2}, {"index": 2, "count": 2}]
@@ -69,7 +68,7 @@ def test_shards_run_apart_and_merge_into_the_whole_run(tiny_project: pytest.Pyte
 
 
 def test_a_merge_missing_a_shard_is_refused(tiny_project: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
-    result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-cache-dir=cache", "--robustgate-shard=2/2")
+    result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-shard=2/2")
     assert result.ret == 0
     only = str(tiny_project.path / "reports" / "results.json")
     assert main(["merge", only, "-o", str(tiny_project.path / "all.json")]) == 1
@@ -83,6 +82,15 @@ def test_a_malformed_shard_is_a_usage_error(tiny_project: pytest.Pytester, value
     result = tiny_project.runpytest(f"--robustgate-shard={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*--robustgate-shard {value}: expected I/N with 1 <= I <= N, e.g. --robustgate-shard 1/4*"])
+
+
+
+@pytest.mark.parametrize("option", ["--robustgate-report", "--robustgate-save-baseline", "--robustgate-cache-dir"])
+def test_an_empty_path_option_is_a_usage_error(pytester: pytest.Pytester, option: str) -> None:
+    """An unset CI variable (``--robustgate-report=$OUT``) must not mean the current folder."""
+    result = pytester.runpytest(f"{option}=")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*argument {option}: needs a path, got an empty value*"])
 
 
 @given(sizes=st.dictionaries(st.from_regex(r"[a-z]{1,8}", fullmatch=True), st.integers(1, 20), min_size=1, max_size=30),

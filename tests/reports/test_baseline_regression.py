@@ -12,20 +12,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from robustgate.checks.outcome import Outcome
-from robustgate.checks.regression import PerImage, Previous, add_regression_gates, higher_is_better
+from robustgate.checks import metric_direction
+from robustgate.checks.regression import PerImage, Previous, add_regression_gates
 from robustgate.errors import RobustgateError
 from robustgate.reports.results import SCHEMA
+from tiny_spec_edits import edit
 
 GATED = """\
   - accuracy: {on: handwritten, min: 0.5, max_regression: {accuracy: 0.05, bytes: 0}}
   - accuracy: {on: printed, max_regression: {accuracy: 0.05}, variants: [int8]}
 """
-RUN = ("--robustgate-cache-dir=cache", "-p", "no:cacheprovider")
+RUN = ("-p", "no:cacheprovider")
 
 
 def _spec(tiny_project: pytest.Pytester, write_spec, epochs: int = 10) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    head = spec.split("contracts:")[0].replace("epochs: 10", f"epochs: {epochs}")
+    head = edit(spec.split("contracts:")[0], "epochs: 10", f"epochs: {epochs}")
     write_spec(head + "contracts:\n" + GATED, "tiny.yaml")
 
 
@@ -40,7 +42,7 @@ def test_a_saved_baseline_gates_the_next_release_image_by_image(tiny_project: py
     first = tiny_project.runpytest(*RUN, "--robustgate-save-baseline=prev.json")
     # without a previous release: the gates with others pass on those, with a warning; regression-only ones skip
     first.assert_outcomes(passed=2, skipped=1, warnings=3)
-    first.stdout.fnmatch_lines(["*BaselineWarning*max_regression not read: no --robustgate-baseline*"])
+    first.stdout.fnmatch_lines(["*RegressionWarning*max_regression not read: no --robustgate-baseline*"])
     saved = json.loads((tiny_project.path / "prev.json").read_text())
     jsonschema.validate(saved, SCHEMA)
     packed = saved["per_image"]["robustness_specs/tiny.yaml::int8::accuracy[handwritten]"]["accuracy"]
@@ -160,9 +162,9 @@ def test_per_image_results_survive_packing(bits: list[bool]) -> None:
 
 
 def test_every_metric_name_reads_one_way() -> None:
-    assert higher_is_better("accuracy@webcam") and higher_is_better("robust_accuracy@8/255")
-    assert higher_is_better("p99_ms") is False and higher_is_better("relative_mce") is False
-    assert higher_is_better("n") is None and higher_is_better("accuracy_high") is None
+    assert metric_direction("accuracy@webcam") and metric_direction("robust_accuracy@8/255")
+    assert metric_direction("p99_ms") is False and metric_direction("relative_mce") is False
+    assert metric_direction("n") is None and metric_direction("accuracy_high") is None
 
 
 def test_a_baseline_of_another_spec_path_fails_the_items_instead_of_passing_them(tiny_project: pytest.Pytester, write_spec) -> None:
@@ -186,12 +188,12 @@ def test_a_baseline_of_another_spec_path_fails_the_items_instead_of_passing_them
     ],
 )
 def test_a_damaged_baseline_is_one_clear_error(tmp_path, damage: dict, message: str) -> None:
-    from robustgate.reports.baseline import BaselineRelease
+    from robustgate.reports.previous_release import PreviousRelease
 
     path = tmp_path / "prev.json"
     path.write_text(json.dumps({"schema_version": 1, "items": [], **damage}))
     with pytest.raises(RobustgateError, match="the baseline is damaged") as caught:
-        BaselineRelease.load(path)
+        PreviousRelease.load(path)
     assert message in str(caught.value) and str(path) in str(caught.value)
 
 

@@ -12,12 +12,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from tiny_spec_edits import no_drop_allowed
 
-
-
-@pytest.fixture(scope="module")
-def run_options(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ...]:
-    """One cache for the module: the tiny model is trained and quantized once, not once per run."""
-    return (f"--robustgate-cache-dir={tmp_path_factory.mktemp('cache')}", "-p", "no:cacheprovider")
+RUN = ("-p", "no:cacheprovider")
 
 
 def _cases(path) -> dict[str, dict[str, str]]:
@@ -29,9 +24,9 @@ def _cases(path) -> dict[str, dict[str, str]]:
 
 
 @pytest.mark.parametrize("family", [None, "xunit1", "xunit2", "legacy"])
-def test_junit_properties_under_every_family_without_warnings(tiny_project: pytest.Pytester, run_options, family: str | None) -> None:
+def test_junit_properties_under_every_family_without_warnings(tiny_project: pytest.Pytester, family: str | None) -> None:
     options = ["-o", f"junit_family={family}"] if family else []
-    result = tiny_project.runpytest(*run_options, "--junitxml=j.xml", "-W", "error::pytest.PytestWarning", *options)
+    result = tiny_project.runpytest(*RUN, "--junitxml=j.xml", "-W", "error::pytest.PytestWarning", *options)
     result.assert_outcomes(passed=3, warnings=0)
     cases = _cases(tiny_project.path / "j.xml")
     assert len(cases) == 3
@@ -45,10 +40,10 @@ def test_junit_properties_under_every_family_without_warnings(tiny_project: pyte
 PLOTTED = "  - corruptions: {on: handwritten, suite: [contrast, gaussian_noise], severities: [1, 5], samples: 40, min_accuracy: 0.0}\n"
 
 
-def test_pytest_html_rows_carry_gates_and_plots(tiny_project: pytest.Pytester, write_spec, run_options) -> None:
+def test_pytest_html_rows_carry_gates_and_plots(tiny_project: pytest.Pytester, write_spec) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     write_spec(no_drop_allowed(spec) + PLOTTED, "tiny.yaml")
-    tiny_project.runpytest(*run_options, "--html=ph.html", "--self-contained-html").assert_outcomes(passed=4, failed=1)
+    tiny_project.runpytest(*RUN, "--html=ph.html", "--self-contained-html").assert_outcomes(passed=4, failed=1)
     page = (tiny_project.path / "ph.html").read_text()
     # pytest-html keeps its rows as JSON in an attribute of the page
     blob = json.loads(html.unescape(re.search(r'data-jsonblob="(.*?)"', page, re.S).group(1)))
@@ -69,13 +64,12 @@ UNEVALUABLE = """\
 """
 
 
-def test_junit_tells_a_broken_contract_from_one_that_could_not_be_evaluated(tiny_project: pytest.Pytester, write_spec,
-                                                                             run_options) -> None:
+def test_junit_tells_a_broken_contract_from_one_that_could_not_be_evaluated(tiny_project: pytest.Pytester, write_spec) -> None:
     """pytest writes an exception raised while a test runs as <failure>, whatever it is: the robustgate.outcome
     property says which: failed (a gate broken), error (over its budget: nothing was measured), passed."""
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     write_spec(no_drop_allowed(spec) + UNEVALUABLE, "tiny.yaml")
-    tiny_project.runpytest(*run_options, "--junitxml=j.xml").assert_outcomes(passed=2, failed=2)
+    tiny_project.runpytest(*RUN, "--junitxml=j.xml").assert_outcomes(passed=2, failed=2)
     found = {}
     for case in ET.parse(tiny_project.path / "j.xml").getroot().iter("testcase"):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}

@@ -13,9 +13,11 @@ import jsonschema
 import pytest
 
 from robustgate.cli import main
-from robustgate.reports.baseline import BaselineRelease
+from robustgate.checks.outcome import Gate
 from robustgate.reports.merge import MergeRefused, merge_results, worst_exit_status
-from robustgate.reports.results import SCHEMA, SCHEMA_VERSION, ItemResult, document
+from robustgate.reports.previous_release import PreviousRelease
+from robustgate.reports.record import ItemRecord
+from robustgate.reports.results import SCHEMA, SCHEMA_VERSION, document
 
 SPEC = "robustness_specs/tiny.yaml"
 SHA = "a" * 64
@@ -26,11 +28,10 @@ def shard(*models: str, sha: str = SHA, checkout: str = "/ci/a", exit_status: in
           **environment: str) -> dict[str, Any]:
     """A results document (with this machine's real environment) of one item per model."""
     items = [
-        ItemResult(nodeid=f"{SPEC}::{model}::accuracy[handwritten]", spec=SPEC, model=model,
+        ItemRecord(nodeid=f"{SPEC}::{model}::accuracy[handwritten]", spec=SPEC, model=model,
                    contract="accuracy[handwritten]", kind="accuracy", datasets=["handwritten"], outcome="passed",
                    duration=2.0, metrics={"accuracy": 0.9},
-                   gates=[{"metric": "accuracy", "op": ">=", "threshold": 0.5, "estimate": 0.9, "value": 0.85,
-                           "read": "lower 95% bound", "passed": True}], technique=model)
+                   gates=[Gate("accuracy", ">=", 0.5, 0.9, 0.85, "lower 95% bound")], technique=model)
         for model in models
     ]
     specs = {f"{checkout}/{SPEC}": {"name": "tiny", "sha256": sha}}
@@ -44,9 +45,9 @@ def test_shards_of_a_real_run_merge_into_the_full_run(tiny_project: pytest.Pytes
     full_run = {line for line in collected.outlines if line.startswith(SPEC + "::")}
     assert len(full_run) == 3
     results = tiny_project.path / "reports" / "results.json"
-    tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "baseline").assert_outcomes(passed=1)
+    tiny_project.runpytest("-p", "no:cacheprovider", "-k", "baseline").assert_outcomes(passed=1)
     shutil.copy(results, tmp_path / "baseline.json")
-    tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-k", "int8").assert_outcomes(passed=2)
+    tiny_project.runpytest("-p", "no:cacheprovider", "-k", "int8").assert_outcomes(passed=2)
     shutil.copy(results, tmp_path / "int8.json")
     out, md, html = tmp_path / "all.json", tmp_path / "all.md", tmp_path / "all.html"
     capsys.readouterr()  # the runs' own output
@@ -230,4 +231,4 @@ def test_version_1_documents_merge_report_and_serve_as_baselines_with_kinds_deri
                  "--html", str(tmp_path / "old.html")]) == 0
     assert "**5 contracts: 5 pass**" in (tmp_path / "old.md").read_text()
     assert "accuracy by model and dataset" in (tmp_path / "old.html").read_text()
-    assert BaselineRelease.load(tmp_path / "old.json").previous(f"{SPEC}::int8::accuracy[handwritten]") is not None
+    assert PreviousRelease.load(tmp_path / "old.json").previous(f"{SPEC}::int8::accuracy[handwritten]") is not None

@@ -57,7 +57,7 @@ def test_the_report_loads_cleanly_and_reads_on_a_phone_and_a_desktop(tiny_projec
     sync_playwright = _require_browser()
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     write_spec(spec + PLOTTED, "tiny.yaml")
-    tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider").assert_outcomes(passed=8)
+    tiny_project.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=8)
     report = tiny_project.path / "reports" / "report.html"
     page_text = report.read_text()
     assert page_text.count("data-plot='corruptions'") == 2 and "data-plot='attack'" in page_text

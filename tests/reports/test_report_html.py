@@ -90,9 +90,11 @@ def run() -> dict[str, Any]:
 
 def test_every_kind_of_data_gets_its_plot_and_findings_come_first(run: dict[str, Any]) -> None:
     page = render_html(run)
-    titles = re.findall(r"<h2>(.*?)</h2>", page)
-    assert titles == ["Findings", "Contracts", "Accuracy by model and dataset", "Accuracy against model size",
-                      "Robust accuracy against attack strength", "Corruption accuracy", "Latency distribution"]
+    titles = re.findall(r"<h([23])>(.*?)</h[23]>", page)
+    assert titles == [("2", "Findings"), ("2", "Contracts"), ("2", "Accuracy by model and dataset"),
+                      ("2", "Accuracy against model size"), ("2", "Clean accuracy"), ("2", "Accuracy under attack"),
+                      ("3", "Robust accuracy against attack strength"), ("2", "Accuracy under corruptions"),
+                      ("3", "Corruption accuracy"), ("2", "Latency"), ("3", "Latency distribution")]
     assert page.count("<span class='tag masking'>gradient masking</span>") == 1 and MASKING in page
     assert page.index(MASKING) < page.index(UNDEFINED) < page.index("<h2>Contracts</h2>")  # masking first, at the top
     plots = re.findall(r"<figure data-plot='([\w-]+)'>", page)
@@ -106,7 +108,15 @@ def test_the_table_labels_every_cell_for_the_phone_layout_and_puts_failures_firs
     assert len(cells) == 4 * len(run["items"]) and page.count("<tr><td data-label='model'>") == len(run["items"])
     assert "@media (max-width:640px)" in page and "@media print" in page
     rows = re.findall(r"<tr><td data-label='model'>(\w+)", page)
-    assert rows[0] == "pruned" and rows[1:] == [item["model"] for item in run["items"] if item["outcome"] != "failed"]
+    kinds = dict.fromkeys(item["kind"] for item in run["items"])  # the registry's order, as it happens
+    assert rows == [item["model"] for kind in kinds for item in
+                    sorted((i for i in run["items"] if i["kind"] == kind), key=lambda i: i["outcome"] != "failed")]
+    assert rows[0] == "pruned"  # each kind's table puts its failures first
+    listed = re.findall(r"<li><a href='#(kind-\w+)'>([^<]+)</a>: (<b class='FAIL'>)?", page)
+    assert [(anchor, title, bool(failing)) for anchor, title, failing in listed] == [
+        ("kind-accuracy", "Clean accuracy", True), ("kind-attack", "Accuracy under attack", False),
+        ("kind-corruptions", "Accuracy under corruptions", False), ("kind-latency", "Latency", False)]
+    assert all(f"<section id='{anchor}'" in page for anchor, *_ in listed)
 
 
 def test_plots_without_their_data_are_left_out() -> None:
@@ -114,7 +124,7 @@ def test_plots_without_their_data_are_left_out() -> None:
     for key in ("size_ratio", "bytes"):
         del plain["metrics"][key]
     page = render_html(_doc([plain]))
-    assert re.findall(r"<h2>(.*?)</h2>", page) == ["Contracts", "Accuracy by model and dataset"]
+    assert re.findall(r"<h2>(.*?)</h2>", page) == ["Contracts", "Accuracy by model and dataset", "Clean accuracy"]
     assert render_html(_doc([]))  # a run whose items all vanished still renders
 
 
@@ -322,3 +332,60 @@ def test_a_version_1_document_and_a_run_that_stopped_early_render() -> None:
     assert "did not run: s.yaml::int8::accuracy[handwritten]" in page
     alt = next(alt for alt in re.findall(r'<img alt="([^"]*)"', page) if alt.startswith("accuracy by model"))
     assert alt == "accuracy by model and dataset (baseline: handwritten 0.9600, printed 0.8300; int8: printed 0.8000)"
+
+
+def _calibration(model: str, outcome: str = "passed") -> dict[str, Any]:
+    """A calibration item under shift (on webcam, reference amazon) with the series the check writes."""
+    metrics = {"ece": 0.0412, "ece_low": 0.02, "ece_high": 0.06, "ece@amazon": 0.025, "worst_class": 3,
+               "worst_class_accuracy": 0.4, "worst_class_accuracy_low": 0.3, "worst_class_accuracy_high": 0.5,
+               "baseline_ece": 0.038, "n": 100}
+    series = {"class": [0.0, 1.0, 2.0, 3.0], "class_accuracy": [0.9, 0.8, 0.7, 0.4], "class_n": [25.0] * 4,
+              "reliability_bin_low": [8 / 15, 11 / 15, 14 / 15], "reliability_confidence": [0.6, 0.8, 0.97],
+              "reliability_accuracy": [0.5, 0.75, 0.95], "reliability_count": [20.0, 30.0, 50.0]}
+    return _item(model, "calibration[amazon->webcam]", metrics, "ptq", outcome, datasets=("webcam", "amazon"),
+                 series=series)
+
+
+def test_sections_are_titled_and_described_by_each_kinds_declaration_and_calibration_draws_its_diagram() -> None:
+    """Every kind's section comes from its declaration (compare has no figures of its own, only its table);
+    calibration draws its reliability diagram beside the per-class accuracy; summary.md has the same sections."""
+    from robustgate.checks.base import contract_kinds
+    from robustgate.reports.markdown import render_markdown
+
+    compare = _item("int8", "compare[int8>pruned@webcam]", {"advantage@webcam": 0.02}, "ptq", datasets=("webcam",))
+    items = [_calibration("int8", "failed"), compare, _accuracy("s.yaml", "int8", "handwritten", 0.95)]
+    page = render_html(_doc(items))
+    for kind in ("accuracy", "compare", "calibration"):
+        declared = contract_kinds.get(kind)
+        section = page[page.index(f"<section id='kind-{kind}' data-kind='{kind}'>"):]
+        section = section[:section.index("</section>")]
+        assert f"<h2>{html.escape(declared.title)}</h2>" in section
+        assert declared.summary.rstrip(".")[1:] in html.unescape(section) and "Gates: " in section
+        assert section.count("<tr><td data-label='model'>") == 1
+    kinds = [kind for kind in contract_kinds if kind in ("accuracy", "compare", "calibration")]
+    assert re.findall(r"data-kind='(\w+)'", page) == kinds  # the registry's order, not the run's
+    figures = re.findall(r"<figure data-plot='calibration'><img alt=\"([^\"]*)\".*?<figcaption>([^<]*)</figcaption>", page)
+    assert len(figures) == 1 and all(_decodes(source) for source in _Page(page).images)
+    alt, caption = map(html.unescape, figures[0])
+    assert alt.startswith("reliability diagram and accuracy per class: int8 :: calibration[amazon->webcam] (")
+    assert "0.60: 0.50 of 20" in alt and alt.endswith("worst class 3)")
+    assert caption == ("int8 :: calibration[amazon->webcam]: ECE 0.0412 on webcam, 0.0250 on amazon, the baseline's "
+                       "0.0380; worst class 3 at 0.4000")
+    assert item_plot(items[0]) and "reliability diagram" in (item_plot(items[0]) or "")
+    summary = render_markdown(_doc(items))
+    headings = re.findall(r"^### (.*)$", summary, re.M)
+    assert headings == [contract_kinds.get(kind).title for kind in kinds]
+    assert summary.index("### Calibration") < summary.index("| calibration[amazon->webcam] | FAIL |")
+
+
+def test_a_kind_this_robustgate_does_not_know_still_renders_under_its_own_name() -> None:
+    """An older or foreign results.json may name a kind no longer registered: its items get a section titled by the
+    kind's name, with the generic table and no figures."""
+    from robustgate.reports.markdown import render_markdown
+
+    items = [_item("int8", "robustness_index[handwritten]", {"index": 0.7}, "ptq"), _item("int8", "size", {}, "ptq")]
+    page = render_html(_doc(items))
+    assert re.findall(r"<h2>(.*?)</h2>", page)[-2:] == ["Size", "robustness_index"]
+    section = page[page.index("<section id='kind-robustness_index' data-kind='robustness_index'>"):]
+    assert section.count("<tr><td data-label='model'>") == 1 and "<figure" not in section
+    assert "### robustness_index" in render_markdown(_doc(items))

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from robustgate.reports.results import SCHEMA
-from tiny_spec_edits import no_drop_allowed
+from tiny_spec_edits import edit, no_drop_allowed
 
 
 def _results(pytester: pytest.Pytester) -> dict:
@@ -18,6 +18,7 @@ def _results(pytester: pytest.Pytester) -> dict:
     return doc
 
 
+@pytest.mark.cold_cache  # asserts that training, compression and prediction all ran
 def test_a_run_writes_schema_valid_results_and_a_markdown_summary(tiny_project: pytest.Pytester, write_spec, junit_properties) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     write_spec(no_drop_allowed(spec), "tiny.yaml")
@@ -55,8 +56,8 @@ def test_a_run_writes_schema_valid_results_and_a_markdown_summary(tiny_project: 
 def test_errors_and_skips_are_recorded_with_their_message(tiny_project: pytest.Pytester, write_spec) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     spec += "  - latency: {p90_ms: 1000, min_queries: 10, min_seconds: 0.0, warmup: 1, variants: [int8]}\n"
-    write_spec(spec.replace("tinynet:build", "tinynet:nan_net"), "tiny.yaml")
-    tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "--benchmark-skip")
+    write_spec(edit(spec, "tinynet:build", "tinynet:nan_net"), "tiny.yaml")
+    tiny_project.runpytest("-p", "no:cacheprovider", "--benchmark-skip")
     doc = _results(tiny_project)
     outcomes = {item["contract"]: item["outcome"] for item in doc["items"] if item["model"] == "int8"}
     assert outcomes["latency"] == "skipped"
@@ -77,7 +78,7 @@ def pytest_runtest_logreport(report):
 def test_an_interrupted_run_still_writes_what_ran_and_counts_what_did_not(tiny_project: pytest.Pytester) -> None:
     tiny_project.makeconftest(INTERRUPT)
     # in a subprocess: an in-process run's KeyboardInterrupt would stop this test session too
-    result = tiny_project.runpytest_subprocess("--robustgate-cache-dir=cache", "-p", "no:cacheprovider")
+    result = tiny_project.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     doc = _results(tiny_project)
     assert doc["interrupted"] is True and len(doc["items"]) == 1 and doc["items"][0]["outcome"] == "passed"
@@ -92,8 +93,8 @@ def test_an_interrupted_run_still_writes_what_ran_and_counts_what_did_not(tiny_p
 
 def test_a_run_stopped_by_maxfail_says_which_contracts_did_not_run(tiny_project: pytest.Pytester, write_spec) -> None:
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    write_spec(spec.replace("min: 0.5", "min: 0.999"), "tiny.yaml")
-    result = tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider", "-x")
+    write_spec(edit(spec, "min: 0.5", "min: 0.999"), "tiny.yaml")
+    result = tiny_project.runpytest("-p", "no:cacheprovider", "-x")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["3 contracts: 1 fail, 2 did not run (the run stopped early)"])
     assert len(_results(tiny_project)["not_run"]) == 2
@@ -108,7 +109,7 @@ def test_runs_without_contracts_write_no_report(pytester: pytest.Pytester) -> No
 def test_robustgate_report_re_renders_the_summary_and_refuses_other_versions(tiny_project: pytest.Pytester, tmp_path) -> None:
     from robustgate.cli import main
 
-    tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider").assert_outcomes(passed=3)
+    tiny_project.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=3)
     reports = tiny_project.path / "reports"
     assert main(["report", str(reports / "results.json"), "--md", str(tmp_path / "again.md")]) == 0
     assert (tmp_path / "again.md").read_text() == (reports / "summary.md").read_text()
@@ -134,7 +135,7 @@ def test_the_html_report_is_self_contained_with_a_plot_per_kind(tiny_project: py
 
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
     write_spec(spec + PLOTTED, "tiny.yaml")
-    tiny_project.runpytest("--robustgate-cache-dir=cache", "-p", "no:cacheprovider").assert_outcomes(passed=7)
+    tiny_project.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=7)
     page = (tiny_project.path / "reports" / "report.html").read_text()
 
     class Links(HTMLParser):
@@ -147,11 +148,12 @@ def test_the_html_report_is_self_contained_with_a_plot_per_kind(tiny_project: py
 
     links = Links()
     links.feed(page)
-    assert links.sources and all(source.startswith("data:image/png;base64,") for source in links.sources), "nothing fetched"
-    for source in links.sources:
+    images = [source for source in links.sources if not source.startswith("#")]  # links within the page fetch nothing
+    assert images and all(source.startswith("data:image/png;base64,") for source in images), "nothing fetched"
+    for source in images:
         with Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))) as image:
             image.verify()
-    titles = re.findall(r"<h2>(.*?)</h2>", page)
+    titles = re.findall(r"<h[23]>(.*?)</h[23]>", page)  # h3: a figure inside its contract kind's section
     assert "Accuracy by model and dataset" in titles
     assert any(t.startswith("Robust accuracy against attack strength") for t in titles)
     assert "Corruption accuracy" in titles and page.count("<figure data-plot='corruptions'>") == 2  # baseline and int8
@@ -181,6 +183,7 @@ ArtifactCache.get_or_create = get_or_create
 '''
 
 
+@pytest.mark.cold_cache  # counts what each run builds
 def test_parallel_workers_give_the_serial_runs_results_in_one_report(
     tiny_project: pytest.Pytester, write_spec, junit_properties, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -189,7 +192,7 @@ def test_parallel_workers_give_the_serial_runs_results_in_one_report(
     once, by one worker, and the controller writes one results.json, JUnit XML and baseline file holding every
     worker's items."""
     spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text()
-    spec = spec.replace("int8: {ptq:", "pruned: {prune: {method: l1, ratio: 0.5}}\n  int8: {ptq:")
+    spec = edit(spec, "int8: {ptq:", "pruned: {prune: {method: l1, ratio: 0.5}}\n  int8: {ptq:")
     spec += "  - latency: {p90_ms: 5000, min_queries: 5, min_seconds: 0.0, warmup: 1, variants: [int8]}\n"
     write_spec(spec, "tiny.yaml")
     tiny_project.makeconftest(BUILD_LOGGER)

@@ -9,6 +9,7 @@ import textwrap
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiny_spec_edits import edit
 
 from robustgate.cli import main
 from robustgate.errors import SpecError
@@ -67,8 +68,7 @@ def test_a_matrix_expands_into_named_cases_with_typed_values(tmp_path) -> None:
 
 
 def test_environment_references_are_not_placeholders(tmp_path) -> None:
-    raw = SPEC.replace("  handwritten: {builtin: digits, domain: handwritten, part: test}\n",
-                       "  handwritten: {imagefolder: \"${HOME}/{source}\"}\n")
+    raw = edit(SPEC, "  handwritten: {builtin: digits, domain: handwritten, part: test}\n", "  handwritten: {imagefolder: \"${HOME}/{source}\"}\n")
     spec = load_cases(write(tmp_path, raw))[1]
     assert spec.datasets["handwritten"].params.imagefolder == "${HOME}/printed"
 
@@ -114,7 +114,7 @@ MATRIX_ERRORS = [
 
 @pytest.mark.parametrize(("matrix", "message"), MATRIX_ERRORS, ids=[m for m, _ in MATRIX_ERRORS])
 def test_a_malformed_matrix_is_one_error_at_its_line(tmp_path, matrix: str, message: str) -> None:
-    path = write(tmp_path, ONE_AXIS.replace("matrix: {arch: [resnet18, resnet34]}", matrix))
+    path = write(tmp_path, edit(ONE_AXIS, "matrix: {arch: [resnet18, resnet34]}", matrix))
     with pytest.raises(SpecError) as err:
         load_cases(path)
     assert message in str(err.value)
@@ -138,7 +138,7 @@ contracts:
 
 
 def test_an_error_inside_a_case_names_the_line_and_the_case(tmp_path) -> None:
-    path = write(tmp_path, ONE_AXIS.replace("[resnet18, resnet34]", "[resnet18, resnet43]"))
+    path = write(tmp_path, edit(ONE_AXIS, "[resnet18, resnet34]", "[resnet18, resnet43]"))
     with pytest.raises(SpecError) as err:
         load_cases(path)
     text = str(err.value)
@@ -147,18 +147,18 @@ def test_an_error_inside_a_case_names_the_line_and_the_case(tmp_path) -> None:
 
 
 def test_a_missing_field_and_a_list_inside_text_are_errors_at_their_use(tmp_path) -> None:
-    path = write(tmp_path, SPEC.replace('"{source.epochs}"', '"{source.epoch}"'))
+    path = write(tmp_path, edit(SPEC, '"{source.epochs}"', '"{source.epoch}"'))
     with pytest.raises(SpecError, match=r"(?s)grid.yaml:14: \{source.epoch\}: the source value 'handwritten' has no field "
                                         r"'epoch'.*\(in matrix case resnet18-handwritten: arch=resnet18, source=handwritten\)"):
         load_cases(path)
-    path = write(tmp_path, SPEC.replace('"{source}-train"', '"{source.targets}-train"'))
+    path = write(tmp_path, edit(SPEC, '"{source}-train"', '"{source.targets}-train"'))
     with pytest.raises(SpecError, match=r"grid.yaml:14: \{source.targets\} is list here, which cannot be written inside text"):
         load_cases(path)
 
 
 def test_a_renamed_key_keeps_its_line_for_errors(tmp_path) -> None:
     line = "  printed: {builtin: digits, domain: printed, part: test}\n"
-    text = SPEC.replace(line, line + "  \"{source}-extra\": {builtin: digits, domain: printed, part: tset}\n")
+    text = edit(SPEC, line, line + "  \"{source}-extra\": {builtin: digits, domain: printed, part: tset}\n")
     with pytest.raises(SpecError, match=r"grid.yaml:21: datasets.handwritten-extra.part: "):
         load_cases(write(tmp_path, text))
 
@@ -182,8 +182,7 @@ def test_cases_are_the_product_less_the_exclusions_each_filled_with_its_values(t
         matrix += "\n  exclude:\n" + "\n".join("    - {" + ", ".join(f"{k}: {v}" for k, v in zip(keys, c)) + "}"
                                                 for c in excluded)
     name = "-".join("{" + k + "}" for k in keys)
-    text = ONE_AXIS.replace("matrix: {arch: [resnet18, resnet34]}", "matrix:\n" + matrix).replace(
-        'arch: "{arch}"', "arch: resnet18").replace("name: grid", f"name: \"grid {name}\"")
+    text = edit(edit(edit(ONE_AXIS, "matrix: {arch: [resnet18, resnet34]}", "matrix:\n" + matrix), 'arch: "{arch}"', "arch: resnet18"), "name: grid", f"name: \"grid {name}\"")
     path = write(tmp_path_factory.mktemp("grid"), text)
     if not combinations:
         with pytest.raises(SpecError, match="removes every combination"):
@@ -195,28 +194,27 @@ def test_cases_are_the_product_less_the_exclusions_each_filled_with_its_values(t
 
 
 # ONE_AXIS with the matrix written in block style, so each value and rule has a line of its own
-BLOCK = ONE_AXIS.replace("matrix: {arch: [resnet18, resnet34]}", "matrix:\n  arch:\n    - resnet18\n    - [resnet34]")
+BLOCK = edit(ONE_AXIS, "matrix: {arch: [resnet18, resnet34]}", "matrix:\n  arch:\n    - resnet18\n    - [resnet34]")
 
 
 def test_block_style_matrix_errors_point_at_the_value_and_the_rule(tmp_path) -> None:
     with pytest.raises(SpecError, match=r"grid.yaml:6: matrix.arch\[1\]: expected a scalar"):
         load_cases(write(tmp_path, BLOCK))
-    text = BLOCK.replace("    - [resnet34]\n", "    - resnet34\n  exclude:\n    - arch: resnet34\n    - arch: resnet43\n")
+    text = edit(BLOCK, "    - [resnet34]\n", "    - resnet34\n  exclude:\n    - arch: resnet34\n    - arch: resnet43\n")
     with pytest.raises(SpecError, match=r"grid.yaml:9: matrix.exclude\[1\]: 'resnet43' is not a value of arch"):
         load_cases(write(tmp_path, text))
 
 
 def test_an_unquoted_placeholder_is_named_with_the_fix(tmp_path) -> None:
     with pytest.raises(SpecError) as err:
-        load_cases(write(tmp_path, BLOCK.replace("    - [resnet34]", "    - resnet34").replace('arch: "{arch}"', "arch: {arch}")))
+        load_cases(write(tmp_path, edit(edit(BLOCK, "    - [resnet34]", "    - resnet34"), 'arch: "{arch}"', "arch: {arch}")))
     assert "grid.yaml:4: matrix.arch: no `{arch}` in the spec uses it" in str(err.value)
     assert "line 8 has {arch} unquoted, which YAML reads as a mapping" in str(err.value)
     assert 'write "{arch}" (in quotes)' in str(err.value)
 
 
 def test_keys_that_become_the_same_name_in_a_case_are_an_error(tmp_path) -> None:
-    text = SPEC.replace('  printed: {builtin: digits, domain: printed, part: test}\n',
-                        '  printed: {builtin: digits, domain: printed, part: test}\n'
+    text = edit(SPEC, '  printed: {builtin: digits, domain: printed, part: test}\n', '  printed: {builtin: digits, domain: printed, part: test}\n'
                         '  "{source}": {builtin: digits, domain: printed, part: test}\n')
     with pytest.raises(SpecError) as err:
         load_cases(write(tmp_path, text))
@@ -226,21 +224,20 @@ def test_keys_that_become_the_same_name_in_a_case_are_an_error(tmp_path) -> None
 
 def test_each_case_reports_its_own_lines(tmp_path) -> None:
     """Case x-y and case y-x rename two variants the other way round; each case's error names its own line."""
-    text = ONE_AXIS.replace("matrix: {arch: [resnet18, resnet34]}", "matrix: {a: [x, y], b: [y, x], exclude: [{a: x, b: x}, {a: y, b: y}]}")
-    text = text.replace('arch: "{arch}"', "arch: resnet18") + "variants:\n  \"{a}1\": {ptq: {backend: x86}}\n  \"{b}1\": {ptq: {backend: [x86]}}\n"
+    text = edit(ONE_AXIS, "matrix: {arch: [resnet18, resnet34]}", "matrix: {a: [x, y], b: [y, x], exclude: [{a: x, b: x}, {a: y, b: y}]}")
+    text = edit(text, 'arch: "{arch}"', "arch: resnet18") + "variants:\n  \"{a}1\": {ptq: {backend: x86}}\n  \"{b}1\": {ptq: {backend: [x86]}}\n"
     with pytest.raises(SpecError, match=r"(?s)grid.yaml:16: variants.y1.ptq.backend: .*\(in matrix case x-y"):
         load_cases(write(tmp_path, text))
 
 
 def test_a_matrix_key_may_not_capture_a_variant_template(tmp_path) -> None:
-    text = SPEC.replace("  arch: [resnet18, resnet34]\n", "  arch: [resnet18, resnet34]\n  ratio: [0.1]\n").replace(
-        "pruned-{ratio}: {prune:", "pruned-{ratio}-{arch}: {prune:")
+    text = edit(edit(SPEC, "  arch: [resnet18, resnet34]\n", "  arch: [resnet18, resnet34]\n  ratio: [0.1]\n"), "pruned-{ratio}: {prune:", "pruned-{ratio}-{arch}: {prune:")
     with pytest.raises(SpecError, match=r"grid.yaml:23: variants.pruned-\{ratio\}-\{arch\}: \{ratio\} is both a matrix key"):
         load_cases(write(tmp_path, text))
 
 
 def test_float_values_name_cases_as_written(tmp_path) -> None:
-    text = ONE_AXIS.replace("matrix: {arch: [resnet18, resnet34]}", "matrix: {lr: [0.00001, 0.1234567, 0.1234568]}")
-    specs = load_cases(write(tmp_path, text.replace("epochs: 1}", 'epochs: 1, lr: "{lr}"}').replace('"{arch}"', "resnet18")))
+    text = edit(ONE_AXIS, "matrix: {arch: [resnet18, resnet34]}", "matrix: {lr: [0.00001, 0.1234567, 0.1234568]}")
+    specs = load_cases(write(tmp_path, edit(edit(text, "epochs: 1}", 'epochs: 1, lr: "{lr}"}'), '"{arch}"', "resnet18")))
     assert [s.case for s in specs] == ["0.00001", "0.1234567", "0.1234568"]
     assert [s.model.train.lr for s in specs] == [0.00001, 0.1234567, 0.1234568]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from robustgate.errors import SpecError
 from robustgate.spec import load_spec
-from robustgate.spec.matrix import MatrixError, expand_variant
+from robustgate.spec.variant_templates import TemplateError, expand_template
 
 HEAD = """\
 robustgate: 1
@@ -98,7 +98,7 @@ def test_a_bad_value_in_the_list_is_reported_at_the_variant(tmp_path: Path) -> N
 )
 def test_expansion_is_the_product_of_the_lists(a: list[float], b: list[int]) -> None:
     body = {"prune": {"ratio": a, "keep": ["conv1"], "finetune": {"epochs": b}}}
-    expanded = expand_variant("p-{ratio}-e{epochs}", body)
+    expanded = expand_template("p-{ratio}-e{epochs}", body)
     assert len(expanded) == len(a) * len(b)
     assert len({name for name, _ in expanded}) == len(expanded)
     assert {(v["prune"]["ratio"], v["prune"]["finetune"]["epochs"]) for _, v in expanded} == {(x, y) for x in a for y in b}
@@ -121,6 +121,6 @@ def test_values_that_print_alike_are_refused_not_merged(tmp_path: Path) -> None:
 
 def test_plain_names_are_left_alone() -> None:
     body = {"ptq": {"backend": "x86"}}
-    assert expand_variant("int8", body) == [("int8", body)]
-    with pytest.raises(MatrixError, match="empty list"):
-        expand_variant("p-{ratio}", {"prune": {"ratio": []}})
+    assert expand_template("int8", body) == [("int8", body)]
+    with pytest.raises(TemplateError, match="empty list"):
+        expand_template("p-{ratio}", {"prune": {"ratio": []}})

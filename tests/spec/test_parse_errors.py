@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from tiny_spec_edits import edit
 
 from robustgate.errors import SpecError
 from robustgate.spec import load_spec
@@ -125,7 +126,7 @@ def test_a_dedented_key_inside_a_mapping_points_at_its_line(tmp_path: Path) -> N
 
 
 def test_a_tab_is_reported_on_its_line_with_a_hint_about_tabs(tmp_path: Path) -> None:
-    text = VALID.replace("  weights: train\n", "\tweights: train\n")
+    text = edit(VALID, "  weights: train\n", "\tweights: train\n")
     message = error_of(tmp_path, text)
     line, problem = single(message)
     assert line == 4
@@ -134,7 +135,7 @@ def test_a_tab_is_reported_on_its_line_with_a_hint_about_tabs(tmp_path: Path) ->
 
 
 def test_an_unclosed_flow_mapping_is_a_yaml_error(tmp_path: Path) -> None:
-    message = error_of(tmp_path, VALID.replace("{on: test, min: 0.9}", "{on: test, min: 0.9"))
+    message = error_of(tmp_path, edit(VALID, "{on: test, min: 0.9}", "{on: test, min: 0.9"))
     line, problem = single(message)
     assert problem.startswith("not valid YAML")
     assert line >= 13  # the parser notices at the end of the document, never before the open brace
@@ -165,7 +166,7 @@ def test_a_duplicate_key_is_refused_with_both_lines(tmp_path: Path) -> None:
 
 
 def test_a_duplicate_key_inside_a_flow_mapping_is_refused(tmp_path: Path) -> None:
-    message = error_of(tmp_path, VALID.replace("{on: test, min: 0.9}", "{on: test, min: 0.9, min: 0.5}"))
+    message = error_of(tmp_path, edit(VALID, "{on: test, min: 0.9}", "{on: test, min: 0.9, min: 0.5}"))
     line, problem = single(message)
     assert line == 13
     assert "key 'min' appears twice" in problem
@@ -180,7 +181,7 @@ def test_a_duplicate_top_level_section_is_refused(tmp_path: Path) -> None:
 
 def test_a_python_tag_is_rejected_and_never_executed(tmp_path: Path) -> None:
     marker = tmp_path / "PWNED"
-    text = VALID.replace("robustgate: 1\n", f'robustgate: 1\nname: !!python/object/apply:os.system ["touch {marker}"]\n')
+    text = edit(VALID, "robustgate: 1\n", f'robustgate: 1\nname: !!python/object/apply:os.system ["touch {marker}"]\n')
     message = error_of(tmp_path, text)
     assert not marker.exists(), "a Python tag in a spec was executed"
     line, problem = single(message)
@@ -189,14 +190,14 @@ def test_a_python_tag_is_rejected_and_never_executed(tmp_path: Path) -> None:
 
 
 def test_a_python_name_tag_is_rejected(tmp_path: Path) -> None:
-    text = VALID.replace("robustgate: 1\n", "robustgate: 1\nseed: !!python/name:os.getcwd\n")
+    text = edit(VALID, "robustgate: 1\n", "robustgate: 1\nseed: !!python/name:os.getcwd\n")
     line, problem = single(error_of(tmp_path, text))
     assert line == 2
     assert "python/name:os.getcwd" in problem
 
 
 def test_a_python_tag_error_does_not_blame_indentation(tmp_path: Path) -> None:
-    text = VALID.replace("robustgate: 1\n", 'robustgate: 1\nname: !!python/object/apply:os.system ["true"]\n')
+    text = edit(VALID, "robustgate: 1\n", 'robustgate: 1\nname: !!python/object/apply:os.system ["true"]\n')
     message = error_of(tmp_path, text)
     assert "indentation" not in message and "tabs" not in message
     assert "tag" in message
@@ -212,7 +213,7 @@ def test_a_file_that_is_not_a_mapping_is_not_a_spec(tmp_path: Path) -> None:
 
 def test_a_file_that_is_not_utf8_is_a_spec_error(tmp_path: Path) -> None:
     path = tmp_path / "spec.yaml"
-    path.write_bytes(textwrap.dedent(VALID).lstrip("\n").replace("robustgate: 1\n", "robustgate: 1\nname: caf\xe9\n").encode("latin-1"))
+    path.write_bytes(edit(textwrap.dedent(VALID).lstrip("\n"), "robustgate: 1\n", "robustgate: 1\nname: caf\xe9\n").encode("latin-1"))
     with pytest.raises(SpecError) as info:
         load_spec(path)
     assert "spec.yaml" in str(info.value)
@@ -228,7 +229,7 @@ def test_a_missing_file_is_a_spec_error(tmp_path: Path) -> None:
 def test_outside_the_working_directory_the_location_is_the_full_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = write(tmp_path, VALID.replace("epochs: 6", "epochs: six"))
+    path = write(tmp_path, edit(VALID, "epochs: 6", "epochs: six"))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -241,33 +242,33 @@ def test_outside_the_working_directory_the_location_is_the_full_path(
 
 
 def test_an_unsupported_version_is_named(tmp_path: Path) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("robustgate: 1", "robustgate: 2")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "robustgate: 1", "robustgate: 2")))
     assert line == 1
     assert problem.startswith("robustgate: unsupported spec version 2")
     assert "reads version 1" in problem
 
 
 def test_a_quoted_version_is_not_version_1(tmp_path: Path) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("robustgate: 1", "robustgate: '1'")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "robustgate: 1", "robustgate: '1'")))
     assert line == 1
     assert "unsupported spec version '1'" in problem
 
 
 def test_a_boolean_version_is_not_version_1(tmp_path: Path) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("robustgate: 1", "robustgate: true")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "robustgate: 1", "robustgate: true")))
     assert line == 1
     assert "version" in problem
 
 
 def test_an_unknown_top_level_key_suggests_the_closest(tmp_path: Path) -> None:
-    text = VALID.replace("robustgate: 1\n", "robustgate: 1\nnmae: x\n")
+    text = edit(VALID, "robustgate: 1\n", "robustgate: 1\nnmae: x\n")
     line, problem = single(error_of(tmp_path, text))
     assert line == 2
     assert problem == "nmae: unknown key 'nmae'; did you mean 'name'?"
 
 
 def test_a_misspelt_contracts_section_suggests_contracts(tmp_path: Path) -> None:
-    message = error_of(tmp_path, VALID.replace("contracts:", "contract:"))
+    message = error_of(tmp_path, edit(VALID, "contracts:", "contract:"))
     found = dict((text.split(":")[0], line) for line, text in problems(message))
     assert found["contract"] == 12
     assert "contract: unknown key 'contract'; did you mean 'contracts'?" in message
@@ -277,7 +278,7 @@ def test_a_misspelt_contracts_section_suggests_contracts(tmp_path: Path) -> None
 
 
 def test_confidence_above_one_is_refused(tmp_path: Path) -> None:
-    text = VALID.replace("robustgate: 1\n", "robustgate: 1\nconfidence: 1.5\n")
+    text = edit(VALID, "robustgate: 1\n", "robustgate: 1\nconfidence: 1.5\n")
     line, problem = single(error_of(tmp_path, text))
     assert line == 2
     assert problem.startswith("confidence: ")
@@ -286,14 +287,14 @@ def test_confidence_above_one_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_non_numeric_confidence_is_one_clear_problem(tmp_path: Path) -> None:
-    text = VALID.replace("robustgate: 1\n", "robustgate: 1\nconfidence: high\n")
+    text = edit(VALID, "robustgate: 1\n", "robustgate: 1\nconfidence: high\n")
     line, problem = single(error_of(tmp_path, text))
     assert line == 2
     assert problem.startswith("confidence: ")
 
 
 def test_an_unknown_device_is_refused(tmp_path: Path) -> None:
-    text = VALID.replace("robustgate: 1\n", "robustgate: 1\ndevice: tpu\n")
+    text = edit(VALID, "robustgate: 1\n", "robustgate: 1\ndevice: tpu\n")
     line, problem = single(error_of(tmp_path, text))
     assert line == 2
     assert "device must be `cpu`, `cuda` or `cuda:N`" in problem
@@ -372,13 +373,13 @@ def test_a_missing_required_key_is_reported_at_its_parent(tmp_path: Path) -> Non
 
 
 def test_train_weights_without_a_train_section_say_what_to_add(tmp_path: Path) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("  train: {on: train, epochs: 6}\n", "")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "  train: {on: train, epochs: 6}\n", "")))
     assert line == 2
     assert problem.startswith("model: weights: train needs a `train:` section")
 
 
 def test_a_too_small_input_size_is_refused(tmp_path: Path) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("size: [32, 32]", "size: [4, 32]")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "size: [32, 32]", "size: [4, 32]")))
     assert line == 6
     assert problem.startswith("model.input.size: ")
     assert "at least 8 pixels" in problem
@@ -388,26 +389,21 @@ def test_a_too_small_input_size_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_dataset_with_two_source_keys_names_both(tmp_path: Path) -> None:
-    text = VALID.replace(
-        "test: {builtin: digits, domain: handwritten, part: test}",
-        "test: {builtin: digits, imagefolder: data/test, domain: handwritten}",
-    )
+    text = edit(VALID, "test: {builtin: digits, domain: handwritten, part: test}", "test: {builtin: digits, imagefolder: data/test, domain: handwritten}")
     line, problem = single(error_of(tmp_path, text))
     assert line == 9
     assert problem == "datasets.test: a dataset takes one source key, but has builtin and imagefolder"
 
 
 def test_a_dataset_without_a_source_key_says_so(tmp_path: Path) -> None:
-    text = VALID.replace("test: {builtin: digits, domain: handwritten, part: test}", "test: {domain: handwritten}")
+    text = edit(VALID, "test: {builtin: digits, domain: handwritten, part: test}", "test: {domain: handwritten}")
     line, problem = single(error_of(tmp_path, text))
     assert line == 9
     assert problem == "datasets.test: a dataset needs one source key: builtin, from, imagefolder, office31"
 
 
 def test_split_without_part_is_refused(tmp_path: Path) -> None:
-    text = VALID.replace(
-        "test: {builtin: digits, domain: handwritten, part: test}", "test: {builtin: digits, domain: handwritten, split: 0.7}"
-    )
+    text = edit(VALID, "test: {builtin: digits, domain: handwritten, part: test}", "test: {builtin: digits, domain: handwritten, split: 0.7}")
     line, problem = single(error_of(tmp_path, text))
     assert line == 9
     assert problem.startswith("datasets.test: ")
@@ -440,10 +436,7 @@ def test_a_severity_out_of_range_names_the_bound(tmp_path: Path) -> None:
 
 
 def test_an_unknown_corruption_suggests_the_closest(tmp_path: Path) -> None:
-    text = VALID.replace(
-        "  test: {builtin: digits, domain: handwritten, part: test}\n",
-        "  test: {builtin: digits, domain: handwritten, part: test}\n  noisy: {from: test, corruption: gausian_noise}\n",
-    )
+    text = edit(VALID, "  test: {builtin: digits, domain: handwritten, part: test}\n", "  test: {builtin: digits, domain: handwritten, part: test}\n  noisy: {from: test, corruption: gausian_noise}\n")
     line, problem = single(error_of(tmp_path, text))
     assert line == 10
     assert problem.startswith("datasets.noisy")
@@ -477,7 +470,7 @@ def test_an_unknown_corruption_points_at_the_corruption_key(tmp_path: Path) -> N
 
 
 def test_an_unknown_dataset_key_suggests_the_closest(tmp_path: Path) -> None:
-    text = VALID.replace("domain: handwritten, part: test}", "domain: handwritten, part: test, sampels: 100}")
+    text = edit(VALID, "domain: handwritten, part: test}", "domain: handwritten, part: test, sampels: 100}")
     line, problem = single(error_of(tmp_path, text))
     assert line == 9
     assert problem == "datasets.test.sampels: unknown key 'sampels'; did you mean 'samples'?"
@@ -535,22 +528,22 @@ def test_a_from_cycle_is_reported_once_with_its_members(tmp_path: Path) -> None:
 
 
 def test_a_dataset_deriving_from_itself_is_a_cycle(tmp_path: Path) -> None:
-    text = VALID.replace("  test: {builtin: digits, domain: handwritten, part: test}", "  test: {from: test}")
+    text = edit(VALID, "  test: {builtin: digits, domain: handwritten, part: test}", "  test: {from: test}")
     line, problem = single(error_of(tmp_path, text))
     assert line == 9
     assert problem == "datasets.test.from: datasets derive from each other in a cycle: test → test"
 
 
 def test_a_dataset_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
-    text = VALID.replace("  test: {builtin: digits, domain: handwritten, part: test}", "  test: digits")
+    text = edit(VALID, "  test: {builtin: digits, domain: handwritten, part: test}", "  test: digits")
     line, problem = single(error_of(tmp_path, text))
     assert line == 9
     assert problem == "datasets.test: expected a mapping such as {builtin: digits, domain: printed}"
 
 
 def test_a_numeric_dataset_name_is_reported_on_its_own_line(tmp_path: Path) -> None:
-    text = VALID.replace("  test: {builtin: digits, domain: handwritten, part: test}", "  8: {builtin: digits, domain: printed}")
-    text = text.replace("on: test", "on: train")
+    text = edit(VALID, "  test: {builtin: digits, domain: handwritten, part: test}", "  8: {builtin: digits, domain: printed}")
+    text = edit(text, "on: test", "on: train")
     line, problem = single(error_of(tmp_path, text))
     assert line == 9
     assert problem == "datasets.8: dataset names must be text; quote it: '8'"
@@ -560,13 +553,13 @@ def test_a_numeric_dataset_name_is_reported_on_its_own_line(tmp_path: Path) -> N
 
 
 def test_an_unknown_compression_step_suggests_the_closest(tmp_path: Path) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("int8: {ptq:", "int8: {ptqq:")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "int8: {ptq:", "int8: {ptqq:")))
     assert line == 11
     assert problem == "variants.int8.ptqq: unknown compression step 'ptqq': did you mean 'ptq'?"
 
 
 def test_an_unknown_step_option_value_lists_the_choices(tmp_path: Path) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("backend: x86", "backend: arm")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "backend: x86", "backend: arm")))
     assert line == 11
     assert problem.startswith("variants.int8.ptq.backend: ")
     assert "'x86'" in problem and "'qnnpack'" in problem
@@ -574,27 +567,27 @@ def test_an_unknown_step_option_value_lists_the_choices(tmp_path: Path) -> None:
 
 
 def test_a_variant_named_baseline_is_refused(tmp_path: Path) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("  int8: {", "  baseline: {")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "  int8: {", "  baseline: {")))
     assert line == 11
     assert problem.startswith("variants.baseline: `baseline` is the uncompressed model")
 
 
 @pytest.mark.parametrize("name", ["a::b", "int8[x]", "has space", "-lead"])
 def test_a_variant_name_that_would_break_test_ids_is_refused(tmp_path: Path, name: str) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("  int8: {", f"  '{name}': {{")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "  int8: {", f"  '{name}': {{")))
     assert line == 11
     assert problem.startswith(f"variants.{name}: variant name {name!r} may only use")
     assert "_ . + -" in problem
 
 
 def test_a_variant_without_steps_is_refused(tmp_path: Path) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("  int8: {ptq: {backend: x86}}", "  int8:")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "  int8: {ptq: {backend: x86}}", "  int8:")))
     assert line == 11
     assert problem.startswith("variants.int8: a variant needs at least one compression step")
 
 
 def test_ptq_options_that_contradict_each_other_name_the_step(tmp_path: Path) -> None:
-    text = VALID.replace("{ptq: {backend: x86}}", "{ptq: {backend: pt2e, method: eager}}")
+    text = edit(VALID, "{ptq: {backend: x86}}", "{ptq: {backend: pt2e, method: eager}}")
     line, problem = single(error_of(tmp_path, text))
     assert line == 11
     assert problem.startswith("variants.int8.ptq: backend: pt2e has its own graph capture (torch.export)")
@@ -602,7 +595,7 @@ def test_ptq_options_that_contradict_each_other_name_the_step(tmp_path: Path) ->
 
 
 def test_an_unknown_calibration_dataset_suggests_the_closest(tmp_path: Path) -> None:
-    text = VALID.replace("{ptq: {backend: x86}}", "{ptq: {backend: x86, calibrate: {on: trian}}}")
+    text = edit(VALID, "{ptq: {backend: x86}}", "{ptq: {backend: x86, calibrate: {on: trian}}}")
     line, problem = single(error_of(tmp_path, text))
     assert line == 11
     assert problem == "variants.int8.ptq.calibrate.on: unknown dataset 'trian'; did you mean 'train'?"
@@ -612,7 +605,7 @@ def test_an_unknown_calibration_dataset_suggests_the_closest(tmp_path: Path) -> 
 
 
 def test_an_unknown_contract_kind_suggests_the_closest(tmp_path: Path) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("- accuracy:", "- acuracy:")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "- accuracy:", "- acuracy:")))
     assert line == 13
     assert problem == "contracts[0].acuracy: unknown contract kind 'acuracy': did you mean 'accuracy'?"
 
@@ -643,13 +636,13 @@ def test_an_unknown_dataset_in_on_suggests_the_closest(tmp_path: Path) -> None:
 
 
 def test_an_unknown_dataset_in_model_train_on_is_reported(tmp_path: Path) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("train: {on: train,", "train: {on: trian,")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "train: {on: train,", "train: {on: trian,")))
     assert line == 5
     assert problem == "model.train.on: unknown dataset 'trian'; did you mean 'train'?"
 
 
 def test_an_unknown_dataset_far_from_every_name_lists_the_names(tmp_path: Path) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("{on: test, min", "{on: zzzzzz, min")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "{on: test, min", "{on: zzzzzz, min")))
     assert line == 13
     assert problem == "contracts[0].accuracy.on: unknown dataset 'zzzzzz'; expected one of: test, train"
 
@@ -657,7 +650,7 @@ def test_an_unknown_dataset_far_from_every_name_lists_the_names(tmp_path: Path) 
 def test_an_unknown_contract_key_suggests_the_closest(tmp_path: Path) -> None:
     message = error_of(
         tmp_path,
-        VALID.replace("  - accuracy: {on: test, min: 0.9}", "  - accuracy:\n      on: test\n      min: 0.9\n      max_dorp: 0.1"),
+        edit(VALID, "  - accuracy: {on: test, min: 0.9}", "  - accuracy:\n      on: test\n      min: 0.9\n      max_dorp: 0.1"),
     )
     line, problem = single(message)
     assert line == 16
@@ -665,19 +658,19 @@ def test_an_unknown_contract_key_suggests_the_closest(tmp_path: Path) -> None:
 
 
 def test_an_accuracy_contract_without_a_gate_names_the_gates(tmp_path: Path) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("{on: test, min: 0.9}", "{on: test}")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "{on: test, min: 0.9}", "{on: test}")))
     assert line == 13
     assert problem == "contracts[0].accuracy: an accuracy contract needs a gate: min, max_drop or max_relative_drop"
 
 
 def test_an_accuracy_threshold_above_one_is_refused(tmp_path: Path) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("min: 0.9", "min: 90")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "min: 0.9", "min: 90")))
     assert line == 13
     assert problem == "contracts[0].accuracy.min: input should be less than or equal to 1 (got 90)"
 
 
 def test_an_empty_contract_body_reports_the_missing_dataset(tmp_path: Path) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("  - accuracy: {on: test, min: 0.9}", "  - accuracy:")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "  - accuracy: {on: test, min: 0.9}", "  - accuracy:")))
     assert line == 13
     assert problem == "contracts[0].accuracy: missing required key 'on'"
 
@@ -689,7 +682,7 @@ def test_a_contract_restricted_to_an_unknown_variant_lists_the_variants(tmp_path
 
 
 def test_a_misspelt_variant_restriction_suggests_the_closest(tmp_path: Path) -> None:
-    text = VALID.replace("{on: test, min: 0.9}", "{on: test, min: 0.9, variants: [baseline, int9]}")
+    text = edit(VALID, "{on: test, min: 0.9}", "{on: test, min: 0.9, variants: [baseline, int9]}")
     line, problem = single(error_of(tmp_path, text))
     assert line == 13
     assert problem == "contracts[0].variants: unknown variant 'int9'; did you mean 'int8'?"
@@ -702,7 +695,7 @@ def test_a_variant_restriction_that_is_not_a_list_is_refused(tmp_path: Path) -> 
 
 
 def test_a_variant_restriction_given_twice_is_refused(tmp_path: Path) -> None:
-    text = VALID.replace("{on: test, min: 0.9}", "{on: test, min: 0.9, variants: [int8]}") + "    variants: [int8]\n"
+    text = edit(VALID, "{on: test, min: 0.9}", "{on: test, min: 0.9, variants: [int8]}") + "    variants: [int8]\n"
     line, problem = single(error_of(tmp_path, text))
     assert line == 13
     assert "`variants:` is given twice" in problem
@@ -717,7 +710,7 @@ def test_a_contract_with_two_kinds_is_refused(tmp_path: Path) -> None:
 
 
 def test_contracts_given_as_a_mapping_are_refused(tmp_path: Path) -> None:
-    text = VALID.replace("  - accuracy: {on: test, min: 0.9}", "  accuracy: {on: test, min: 0.9}")
+    text = edit(VALID, "  - accuracy: {on: test, min: 0.9}", "  accuracy: {on: test, min: 0.9}")
     line, problem = single(error_of(tmp_path, text))
     assert line == 12
     assert problem.startswith("contracts: input should be a valid list")
@@ -725,7 +718,7 @@ def test_contracts_given_as_a_mapping_are_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("body", ["[test, 0.9]", "test", "3"])
 def test_a_contract_body_that_is_not_a_mapping_is_a_spec_error(tmp_path: Path, body: str) -> None:
-    text = VALID.replace("  - accuracy: {on: test, min: 0.9}", f"  - accuracy: {body}")
+    text = edit(VALID, "  - accuracy: {on: test, min: 0.9}", f"  - accuracy: {body}")
     line, problem = single(error_of(tmp_path, text))
     assert line == 13
     assert problem.startswith("contracts[0].accuracy")
@@ -768,14 +761,14 @@ def test_every_problem_is_listed_in_line_order(tmp_path: Path) -> None:
 
 
 def test_several_top_level_problems_are_all_listed(tmp_path: Path) -> None:
-    text = VALID.replace("robustgate: 1\n", "robustgate: 1\nseed: x\ndevice: tpu\n").replace("arch: torchvision:resnet18", "arch: ''")
+    text = edit(edit(VALID, "robustgate: 1\n", "robustgate: 1\nseed: x\ndevice: tpu\n"), "arch: torchvision:resnet18", "arch: ''")
     message = error_of(tmp_path, text)
     assert message.startswith("3 problems in spec.yaml:\n")
     assert [(line, text.split(":")[0]) for line, text in problems(message)] == [(2, "seed"), (3, "device"), (5, "model.arch")]
 
 
 def test_a_model_error_does_not_hide_contract_errors(tmp_path: Path) -> None:
-    text = VALID.replace("epochs: 6", "epochs: six").replace("- accuracy:", "- acuracy:").replace("int8: {ptq:", "int8: {ptqq:")
+    text = edit(edit(edit(VALID, "epochs: 6", "epochs: six"), "- accuracy:", "- acuracy:"), "int8: {ptq:", "int8: {ptqq:")
     message = error_of(tmp_path, text)
     assert message.startswith("3 problems in spec.yaml:\n")
     assert [line for line, _ in problems(message)] == [5, 11, 13]
@@ -824,7 +817,7 @@ def test_yes_no_on_off_are_strings_and_true_false_are_booleans(tmp_path: Path) -
 
 
 def test_an_unquoted_yes_key_is_an_unknown_key_not_a_boolean(tmp_path: Path) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("{on: test, min: 0.9}", "{on: test, min: 0.9, yes: 1}")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "{on: test, min: 0.9}", "{on: test, min: 0.9, yes: 1}")))
     assert line == 13
     assert problem.startswith("contracts[0].accuracy.yes: unknown key 'yes'")
 
@@ -833,50 +826,50 @@ def test_an_unquoted_yes_key_is_an_unknown_key_not_a_boolean(tmp_path: Path) -> 
 
 
 def test_a_drop_only_contract_restricted_to_the_baseline_is_refused(tmp_path: Path) -> None:
-    text = VALID.replace("{on: test, min: 0.9}", "{on: test, max_drop: 0.0, variants: [baseline]}")
+    text = edit(VALID, "{on: test, min: 0.9}", "{on: test, max_drop: 0.0, variants: [baseline]}")
     line, problem = single(error_of(tmp_path, text))
     assert line == 13
     assert "only has gates relative to the baseline" in problem
 
 
 def test_a_misspelt_source_key_suggests_the_closest(tmp_path: Path) -> None:
-    text = VALID.replace("test: {builtin: digits, domain: handwritten, part: test}", "test: {biltin: digits, domain: handwritten}")
+    text = edit(VALID, "test: {builtin: digits, domain: handwritten, part: test}", "test: {biltin: digits, domain: handwritten}")
     line, problem = single(error_of(tmp_path, text))
     assert (line, problem) == (9, "datasets.test: unknown key 'biltin'; did you mean 'builtin'?")
 
 
 def test_a_misspelt_variants_restriction_key_suggests_variants(tmp_path: Path) -> None:
-    text = VALID.replace("  - accuracy: {on: test, min: 0.9}", "  - accuracy: {on: test, min: 0.9}\n    varients: [baseline]")
+    text = edit(VALID, "  - accuracy: {on: test, min: 0.9}", "  - accuracy: {on: test, min: 0.9}\n    varients: [baseline]")
     line, problem = single(error_of(tmp_path, text))
     assert problem == "contracts[0].varients: unknown key 'varients'; did you mean 'variants'?"
 
 
 def test_an_unknown_torchvision_architecture_is_caught_at_validation(tmp_path: Path) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("torchvision:resnet18", "torchvision:resnt18")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "torchvision:resnet18", "torchvision:resnt18")))
     assert problem == "model.arch: unknown torchvision architecture 'resnt18'; did you mean 'resnet18'?"
 
 
 @pytest.mark.parametrize("value", ["true", '"0.9"'])
 def test_thresholds_are_not_coerced_from_booleans_or_strings(tmp_path: Path, value: str) -> None:
-    line, problem = single(error_of(tmp_path, VALID.replace("min: 0.9", f"min: {value}")))
+    line, problem = single(error_of(tmp_path, edit(VALID, "min: 0.9", f"min: {value}")))
     assert problem.startswith("contracts[0].accuracy.min: input should be a valid number")
 
 
 @pytest.mark.parametrize("name", ['""', "a::b", '"x[1]"'])
 def test_dataset_names_must_be_id_safe(tmp_path: Path, name: str) -> None:
-    text = VALID.replace("  test: {builtin", f"  {name}: {{builtin", 1).replace("on: test", f"on: {name}")
+    text = edit(edit(VALID, "  test: {builtin", f"  {name}: {{builtin"), "on: test", f"on: {name}")
     message = error_of(tmp_path, text)
     assert "may only use letters, digits and _ . + -" in message
 
 
 def test_an_unhashable_key_is_a_yaml_error_not_a_tag_error(tmp_path: Path) -> None:
-    message = error_of(tmp_path, VALID.replace("seed: 0", "seed: {[a]: 1}") if "seed: 0" in VALID else VALID + "x: {[a]: 1}\n")
+    message = error_of(tmp_path, edit(VALID, "seed: 0", "seed: {[a]: 1}") if "seed: 0" in VALID else VALID + "x: {[a]: 1}\n")
     assert "not valid YAML" in message and "tag" not in message.split("fix:")[0]
 
 
 @pytest.mark.parametrize("device", ["cuda:abc", "gpu", '"cuda:"'])
 def test_malformed_device_names_are_refused(tmp_path: Path, device: str) -> None:
-    message = error_of(tmp_path, VALID.replace("robustgate: 1", f"robustgate: 1\ndevice: {device}"))
+    message = error_of(tmp_path, edit(VALID, "robustgate: 1", f"robustgate: 1\ndevice: {device}"))
     assert "device must be `cpu`, `cuda` or `cuda:N`" in message
 
 
@@ -899,7 +892,7 @@ def test_malformed_device_names_are_refused(tmp_path: Path, device: str) -> None
     ],
 )
 def test_a_bad_attack_contract_gives_one_clear_error(tmp_path: Path, body: str, problem: str) -> None:
-    line, found = single(error_of(tmp_path, VALID.replace("- accuracy: {on: test, min: 0.9}", f"- attack: {body}")))
+    line, found = single(error_of(tmp_path, edit(VALID, "- accuracy: {on: test, min: 0.9}", f"- attack: {body}")))
     assert line == 13
     assert found.startswith(problem), found
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from robustgate.attacks.base import AttackKind, AttackSettings, Perturb, attack_kinds, torchattack
+
+if TYPE_CHECKING:  # torch only when attacking: validating a spec must not import it
+    import torch
 
 
 class APGD(AttackKind):
@@ -10,7 +15,7 @@ class APGD(AttackKind):
     default_steps = 10
     attacks_every_image = False  # it perturbs only the images the attacked model still gets right
 
-    def build(self, model, settings: AttackSettings, seed: int) -> Perturb:
+    def build(self, model: torch.nn.Module, settings: AttackSettings, seed: int) -> Perturb:
         import torchattacks  # torchattacks (and torch) only when attacking: validating a spec must not import them
 
         return torchattack(

@@ -20,7 +20,7 @@ class CarliniWagner(AttackKind):
     default_steps = 50
     attacks_every_image = False  # it keeps the smallest perturbation that fools: ~none where the model is wrong already
 
-    def build(self, model, settings: AttackSettings, seed: int) -> Perturb:
+    def build(self, model: torch.nn.Module, settings: AttackSettings, seed: int) -> Perturb:
         import torchattacks  # torchattacks (and torch) only when attacking: validating a spec must not import them
 
         lr = settings.step_size if settings.step_size is not None else 0.01

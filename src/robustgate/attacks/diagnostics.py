@@ -23,12 +23,13 @@ the steps (which also covers kinds whose iterates are not recorded: APGD, CW).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
 from torch import nn
 
-from robustgate.attacks.base import AttackSettings, attack_kinds
+from robustgate.attacks.base import AttackSettings, Perturb, attack_kinds
 from robustgate.attacks.gradients import gradient_problem
 from robustgate.attacks.protocol import METHODS, RobustResult
 from robustgate.attacks.run import attacked_correct
@@ -68,7 +69,7 @@ def masking_findings(
     steps = settings.steps or attack.default_steps
     name = f"{kind}-{steps}" if steps else kind
 
-    def survivors(perturb, on: nn.Module = attacker) -> int:
+    def survivors(perturb: Perturb, on: nn.Module = attacker) -> int:
         return int(attacked_correct(perturb, on, scorer, x, y, seed).sum()) if len(standing) else 0
 
     if kind != "fgsm" and settings.norm == "Linf":
@@ -89,7 +90,13 @@ def masking_findings(
     return findings
 
 
-def _large_eps(kind, settings, attacker, survivors, n, num_classes, seed, thorough) -> list[str]:
+Survivors = Callable[[Perturb], int]
+"""How many of the images the attack left standing still stand after ``perturb``."""
+
+
+def _large_eps(
+    kind: str, settings: AttackSettings, attacker: nn.Module, survivors: Survivors, n: int, num_classes: int, seed: int, thorough: bool
+) -> list[str]:
     large = LARGE_LINF if settings.norm == "Linf" else 8 * settings.strength
     if large <= settings.strength:
         return []
@@ -105,7 +112,10 @@ def _large_eps(kind, settings, attacker, survivors, n, num_classes, seed, thorou
             f"(chance is {chance:.3f}): gradients may be masked"]
 
 
-def _convergence(kind, settings, attacker, result, steps, name, enough, survivors, standing, seed, thorough) -> list[str]:
+def _convergence(
+    kind: str, settings: AttackSettings, attacker: nn.Module, result: RobustResult, steps: int | None, name: str, enough: int,
+    survivors: Survivors, standing: int, seed: int, thorough: bool,
+) -> list[str]:
     if thorough and steps:
         more = 5 * steps
         found = standing - survivors(attack_kinds.get(kind).build(attacker, replace(settings, steps=more), seed))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from robustgate.attacks.base import AttackKind, AttackSettings, Perturb, attack_kinds, torchattack
+
+if TYPE_CHECKING:  # torch only when attacking: validating a spec must not import it
+    import torch
 
 
 class FGSM(AttackKind):
-    def build(self, model, settings: AttackSettings, seed: int) -> Perturb:
+    def build(self, model: torch.nn.Module, settings: AttackSettings, seed: int) -> Perturb:
         import torchattacks  # torchattacks (and torch) only when attacking: validating a spec must not import them
 
         return torchattack(lambda: torchattacks.FGSM(model, eps=settings.strength))

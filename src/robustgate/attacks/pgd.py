@@ -7,14 +7,19 @@ Each batch also records, per image, the first iterate the attacked model misclas
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from robustgate.attacks.base import AttackKind, AttackSettings, Perturb, attack_kinds, torchattack
+
+if TYPE_CHECKING:  # torch only when attacking: validating a spec must not import it
+    import torch
 
 
 class PGD(AttackKind):
     norms = ("Linf", "L2")
     default_steps = 10
 
-    def build(self, model, settings: AttackSettings, seed: int) -> Perturb:
+    def build(self, model: torch.nn.Module, settings: AttackSettings, seed: int) -> Perturb:
         # torchattacks' classes (and torch) only when attacking: validating a spec must not import them
         from robustgate.attacks.pgd_traced import TracedPGD, TracedPGDL2
 

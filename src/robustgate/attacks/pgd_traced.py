@@ -5,6 +5,8 @@ specs are read, because subclassing torchattacks' classes imports torch.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torchattacks
 
@@ -18,14 +20,14 @@ class FirstFooled:
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         self._predicted: list[torch.Tensor] = []
-        adversarial = super().forward(images, labels)  # type: ignore[misc]
+        adversarial = super().forward(images, labels)  # type: ignore[misc]  # a mixin: the attack class after it has forward
         wrong = torch.stack(self._predicted) != labels.to(self._predicted[0].device)  # iterates x images
         first = wrong.to(torch.int8).argmax(0).to(torch.int16)
         self.first_fooled = torch.where(wrong.any(0), first, -1).cpu()
         return adversarial
 
-    def get_logits(self, inputs: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        logits = super().get_logits(inputs, *args, **kwargs)  # type: ignore[misc]
+    def get_logits(self, inputs: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        logits = super().get_logits(inputs, *args, **kwargs)  # type: ignore[misc]  # (likewise get_logits)
         self._predicted.append(logits.detach().argmax(1))
         return logits
 

@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # attack contracts read this module's constants when specs ar
     import torch
     from torch import nn
 
+    from robustgate.models.classifier import Classifier
+
 METHODS = ("robust", "clean", "white-box", "twin", "transfer", "gradient-free")
 """Codes of ``RobustResult.found_by``: index 0 means the image withstood everything."""
 
@@ -178,13 +180,13 @@ def plan_legs(
 
     if not attack_kinds.get(kind).needs_gradients:
         return Legs([("white-box", model)])
+    rounds: list[tuple[str, nn.Module]] = []
     if differentiable:
-        rounds = [("white-box", model)]
+        rounds.append(("white-box", model))
         if symmetric or gradient_problem(model, images, labels) is not None:  # white-box is blind here
             rounds.append(("gradient-free", model))
         return Legs(rounds)
     unavailable: dict[str, str] = {}
-    rounds: list[tuple[str, nn.Module]] = []
     agreement = None
     try:
         twin = fake_quant_twin(model, images[:2])
@@ -220,7 +222,7 @@ def incomplete(refused: dict[str, str]) -> IncompleteProtocol:
     )
 
 
-def fake_quant_twin(model: nn.Module, example: torch.Tensor) -> nn.Module:
+def fake_quant_twin(model: nn.Module, example: torch.Tensor) -> Classifier:
     """The differentiable twin of an int8 Classifier; raises :class:`NoTwin` saying why there is none.
 
     ``example``: a batch of the model's [0, 1] inputs, on which the twin must run and differentiate."""
@@ -228,9 +230,10 @@ def fake_quant_twin(model: nn.Module, example: torch.Tensor) -> nn.Module:
 
     from robustgate.compressors.int8.engine import Int8Net
     from robustgate.compressors.int8.twin import NoTwin, twin_problem
+    from robustgate.models.classifier import Classifier
 
     net = getattr(model, "net", None)
-    if not isinstance(net, Int8Net):
+    if not isinstance(model, Classifier) or not isinstance(net, Int8Net):
         shown = type(net if net is not None else model).__name__
         raise NoTwin(f"robustgate builds fake-quant twins of its own int8 networks only, not of a {shown}")
     with torch.no_grad():

@@ -19,7 +19,7 @@ class SaltAndPepper(AttackKind):
     needs_gradients = False
     strength = "amount"
 
-    def build(self, model, settings: AttackSettings, seed: int) -> Perturb:
+    def build(self, model: torch.nn.Module, settings: AttackSettings, seed: int) -> Perturb:
         amount = settings.strength
 
         def perturb(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

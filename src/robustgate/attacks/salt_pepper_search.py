@@ -22,7 +22,7 @@ class SaltAndPepperSearch(AttackKind):
     strength = "amount"
     search_steps = 20
 
-    def build(self, model, settings: AttackSettings, seed: int) -> Perturb:
+    def build(self, model: torch.nn.Module, settings: AttackSettings, seed: int) -> Perturb:
         steps = settings.steps or self.search_steps
 
         def perturb(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,12 @@ images that are not square.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from robustgate.attacks.base import AttackKind, AttackSettings, Perturb, attack_kinds, torchattack
+
+if TYPE_CHECKING:  # torch only when attacking: validating a spec must not import it
+    import torch
 
 
 class Square(AttackKind):
@@ -15,7 +20,7 @@ class Square(AttackKind):
     norms = ("Linf", "L2")
     default_steps = 200  # queries per image; the paper's 5000 is hours on two CPU cores
 
-    def build(self, model, settings: AttackSettings, seed: int) -> Perturb:
+    def build(self, model: torch.nn.Module, settings: AttackSettings, seed: int) -> Perturb:
         # torchattacks' classes (and torch) only when attacking: validating a spec must not import them
         from robustgate.attacks.square_rectangular import RectangularSquare
 

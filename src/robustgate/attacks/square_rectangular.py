@@ -20,7 +20,7 @@ import torchattacks
 class RectangularSquare(torchattacks.Square):
     """torchattacks' Square attack, correct on non-square images too (see the module docstring)."""
 
-    def attack_single_run(self, x: torch.Tensor, y: torch.Tensor):  # type: ignore[override]
+    def attack_single_run(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = x.shape[-2:]
         self._shorter_share = min(h, w) ** 2 / (h * w)  # the largest p whose square still fits (1 when h == w)
         if h == w or self.norm == "Linf":

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationInfo, model_validator
-
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.chance import note_if_at_chance, require_reference_above_chance
-from robustgate.checks.outcome import Gate, Outcome
+from robustgate.checks.declaration import GateDecl, MetricDecl, Reading, reading
+from robustgate.checks.outcome import Outcome
 from robustgate.checks.regression import PerImage
-from robustgate.checks.stats import DISPLAY_LEVEL, bound_name, paired_drop, relative_drop_high, wilson_interval
-from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere
+from robustgate.checks.stats import paired_drop, relative_drop_high, wilson_interval
+from robustgate.spec.fields import DatasetRef, Params, Probability
 from robustgate.spec.model import BASELINE
 
 if TYPE_CHECKING:
@@ -24,68 +23,68 @@ class AccuracyParams(Params):
     max_drop: Probability | None = None  # accuracy points lost vs the baseline on the same images
     max_relative_drop: Probability | None = None  # the same, as a share of the baseline's accuracy
 
-    @model_validator(mode="after")
-    def _some_gate(self, info: ValidationInfo) -> "AccuracyParams":
-        gates = (self.min, self.max_drop, self.max_relative_drop)
-        if all(g is None for g in gates) and not gated_elsewhere(info):
-            raise ValueError("an accuracy contract needs a gate: min, max_drop or max_relative_drop")
-        return self
 
-
-def reading(confidence: float | str, side: str) -> tuple[float, str]:
-    """The interval level to compute and how a gate is read under the spec's ``confidence``: one end
-    of a two-sided interval at ``confidence``, so a one-sided bound at (1 + confidence) / 2."""
-    if confidence == "point":
-        return DISPLAY_LEVEL, "point"
-    return float(confidence), bound_name(float(confidence), side)
+# The drop gates every kind that compares a variant with the baseline on the same images offers.
+MAX_DROP = GateDecl("max_drop", "drop", "<=", "upper", relative=True)
+MAX_RELATIVE_DROP = GateDecl("max_relative_drop", "relative_drop", "<=", "upper", relative=True)
+DROP_METRICS = (
+    MetricDecl("drop", False, low="drop_low", high="drop_high"),
+    MetricDecl("relative_drop", False, high="relative_drop_high"),
+    MetricDecl("baseline_accuracy", None, low="baseline_accuracy_low", high="baseline_accuracy_high"),
+    MetricDecl("lost", None), MetricDecl("gained", None), MetricDecl("mcnemar_p", None),
+)
+MIN = GateDecl("min", "accuracy", ">=", "lower")
 
 
 class AccuracyContract(ContractKind):
     Params = AccuracyParams
-    gate_keys = frozenset({"min", "max_drop", "max_relative_drop"})
+    gates = (MIN, MAX_DROP, MAX_RELATIVE_DROP)
+    metrics = (
+        MetricDecl("accuracy", True, low="accuracy_low", high="accuracy_high"),
+        MetricDecl("correct", None), MetricDecl("n", None), MetricDecl("interval_level", None),
+        *DROP_METRICS,
+    )
+    needs = frozenset({"predictions"})
+    title = "Clean accuracy"
+    summary = "top-1 accuracy on one dataset, or the accuracy a variant loses against the baseline on the same images."
 
     def label(self, params: AccuracyParams) -> str:
         return params.on
-
-    def applies_to_baseline(self, params: AccuracyParams) -> bool:
-        return params.min is not None
 
     def headline_metric(self, params: AccuracyParams) -> str:
         return "accuracy"
 
     def check(self, evaluation: Evaluation, variant: str, params: AccuracyParams) -> Outcome:
-        labels = evaluation.labels(params.on)
-        correct = evaluation.logits(variant, params.on).argmax(dim=1) == labels
-        level, read_low = reading(evaluation.confidence, "lower")
-        _, read_high = reading(evaluation.confidence, "upper")
-        acc = wilson_interval(int(correct.sum()), len(labels), level)
+        labels = evaluation.predictions.labels(params.on)
+        correct = evaluation.predictions.logits(variant, params.on).argmax(dim=1) == labels
+        read = reading(evaluation.confidence)
+        acc = wilson_interval(int(correct.sum()), len(labels), read.level)
         outcome = Outcome(contract=f"accuracy[{params.on}]", variant=variant)
         outcome.metrics.update(
             accuracy=acc.estimate, accuracy_low=acc.low, accuracy_high=acc.high, correct=acc.successes, n=acc.n,
-            interval_level=level,
+            interval_level=read.level,
         )
-        outcome.per_image["accuracy"] = PerImage(evaluation.images_id(params.on), correct)
+        outcome.per_image["accuracy"] = PerImage(evaluation.predictions.images_id(params.on), correct)
         if params.min is not None:
-            value = acc.estimate if read_low == "point" else acc.low
-            outcome.gates.append(Gate("accuracy", ">=", params.min, acc.estimate, value, read_low))
-        note_if_at_chance(outcome, correct, labels, level, read_low, params.on, "baseline" if variant == BASELINE else variant)
+            outcome.gates.append(MIN.judge(params.min, acc.estimate, acc.low, acc.high, read))
+        note_if_at_chance(outcome, correct, labels, read, params.on, "baseline" if variant == BASELINE else variant)
         if variant != BASELINE and (params.max_drop is not None or params.max_relative_drop is not None):
-            base_correct = evaluation.logits(BASELINE, params.on).argmax(dim=1) == labels
-            add_drop_gates(outcome, base_correct, correct, params.max_drop, params.max_relative_drop, level, read_high)
-            require_reference_above_chance(outcome, base_correct, labels, level, read_low, params.on)
+            base_correct = evaluation.predictions.logits(BASELINE, params.on).argmax(dim=1) == labels
+            add_drop_gates(outcome, base_correct, correct, params.max_drop, params.max_relative_drop, read)
+            require_reference_above_chance(outcome, base_correct, labels, read, params.on)
         return outcome
 
 
 def add_drop_gates(
     outcome: Outcome, base_correct: torch.Tensor, correct: torch.Tensor, max_drop: float | None,
-    max_relative_drop: float | None, level: float, read: str, suffix: str = "",
+    max_relative_drop: float | None, read: Reading, suffix: str = "",
 ) -> None:
     """Paired drop of ``correct`` against the baseline's ``base_correct`` on the same images, with its gates.
 
     ``suffix`` tells points of a sweep apart (``drop@8/255``)."""
-    drop = paired_drop(base_correct, correct, level)
+    drop = paired_drop(base_correct, correct, read.level)
     base_acc = float(base_correct.float().mean())
-    base = wilson_interval(int(base_correct.sum()), len(base_correct), level)  # shown beside the drop
+    base = wilson_interval(int(base_correct.sum()), len(base_correct), read.level)  # shown beside the drop
     outcome.metrics.update(
         {
             f"baseline_accuracy{suffix}": base_acc, f"baseline_accuracy_low{suffix}": base.low,
@@ -95,14 +94,13 @@ def add_drop_gates(
         }
     )
     if max_drop is not None:
-        value = drop.drop if read == "point" else drop.high
-        outcome.gates.append(Gate(f"drop{suffix}", "<=", max_drop, drop.drop, value, read))
+        outcome.gates.append(MAX_DROP.judge(max_drop, drop.drop, drop.low, drop.high, read, suffix))
     if max_relative_drop is not None:
-        relative, bound = relative_drop(base_correct, correct, level)
+        relative, bound = relative_drop(base_correct, correct, read.level)
         outcome.metrics[f"relative_drop{suffix}"] = relative
         outcome.metrics[f"relative_drop_high{suffix}"] = bound
-        value = relative if read == "point" else bound
-        outcome.gates.append(Gate(f"relative_drop{suffix}", "<=", max_relative_drop, relative, value, read))
+        # the lower end is never gated (a relative drop gate is a ceiling), so the estimate stands in for it
+        outcome.gates.append(MAX_RELATIVE_DROP.judge(max_relative_drop, relative, relative, bound, read, suffix))
 
 
 def relative_drop(base_correct: torch.Tensor, correct: torch.Tensor, level: float) -> tuple[float, float]:

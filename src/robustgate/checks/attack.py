@@ -7,21 +7,23 @@ How the robust accuracy of each model is obtained (directly, or by the int8 prot
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from robustgate.attacks import attack_kinds
 from robustgate.attacks.protocol import METHODS, MIN_TWIN_AGREEMENT, RobustResult, describe_legs
 from robustgate.attacks.strength import Shares, Strength, Strengths, format_strength
-from robustgate.checks.accuracy import add_drop_gates, reading
+from robustgate.checks.accuracy import DROP_METRICS, MAX_DROP, MAX_RELATIVE_DROP, add_drop_gates
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.chance import note_if_at_chance, require_reference_above_chance
-from robustgate.checks.outcome import Gate, Outcome
+from robustgate.checks.declaration import GateDecl, MetricDecl, Reading, reading
+from robustgate.checks.outcome import Outcome
 from robustgate.checks.regression import PerImage
 from robustgate.checks.stats import wilson_interval
 from robustgate.registry import did_you_mean
-from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere
+from robustgate.spec.fields import DatasetRef, Params, Probability
 from robustgate.spec.model import BASELINE
 
 if TYPE_CHECKING:
@@ -71,7 +73,7 @@ class AttackParams(Params):
         raise ValueError(f"expected true, false or thorough (got {value!r})")
 
     @model_validator(mode="after")
-    def _consistent(self, info: ValidationInfo) -> "AttackParams":
+    def _consistent(self) -> "AttackParams":
         attack = attack_kinds.get(self.kind)
         key, other = attack.strength, "amount" if attack.strength == "eps" else "eps"
         if getattr(self, other) is not None:
@@ -90,25 +92,43 @@ class AttackParams(Params):
             raise ValueError(
                 f"{self.kind} runs on every model directly, with no protocol legs: drop {' and '.join(given)}"
             )
-        gates = (self.min, self.max_drop, self.max_relative_drop, self.min_area)
-        if all(g is None for g in gates) and not gated_elsewhere(info):
-            raise ValueError("an attack contract needs a gate: min, max_drop, max_relative_drop or min_area")
         return self
 
     @property
     def strengths(self) -> list[float]:
         value = self.eps if self.eps is not None else self.amount
-        return list(value) if isinstance(value, list) else [value]
+        if isinstance(value, list):
+            return list(value)
+        return [] if value is None else [value]  # None only while validating, before the strength key is checked
 
     @property
     def sweep(self) -> bool:
         return isinstance(self.eps if self.eps is not None else self.amount, list)
 
 
+MIN = GateDecl("min", "robust_accuracy", ">=", "lower")
+MIN_AREA = GateDecl("min_area", "robust_area", ">=", "lower")
+# `strict: true` fails the item on any masking finding: a count, gated at zero
+NO_MASKING = GateDecl("strict", "masking_findings", "<=", "exact")
+
+
 class AttackContract(ContractKind):
     Params = AttackParams
-    # accept_missing and min_twin_agreement decide whether a result counts, never what is measured
-    gate_keys = frozenset({"min", "max_drop", "max_relative_drop", "min_area", "strict", "accept_missing", "min_twin_agreement"})
+    gates = (MIN, MAX_DROP, MAX_RELATIVE_DROP, MIN_AREA)
+    metrics = (
+        MetricDecl("robust_accuracy", True, low="robust_accuracy_low", high="robust_accuracy_high"),
+        MetricDecl("robust_area", True, low="robust_area_low"),
+        MetricDecl("masking_findings", False), MetricDecl("twin_agreement", None), MetricDecl("n", None),
+        MetricDecl("interval_level", None),
+        *DROP_METRICS,
+    )
+    # strict decides how a finding counts; accept_missing and min_twin_agreement whether a result counts:
+    # none of them changes what is measured
+    settings_keys = frozenset({"strict", "accept_missing", "min_twin_agreement"})
+    needs = frozenset({"predictions", "attacks"})
+    title = "Accuracy under attack"
+    summary = ("robust accuracy under an adversarial or noise attack, at one strength or along a sweep, absolute or "
+               "against the baseline under the same attack.")
 
     def label(self, params: AttackParams) -> str:
         """``pgd:8/255@site-a``; a sweep joins its strengths (``pgd:1/255+4/255@site-a``), an L2 attack
@@ -120,9 +140,6 @@ class AttackContract(ContractKind):
     def norm_shown(params: AttackParams) -> bool:
         return params.norm != "Linf" and attack_kinds.get(params.kind).strength == "eps"
 
-    def applies_to_baseline(self, params: AttackParams) -> bool:
-        return params.min is not None or params.min_area is not None
-
     def headline_metric(self, params: AttackParams) -> str:
         if not params.sweep:
             return "robust_accuracy"
@@ -130,15 +147,18 @@ class AttackContract(ContractKind):
         return "robust_area" if len(points) > 1 else f"robust_accuracy@{format_strength(points.pop())}"
 
     def check(self, evaluation: Evaluation, variant: str, params: AttackParams) -> Outcome:
-        level, read_low = reading(evaluation.confidence, "lower")
-        _, read_high = reading(evaluation.confidence, "upper")
+        read = reading(evaluation.confidence)
+        level = read.level
         key = attack_kinds.get(params.kind).strength
         outcome = Outcome(contract=f"attack[{self.label(params)}]", variant=variant)
-        index = evaluation.sample(params.on, params.samples)
-        labels = evaluation.labels(params.on) if index is None else evaluation.labels(params.on)[index]
+        index = evaluation.predictions.sample(params.on, params.samples)
+        labels = evaluation.predictions.labels(params.on)
+        labels = labels if index is None else labels[index]
         for strength in params.strengths:
             at = f"@{format_strength(strength)}" if params.sweep else ""
-            result = evaluation.robust(variant, params, strength)
+            if params.sweep:  # where the sweep's plot puts this strength's metrics
+                outcome.axes[format_strength(strength)] = {"strength": strength}
+            result = evaluation.attacks.robust(variant, params, strength)
             acc = wilson_interval(int(result.correct.sum()), len(result.correct), level)
             outcome.metrics.update(
                 {
@@ -147,7 +167,7 @@ class AttackContract(ContractKind):
                     **{f"broken_by_{method.replace('-', '_')}{at}": n for method, n in result.counts().items()},
                 }
             )
-            outcome.per_image[f"robust_accuracy{at}"] = PerImage(evaluation.images_id(params.on, params.samples), result.correct)
+            outcome.per_image[f"robust_accuracy{at}"] = PerImage(evaluation.predictions.images_id(params.on, params.samples), result.correct)
             if result.twin_agreement is not None:
                 outcome.metrics[f"twin_agreement{at}"] = result.twin_agreement
             for leg, why in result.gaps.items():
@@ -157,29 +177,29 @@ class AttackContract(ContractKind):
             if not params.sweep:
                 outcome.metrics[key] = strength
             if params.min is not None:
-                value = acc.estimate if read_low == "point" else acc.low
-                outcome.gates.append(Gate(f"robust_accuracy{at}", ">=", params.min, acc.estimate, value, read_low))
+                outcome.gates.append(MIN.judge(params.min, acc.estimate, acc.low, acc.high, read, at))
             if variant != BASELINE and (params.max_drop is not None or params.max_relative_drop is not None):
-                base = evaluation.robust(BASELINE, params, strength)
-                add_drop_gates(outcome, base.correct, result.correct, params.max_drop, params.max_relative_drop, level, read_high, at)
+                base = evaluation.attacks.robust(BASELINE, params, strength)
+                add_drop_gates(outcome, base.correct, result.correct, params.max_drop, params.max_relative_drop, read, at)
                 if strength == params.strengths[0]:  # the baseline's clean accuracy is the same at every strength
-                    require_reference_above_chance(outcome, clean_correct(base), labels, level, read_low, params.on)
+                    require_reference_above_chance(outcome, clean_correct(base), labels, read, params.on)
                     outcome.notes.append(compared_legs(variant, result, base, params))
         if params.sweep and len(set(params.strengths)) > 1:
-            self._area(outcome, params, read_low)
+            self._area(outcome, params, read)
         outcome.metrics["interval_level"] = level
         who = "baseline" if variant == BASELINE else variant
-        note_if_at_chance(outcome, clean_correct(result), labels, level, read_low, params.on, who)
+        clean = clean_correct(evaluation.attacks.robust(variant, params, params.strengths[0]))  # memoized: no rerun
+        note_if_at_chance(outcome, clean, labels, read, params.on, who)
         if (params.diagnostics or params.strict) and attack_kinds.get(params.kind).needs_gradients:
-            outcome.findings = evaluation.masking_findings(variant, params)
+            outcome.findings = evaluation.attacks.masking_findings(variant, params)
             outcome.metrics["masking_findings"] = len(outcome.findings)
             if params.strict:
                 n = len(outcome.findings)
-                outcome.gates.append(Gate("masking_findings", "<=", 0, n, n, "exact"))
+                outcome.gates.append(NO_MASKING.judge(0, n, n, n, read))
         return outcome
 
     @staticmethod
-    def _area(outcome: Outcome, params: AttackParams, read: str) -> None:
+    def _area(outcome: Outcome, params: AttackParams, read: Reading) -> None:
         """Mean robust accuracy over the sweep's range (trapezoid rule), and of the lower bounds."""
         points = sorted(set(params.strengths))
         tags = [f"@{format_strength(s)}" for s in points]
@@ -192,9 +212,10 @@ class AttackContract(ContractKind):
         estimate, low = area("robust_accuracy"), area("robust_accuracy_low")
         outcome.metrics.update(robust_area=estimate, robust_area_low=low)
         if params.min_area is not None:
-            value = estimate if read == "point" else low
-            shown = "point" if read == "point" else f"area of the {read.replace(' bound', ' bounds')}"
-            outcome.gates.append(Gate("robust_area", ">=", params.min_area, estimate, value, shown))
+            gate = MIN_AREA.judge(params.min_area, estimate, low, estimate, read)  # a floor: no upper end needed
+            # the area of the points' lower bounds, not a bound of the area: the gate says so
+            shown = f"area of the {gate.read.replace(' bound', ' bounds')}" if gate.bounded else gate.read
+            outcome.gates.append(dataclasses.replace(gate, read=shown))
 
 
 def compared_legs(variant: str, result: RobustResult, base: RobustResult, params: AttackParams) -> str:

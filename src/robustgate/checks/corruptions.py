@@ -21,18 +21,20 @@ reported (``mce``, ``relative_mce_mean``) keep a percentile bootstrap over image
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from robustgate.checks.accuracy import reading
+from robustgate.checks.accuracy import MAX_DROP
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.chance import note_if_at_chance, require_reference_above_chance
-from robustgate.checks.outcome import Gate, Outcome
+from robustgate.checks.declaration import GateDecl, MetricDecl, reading
+from robustgate.checks.outcome import Outcome
 from robustgate.data.corruptions import SUITES, corruptions
 from robustgate.registry import did_you_mean
-from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere, one_or_per_name
+from robustgate.spec.fields import DatasetRef, Params, Probability, one_or_per_name
 from robustgate.spec.model import BASELINE
 
 if TYPE_CHECKING:
@@ -87,12 +89,10 @@ class CorruptionsParams(Params):
         return sorted(severities)
 
     @model_validator(mode="after")
-    def _gates(self, info: ValidationInfo) -> "CorruptionsParams":
-        gates = {"min_accuracy": self.min_accuracy, "max_drop": self.max_drop, "max_relative_mce": self.max_relative_mce}
-        if all(g is None for g in gates.values()) and not gated_elsewhere(info):
-            raise ValueError("a corruptions contract needs a gate: min_accuracy, max_drop or max_relative_mce")
+    def _gates(self) -> "CorruptionsParams":
         allowed = [_SUMMARY, _EACH, *self.names]
-        for key, gate in gates.items():
+        for key in (gate.key for gate in CorruptionsContract.gates):
+            gate = getattr(self, key)
             values = list(gate.values()) if isinstance(gate, dict) else [] if gate is None else [gate]
             if isinstance(gate, dict) and not gate:
                 raise ValueError(f"{key}: {{}} gates nothing; give a number, or {_SUMMARY}:, {_EACH}: or a corruption's name")
@@ -111,13 +111,40 @@ class CorruptionsParams(Params):
         return tuple(self.suite) if isinstance(self.suite, list) else SUITES[self.suite]
 
 
+MIN_ACCURACY = GateDecl("min_accuracy", "mean_corruption_accuracy", ">=", "lower")
+MAX_RELATIVE_MCE = GateDecl("max_relative_mce", "relative_mce", "<=", "upper", relative=True)
+# what each gate reads for one corruption (`{fog: 0.5}`, `{each: 0.4}`) rather than the suite's summary
+PER_CORRUPTION = {
+    MIN_ACCURACY.key: dataclasses.replace(MIN_ACCURACY, metric="accuracy"),
+    MAX_DROP.key: MAX_DROP,
+    MAX_RELATIVE_MCE.key: dataclasses.replace(MAX_RELATIVE_MCE, metric="relative_ce"),
+}
+
+
 class CorruptionsContract(ContractKind):
     Params = CorruptionsParams
-    gate_keys = frozenset({"min_accuracy", "max_drop", "max_relative_mce"})
+    gates = (MIN_ACCURACY, MAX_DROP, MAX_RELATIVE_MCE)
+    metrics = (
+        MetricDecl("mean_corruption_accuracy", True, low="mean_corruption_accuracy_low", high="mean_corruption_accuracy_high"),
+        MetricDecl("accuracy", True, low="accuracy_low", high="accuracy_high"),
+        MetricDecl("clean_accuracy", True),
+        MetricDecl("drop", False, low="drop_low", high="drop_high"),
+        MetricDecl("ce", False, low="ce_low", high="ce_high"), MetricDecl("mce", False, low="mce_low", high="mce_high"),
+        MetricDecl("relative_ce", False, low="relative_ce_low", high="relative_ce_high"),
+        MetricDecl("relative_mce", False, low="relative_mce_low", high="relative_mce_high"),
+        MetricDecl("relative_mce_mean", False, low="relative_mce_mean_low", high="relative_mce_mean_high"),
+        MetricDecl("baseline_clean_accuracy", None), MetricDecl("baseline_mean_corruption_accuracy", None),
+        MetricDecl("baseline_accuracy", None), MetricDecl("n", None), MetricDecl("interval_level", None),
+    )
+    needs = frozenset({"predictions"})
+    title = "Accuracy under corruptions"
+    summary = ("accuracy under the ImageNet-C corruptions, the drop against the baseline and the relative mCE, "
+               "for the suite or per corruption.")
 
     def label(self, params: CorruptionsParams) -> str:
         """``common@site-a``, ``gaussian_noise+contrast@site-a``, ``fog-and-4-more@site-a``; severities
         other than all five are named: ``common:severity1+3+5@site-a``."""
+        suite: str
         if isinstance(params.suite, str):
             suite = params.suite
         else:
@@ -125,9 +152,6 @@ class CorruptionsContract(ContractKind):
         severities = sorted(set(params.severities))
         shown = "" if severities == [1, 2, 3, 4, 5] else f":severity{'+'.join(map(str, severities))}"
         return f"{suite}{shown}@{params.on}"
-
-    def applies_to_baseline(self, params: CorruptionsParams) -> bool:
-        return params.min_accuracy is not None
 
     def headline_metric(self, params: CorruptionsParams) -> str:
         return "mean_corruption_accuracy"
@@ -137,8 +161,8 @@ class CorruptionsContract(ContractKind):
         import torch
 
         outcome = Outcome(contract=f"corruptions[{self.label(params)}]", variant=variant)
-        level, read_low = reading(evaluation.confidence, "lower")
-        _, read_high = reading(evaluation.confidence, "upper")
+        read = reading(evaluation.confidence)
+        level = read.level
         names, severities = params.names, params.severities
         compare = variant != BASELINE
         model = _Errors.measure(evaluation, variant, params)
@@ -156,6 +180,7 @@ class CorruptionsContract(ContractKind):
         for c, name in enumerate(names):
             for s, severity in enumerate(severities):
                 m[f"accuracy@{name}/{severity}"] = 1 - float(model.errors[c * len(severities) + s].mean())
+                outcome.axes[f"{name}/{severity}"] = {"corruption": name, "severity": severity}  # the heatmap's cell
         for metric, (est, lo, hi) in value.items():
             if not compare and metric.split("@")[0] in ("drop", "ce", "relative_ce", "mce", "relative_mce", "relative_mce_mean"):
                 continue
@@ -171,34 +196,31 @@ class CorruptionsContract(ContractKind):
             if params.max_relative_mce is not None:
                 outcome.findings = stats.undefined(names)
 
-        def gate(threshold: Threshold | None, summary: str, per: str, op: Literal[">=", "<="], read: str) -> None:
-            if threshold is None:
-                return
+        def add_gates(decl: GateDecl, threshold: Threshold) -> None:
             wanted = threshold if isinstance(threshold, dict) else {_SUMMARY: threshold}
             for key, limit in wanted.items():
-                targets = [summary] if key == _SUMMARY else [f"{per}@{n}" for n in (names if key == _EACH else [key])]
-                for metric in targets:
-                    est, lo, hi = value[metric]
-                    bound = est if read == "point" else (lo if op == ">=" else hi)
-                    outcome.gates.append(Gate(metric, op, limit, float(est), float(bound), read))
-                    if math.isinf(bound) and math.isfinite(est):
+                chosen = [(decl, "")] if key == _SUMMARY else [(PER_CORRUPTION[decl.key], f"@{n}") for n in (names if key == _EACH else [key])]
+                for gated, suffix in chosen:
+                    est, lo, hi = (float(v) for v in value[gated.metric + suffix])
+                    gate = gated.judge(limit, est, lo, hi, read, suffix)
+                    outcome.gates.append(gate)
+                    if math.isinf(gate.value) and math.isfinite(est):
                         outcome.findings.append(
-                            f"{metric}: the baseline's loss of accuracy to {metric.partition('@')[2] or 'these corruptions'} "
-                            f"cannot be told from zero on {m['n']} images, so the data cannot bound the ratio: its {read} "
+                            f"{gate.metric}: the baseline's loss of accuracy to {suffix[1:] or 'these corruptions'} "
+                            f"cannot be told from zero on {m['n']} images, so the data cannot bound the ratio: its {gate.read} "
                             "is infinite (evaluate more images, or gate max_drop instead)"
                         )
 
-        labels = evaluation.labels(params.on)
-        index = evaluation.sample(params.on, params.samples)
+        labels = evaluation.predictions.labels(params.on)
+        index = evaluation.predictions.sample(params.on, params.samples)
         labels = labels if index is None else labels[index]
         who = variant if compare else "baseline"
-        note_if_at_chance(outcome, torch.from_numpy(model.clean == 0), labels, level, read_low, params.on, who)
-        gate(params.min_accuracy, "mean_corruption_accuracy", "accuracy", ">=", read_low)
-        if compare:
-            gate(params.max_drop, "drop", "drop", "<=", read_high)
-            gate(params.max_relative_mce, "relative_mce", "relative_ce", "<=", read_high)
+        note_if_at_chance(outcome, torch.from_numpy(model.clean == 0), labels, read, params.on, who)
+        for decl in self.set_gates(params):
+            if compare or not decl.relative:
+                add_gates(decl, getattr(params, decl.key))
         if compare and (params.max_drop is not None or params.max_relative_mce is not None):
-            require_reference_above_chance(outcome, torch.from_numpy(base.clean == 0), labels, level, read_low, params.on)
+            require_reference_above_chance(outcome, torch.from_numpy(base.clean == 0), labels, read, params.on)
         return outcome
 
 
@@ -212,9 +234,9 @@ class _Errors:
     def measure(cls, evaluation: Evaluation, variant: str, params: CorruptionsParams) -> "_Errors":
         import numpy as np
 
-        indices = evaluation.sample(params.on, params.samples)
-        labels = evaluation.labels(params.on)
-        clean_logits = evaluation.logits(variant, params.on)
+        indices = evaluation.predictions.sample(params.on, params.samples)
+        labels = evaluation.predictions.labels(params.on)
+        clean_logits = evaluation.predictions.logits(variant, params.on)
         if indices is not None:
             labels, clean_logits = labels[indices], clean_logits[indices]
 
@@ -222,7 +244,7 @@ class _Errors:
             return (logits.argmax(dim=1) != labels).numpy().astype(np.float64)
 
         rows = [
-            wrong(evaluation.corrupted_logits(variant, params.on, name, severity, params.samples))
+            wrong(evaluation.predictions.corrupted_logits(variant, params.on, name, severity, params.samples))
             for name in params.names
             for severity in params.severities
         ]

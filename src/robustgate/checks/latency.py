@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, model_validator
 
-from robustgate.checks.accuracy import reading
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
-from robustgate.checks.outcome import Gate, Outcome
-from robustgate.spec.fields import Params, gated_elsewhere
+from robustgate.checks.declaration import GateDecl, MetricDecl, reading
+from robustgate.checks.outcome import POINT, Outcome
+from robustgate.spec.fields import Params
 from robustgate.spec.model import BASELINE
 
 if TYPE_CHECKING:
@@ -40,12 +40,7 @@ class LatencyParams(Params):
     throughput_batch: int = Field(32, ge=1)
 
     @model_validator(mode="after")
-    def _some_gate(self, info: ValidationInfo) -> "LatencyParams":
-        gates = (self.p50_ms, self.p90_ms, self.p99_ms, self.max_ms, self.min_speedup, self.max_slowdown, self.throughput)
-        if all(g is None for g in gates) and not gated_elsewhere(info):
-            raise ValueError(
-                "a latency contract needs a gate: p50_ms, p90_ms, p99_ms, max_ms, min_speedup, max_slowdown or throughput"
-            )
+    def _ordered_ceilings(self) -> "LatencyParams":
         given = [(key, getattr(self, key)) for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms")]
         ceilings = [(key, value) for key, value in given if value is not None]
         for (lower, low), (higher, high) in zip(ceilings, ceilings[1:]):
@@ -65,17 +60,32 @@ class LatencyParams(Params):
         return [q for q, limit in limits.items() if limit is not None]
 
 
+PERCENTILE_GATES = {name: GateDecl(f"{name}_ms", f"{name}_ms", "<=", "upper") for name in ("p50", "p90", "p99")}
+MAX_MS = GateDecl("max_ms", "max_ms", "<=", "exact")  # the slowest query timed: no interval to read
+MIN_SPEEDUP = GateDecl("min_speedup", "speedup", ">=", "lower", relative=True)
+# against the p50 an earlier run stored: a ratio of two medians with no interval, read at its estimate
+MAX_SLOWDOWN = GateDecl("max_slowdown", "slowdown", "<=", "upper", relative=True)
+THROUGHPUT = GateDecl("throughput", "throughput", ">=", "lower")
+
+
 class LatencyContract(ContractKind):
     Params = LatencyParams
-    gate_keys = frozenset({"p50_ms", "p90_ms", "p99_ms", "max_ms", "min_speedup", "max_slowdown", "throughput"})
+    gates = (*PERCENTILE_GATES.values(), MAX_MS, MIN_SPEEDUP, MAX_SLOWDOWN, THROUGHPUT)
+    metrics = (
+        MetricDecl(r"p\d+_ms", False, pattern=True), MetricDecl("mean_ms", False), MetricDecl("max_ms", False),
+        MetricDecl("speedup", True, low="speedup_low"), MetricDecl("throughput", True, low="throughput_low"),
+        MetricDecl("slowdown", False), MetricDecl("peak_memory_mb", False),
+        MetricDecl("queries", None), MetricDecl("interval_level", None),
+    )
+    needs = frozenset({"latency"})
+    title = "Latency"
+    summary = ("per-query latency percentiles (at their distribution-free upper bounds), speed-up over the baseline, "
+               "throughput, and slowdown against an earlier run.")
 
     def label(self, params: LatencyParams) -> str:
         """Empty at batch 1 on one thread (``latency``); else ``latency[batch8:threads4]``."""
         shown = [f"batch{params.batch_size}" if params.batch_size != 1 else "", f"threads{params.threads}" if params.threads != 1 else ""]
         return ":".join(part for part in shown if part)
-
-    def applies_to_baseline(self, params: LatencyParams) -> bool:
-        return any(g is not None for g in (params.p50_ms, params.p90_ms, params.p99_ms, params.max_ms, params.throughput))
 
     def check(self, evaluation: Evaluation, variant: str, params: LatencyParams) -> Outcome:
         import numpy as np  # numpy and scipy (percentiles) only when timing: validating a spec must not import them
@@ -83,7 +93,7 @@ class LatencyContract(ContractKind):
         from robustgate.latency.percentiles import median_lower_bound, quantile, queries_for_bound
 
         outcome = Outcome(contract="latency", variant=variant)
-        result: LatencyResult = evaluation.latency(variant, params)
+        result: LatencyResult = evaluation.latency.measure(variant, params)
         m = outcome.metrics
         m.update(load_seconds=result.load_seconds, batch_size=params.batch_size, threads=params.threads)
         if result.peak_memory_mb is not None:
@@ -94,33 +104,31 @@ class LatencyContract(ContractKind):
             f"{machine.get('torch')}, quantized engine {machine.get('quantized_engine')}; batch {params.batch_size}, "
             f"{len(result.seconds)} queries"
         )
-        level, read = reading(evaluation.confidence, "upper")
-        _, read_low = reading(evaluation.confidence, "lower")
+        read = reading(evaluation.confidence)
+        level = read.level
         one_sided = (1 + level) / 2  # the upper end of a two-sided interval at `level`, as other gates read it
         ms = result.seconds * 1000
         m.update(queries=len(ms), mean_ms=float(ms.mean()), max_ms=float(ms.max()), interval_level=level)
         outcome.series["latency_ms"] = distribution(ms)
         if result.reference is not None and variant != BASELINE:
             outcome.series["baseline_latency_ms"] = distribution(result.reference * 1000)
-        limits = {"p50": params.p50_ms, "p90": params.p90_ms, "p99": params.p99_ms}
         for name, q in params.percentiles().items():
             value = quantile(ms, q, one_sided)
             m[f"{name}_ms"] = value.estimate
             m[f"{name}_ms_high"] = value.upper
             m[f"queries_for_{name}_bound"] = queries_for_bound(q, one_sided)
-            if limits[name] is not None:
-                bound = value.estimate if read == "point" else value.upper
-                outcome.gates.append(Gate(f"{name}_ms", "<=", limits[name], value.estimate, bound, read))
+            gate, limit = PERCENTILE_GATES[name], getattr(params, f"{name}_ms")
+            if limit is not None:
+                outcome.gates.append(gate.judge(limit, value.estimate, value.estimate, value.upper, read))
         if params.max_ms is not None:
-            outcome.gates.append(Gate("max_ms", "<=", params.max_ms, m["max_ms"], m["max_ms"], "exact"))
+            outcome.gates.append(MAX_MS.judge(params.max_ms, m["max_ms"], m["max_ms"], m["max_ms"], read))
         if result.reference is not None and result.speedups is not None and variant != BASELINE:
             ratios = result.speedups
             speedup, low = float(np.median(ratios)), median_lower_bound(ratios, one_sided)
             m.update(speedup=speedup, speedup_low=low, speedup_pairs=len(ratios),
                      baseline_p50_ms=float(np.median(result.reference) * 1000))
             if params.min_speedup is not None:
-                value = speedup if read_low == "point" else low
-                outcome.gates.append(Gate("speedup", ">=", params.min_speedup, speedup, value, read_low))
+                outcome.gates.append(MIN_SPEEDUP.judge(params.min_speedup, speedup, low, speedup, read))
         if result.throughput_seconds is not None:
             calls = result.throughput_seconds
             rate = params.throughput_batch / float(np.median(calls))
@@ -128,8 +136,7 @@ class LatencyContract(ContractKind):
             low_rate = params.throughput_batch / slow if np.isfinite(slow) else float("nan")
             m.update(throughput=rate, throughput_low=low_rate)
             if params.throughput is not None:
-                value = rate if read_low == "point" else low_rate
-                outcome.gates.append(Gate("throughput", ">=", params.throughput, rate, value, read_low))
+                outcome.gates.append(THROUGHPUT.judge(params.throughput, rate, low_rate, rate, read))
         if params.max_slowdown is not None:
             if result.previous_p50_ms is None:
                 why = ("max_slowdown needs an earlier run to compare with: save one with --benchmark-autosave and pass "
@@ -139,7 +146,7 @@ class LatencyContract(ContractKind):
             else:
                 slowdown = m["p50_ms"] / result.previous_p50_ms
                 m.update(previous_p50_ms=result.previous_p50_ms, slowdown=slowdown)
-                outcome.gates.append(Gate("slowdown", "<=", params.max_slowdown, slowdown, slowdown, "point"))
+                outcome.gates.append(MAX_SLOWDOWN.judge(params.max_slowdown, slowdown, slowdown, slowdown, reading(POINT)))
         return outcome
 
 

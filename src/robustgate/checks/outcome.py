@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Number = float | int
+Op = Literal[">=", "<=", ">"]  # ">": strictly above (a reference above chance)
+POINT = "point"  # a gate read the point estimate (`confidence: point`, or a number without an interval)
+EXACT = "exact"  # a gate read a count, which has no sampling error
 
 
 @dataclass(frozen=True)
@@ -18,11 +21,11 @@ class Gate:
     """
 
     metric: str
-    op: Literal[">=", "<=", ">"]  # ">": strictly above (a reference above chance)
+    op: Op
     threshold: float
     estimate: float
     value: float  # what the gate compared: the estimate or the bound
-    read: str  # "point", "exact" (counted, not sampled) or e.g. "one-sided 97.5% lower bound"
+    read: str  # POINT, EXACT or e.g. "one-sided 97.5% lower bound" (see robustgate.checks.declaration)
 
     @property
     def passed(self) -> bool:
@@ -30,9 +33,14 @@ class Gate:
             return self.value > self.threshold
         return self.value >= self.threshold if self.op == ">=" else self.value <= self.threshold
 
+    @property
+    def bounded(self) -> bool:
+        """Whether the gate read an end of the estimate's interval rather than the estimate itself."""
+        return self.read not in (POINT, EXACT)
+
     def describe(self) -> str:
         shown = format_number(self.estimate)
-        if self.read not in ("point", "exact"):
+        if self.bounded:
             shown += f" ({self.read} {format_number(self.value)})"
         return f"{self.metric} {shown} {self.op} {self.threshold:g}"
 
@@ -56,6 +64,10 @@ class Outcome:
     # it may go without); every summary of the item leads with them
     caveats: list[str] = field(default_factory=list)
     series: dict[str, list[float]] = field(default_factory=dict)  # distributions for plots (e.g. latency quantiles)
+    # where each ``@`` breakdown of the metrics was measured, so reports plot it without parsing metric names:
+    # suffix -> coordinates, e.g. an attack sweep's "8/255" -> {"strength": 0.0314}, a corruption grid's
+    # "fog/3" -> {"corruption": "fog", "severity": 3}
+    axes: dict[str, dict[str, float | str]] = field(default_factory=dict)
     # gates the contract names that nothing measured this run, and why: an item that read no other gate skips
     unread: list[str] = field(default_factory=list)
     per_image: dict[str, Any] = field(default_factory=dict)  # metric -> PerImage, for paired regression gates
@@ -65,9 +77,13 @@ class Outcome:
         return bool(self.gates) and all(gate.passed for gate in self.gates)
 
     def headline(self) -> str:
-        """One line for summaries: the caveats, then the first failing gate, else every gate."""
-        failing = [g for g in self.gates if not g.passed]
-        return weaker_prefix(self.caveats) + "; ".join(g.describe() for g in (failing or self.gates))
+        return headline(self.gates, self.caveats)
+
+
+def headline(gates: list[Gate], caveats: list[str]) -> str:
+    """One line for summaries: the caveats, then the failing gates, else every gate."""
+    failing = [g for g in gates if not g.passed]
+    return weaker_prefix(caveats) + "; ".join(g.describe() for g in (failing or gates))
 
 
 def weaker_prefix(caveats: list[str]) -> str:

@@ -16,38 +16,22 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from robustgate.checks.outcome import Gate, Outcome
+from robustgate.checks.base import metric_direction
+from robustgate.checks.declaration import reading
+from robustgate.checks.outcome import POINT, Gate, Outcome
 from robustgate.checks.stats import bound_name, paired_drop, unpaired_difference, wilson_interval
 from robustgate.errors import RobustgateError
 
 if TYPE_CHECKING:
     import torch
 
-# Which way is better, by metric name (the part before any "@target" or "@eps").
-HIGHER_IS_BETTER = frozenset({
-    "accuracy", "clean_accuracy", "mean_corruption_accuracy", "robust_accuracy", "robust_area", "source_accuracy",
-    "worst_accuracy", "speedup", "throughput",
-})
-LOWER_IS_BETTER = frozenset({
-    "drop", "relative_drop", "gap", "worst_gap", "gap_change", "ce", "relative_ce", "mce", "relative_mce",
-    "relative_mce_mean", "bytes", "mb", "params", "macs", "size_ratio", "params_ratio", "macs_ratio",
-    "peak_memory_mb", "slowdown", "masking_findings",
-})
-_LATENCY = re.compile(r"(p\d+|mean|max)_ms")
-
-
-def higher_is_better(metric: str) -> bool | None:
-    """True or False for a metric that can regress; None for counts, bounds and settings (n, eps, *_low)."""
-    name = metric.split("@", 1)[0]
-    if name in HIGHER_IS_BETTER:
-        return True
-    if name in LOWER_IS_BETTER or _LATENCY.fullmatch(name):
-        return False
-    return None
+# Metrics that time this machine (latency percentiles, mean and max, and the ratios of timings)
+_TIMED = re.compile(r"(p\d+|mean|max)_ms|speedup|throughput|slowdown")
 
 
 def comparable(metrics: dict[str, Any]) -> list[str]:
-    return sorted(m for m in metrics if higher_is_better(m) is not None)
+    """The metrics of an outcome a ``max_regression:`` gate may name: those with a direction."""
+    return sorted(m for m in metrics if metric_direction(m) is not None)
 
 
 @dataclass(frozen=True)
@@ -96,39 +80,44 @@ def add_regression_gates(
     another CPU); each reason is also noted on the outcome."""
     unread = []
     for metric, allowed in limits.items():
-        direction = higher_is_better(metric)
+        direction = metric_direction(metric)
         if metric not in outcome.metrics or direction is None:
             raise RobustgateError(
                 f"max_regression names '{metric}', which this {outcome.contract} contract does not measure as a quality; "
                 f"it can compare: {', '.join(comparable(outcome.metrics)) or 'nothing'}"
             )
         before = previous.metrics.get(metric)
-        why = None
-        if not isinstance(before, (int, float)) or isinstance(before, bool):
+        if isinstance(before, bool) or not isinstance(before, (int, float)):
             why = f"{previous.source} has no value for {metric}"
         elif _timed(metric) and previous.cpu and cpu and previous.cpu != cpu:
             why = f"{previous.source} timed {metric} on another CPU ({previous.cpu}; this run: {cpu})"
-        if why:
-            unread.append(why)
-            outcome.notes.append(f"max_regression not read: {why}")
+        else:
+            _add_gate(outcome, metric, allowed, before, direction, previous, confidence)
             continue
-        now = float(outcome.metrics[metric])
-        worse = (before - now) if direction else (now - before)
-        value, read = worse, "point"
-        if direction and confidence != "point":
-            value, read = _upper_bound(metric, outcome.metrics, previous, outcome.per_image, float(confidence), previous.source)
-        outcome.metrics[f"previous.{metric}"] = before
-        outcome.metrics[f"regression.{metric}"] = worse
-        if read != "point":
-            outcome.metrics[f"regression.{metric}_high"] = value
-        outcome.gates.append(Gate(f"regression.{metric}", "<=", allowed, worse, value, read))
+        unread.append(why)
+        outcome.notes.append(f"max_regression not read: {why}")
     return unread
+
+
+def _add_gate(outcome: Outcome, metric: str, allowed: float, before: float, higher_is_better: bool, previous: Previous,
+              confidence: float | str) -> None:
+    """The ``regression.METRIC`` gate: how much worse ``metric`` is than ``before``, at the upper end of its
+    interval where the previous release's images allow one (accuracies), else at the point estimates."""
+    now = float(outcome.metrics[metric])
+    worse = (before - now) if higher_is_better else (now - before)
+    value, read = worse, POINT
+    if higher_is_better and not reading(confidence).point:
+        value, read = _upper_bound(metric, outcome.metrics, previous, outcome.per_image, float(confidence), previous.source)
+    outcome.metrics[f"previous.{metric}"] = before
+    outcome.metrics[f"regression.{metric}"] = worse
+    if read != POINT:
+        outcome.metrics[f"regression.{metric}_high"] = value
+    outcome.gates.append(Gate(f"regression.{metric}", "<=", allowed, worse, value, read))
 
 
 def _timed(metric: str) -> bool:
     """Metrics that time this machine: compared with a previous release only when it ran on the same CPU."""
-    name = metric.split("@", 1)[0]
-    return name in ("speedup", "throughput", "slowdown") or bool(_LATENCY.fullmatch(name))
+    return bool(_TIMED.fullmatch(metric.split("@", 1)[0]))
 
 
 def _upper_bound(metric: str, now: dict[str, Any], previous: Previous, per_image: dict[str, PerImage], level: float,
@@ -137,6 +126,8 @@ def _upper_bound(metric: str, now: dict[str, Any], previous: Previous, per_image
     as independent proportions on others (per-image results, or the accuracy and image count of each
     release); the point estimate where neither is known (e.g. a plain results.json without counts)."""
     before, after = previous.per_image.get(metric), per_image.get(metric)
+    first: tuple[int, int] | None
+    second: tuple[int, int] | None
     if before is not None and after is not None:
         if before.images == after.images:
             if before.correct.numel() != after.correct.numel():
@@ -144,12 +135,12 @@ def _upper_bound(metric: str, now: dict[str, Any], previous: Previous, per_image
                                       f"images where this run has {after.correct.numel()}: the baseline file is damaged")
             drop = paired_drop(before.correct, after.correct, level)  # the same images: image by image
             return drop.high, f"{bound_name(level, 'upper')}, paired"
-        counts = [(int(before.correct.sum()), before.correct.numel()), (int(after.correct.sum()), after.correct.numel())]
+        first, second = (int(before.correct.sum()), before.correct.numel()), (int(after.correct.sum()), after.correct.numel())
     else:
-        counts = [_count(metric, previous.metrics), _count(metric, now)]
-    if None in counts:
-        return float(previous.metrics[metric]) - float(now[metric]), "point"
-    (k1, n1), (k2, n2) = counts  # type: ignore[misc]
+        first, second = _count(metric, previous.metrics), _count(metric, now)
+    if first is None or second is None:
+        return float(previous.metrics[metric] or 0.0) - float(now[metric]), POINT
+    (k1, n1), (k2, n2) = first, second
     difference = unpaired_difference(wilson_interval(k1, n1, level), wilson_interval(k2, n2, level))
     return difference.high, f"{bound_name(level, 'upper')}, unpaired"
 

@@ -8,17 +8,18 @@ target; a mapping ``{webcam: 0.05, dslr: 0.08}`` sets one threshold per target.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, model_validator
 
-from robustgate.checks.accuracy import add_drop_gates, reading, relative_drop
+from robustgate.checks.accuracy import DROP_METRICS, MAX_DROP, MAX_RELATIVE_DROP, add_drop_gates, relative_drop
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.chance import note_if_at_chance, require_reference_above_chance
+from robustgate.checks.declaration import GateDecl, MetricDecl, Reading, reading
 from robustgate.checks.outcome import Gate, Outcome
 from robustgate.checks.stats import unpaired_difference, wilson_interval
 from robustgate.registry import did_you_mean
-from robustgate.spec.fields import DatasetRef, Params, Probability, gated_elsewhere, one_or_per_name
+from robustgate.spec.fields import DatasetRef, Params, Probability, one_or_per_name
 from robustgate.spec.model import BASELINE
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 # the worst target's threshold, or one per target
 PerTarget = Annotated[Probability | dict[str, Probability], one_or_per_name(1.0, "{printed: 0.05}")]
+Interval = tuple[float, float, float]  # estimate, low, high
 
 
 class ShiftParams(Params):
@@ -37,19 +39,16 @@ class ShiftParams(Params):
     max_relative_drop: PerTarget | None = None
 
     @model_validator(mode="after")
-    def _consistent(self, info: ValidationInfo) -> "ShiftParams":
+    def _consistent(self) -> "ShiftParams":
         if len(set(self.targets)) != len(self.targets):
             raise ValueError("targets: names a dataset twice")
         if self.source in self.targets:
             raise ValueError(f"'{self.source}' is the source; a target must be another dataset")
-        gates = {"min": self.min, "max_gap": self.max_gap, "max_drop": self.max_drop,
-                 "max_relative_drop": self.max_relative_drop}
-        if all(g is None for g in gates.values()) and not gated_elsewhere(info):
-            raise ValueError("a shift contract needs a gate: min, max_gap, max_drop or max_relative_drop")
-        for key, gate in gates.items():
-            if isinstance(gate, dict) and not gate:
+        for key in (gate.key for gate in ShiftContract.gates):
+            threshold = getattr(self, key)
+            if isinstance(threshold, dict) and not threshold:
                 raise ValueError(f"{key}: {{}} gates nothing; give a number (the worst target) or one per target")
-            for name in gate if isinstance(gate, dict) else []:
+            for name in threshold if isinstance(threshold, dict) else []:
                 if name not in self.targets:
                     raise ValueError(
                         f"{key}: '{name}' is not one of the targets; {did_you_mean(name, self.targets)} "
@@ -58,33 +57,49 @@ class ShiftParams(Params):
         return self
 
 
+MIN = GateDecl("min", "accuracy", ">=", "lower")
+MAX_GAP = GateDecl("max_gap", "gap", "<=", "upper")
+
+
 class ShiftContract(ContractKind):
     Params = ShiftParams
-    gate_keys = frozenset({"min", "max_gap", "max_drop", "max_relative_drop"})
+    gates = (MIN, MAX_GAP, MAX_DROP, MAX_RELATIVE_DROP)
+    metrics = (
+        MetricDecl("accuracy", True, low="accuracy_low", high="accuracy_high"),
+        MetricDecl("source_accuracy", True, low="source_accuracy_low", high="source_accuracy_high"),
+        MetricDecl("worst_accuracy", True),
+        MetricDecl("gap", False, low="gap_low", high="gap_high"),
+        MetricDecl("worst_gap", False), MetricDecl("gap_change", False),
+        MetricDecl("baseline_source_accuracy", None), MetricDecl("source_n", None), MetricDecl("n", None),
+        MetricDecl("interval_level", None),
+        *DROP_METRICS,
+    )
+    needs = frozenset({"predictions"})
+    title = "Accuracy under domain shift"
+    summary = ("accuracy from a source domain to each target, the gap between them, and the drop against the "
+               "baseline on each target (a number gates the worst target).")
 
     def label(self, params: ShiftParams) -> str:
         return f"{params.source}->{'+'.join(params.targets)}"
-
-    def applies_to_baseline(self, params: ShiftParams) -> bool:
-        return params.min is not None or params.max_gap is not None
 
     def headline_metric(self, params: ShiftParams) -> str:
         return "worst_accuracy"
 
     def check(self, evaluation: Evaluation, variant: str, params: ShiftParams) -> Outcome:
         outcome = Outcome(contract=f"shift[{self.label(params)}]", variant=variant)
-        level, read_low = reading(evaluation.confidence, "lower")
-        _, read_high = reading(evaluation.confidence, "upper")
+        read = reading(evaluation.confidence)
+        level = read.level
         m = outcome.metrics
+        labels = evaluation.predictions.labels
 
         def correct(model: str, dataset: str) -> torch.Tensor:
-            return evaluation.logits(model, dataset).argmax(dim=1) == evaluation.labels(dataset)
+            return evaluation.predictions.logits(model, dataset).argmax(dim=1) == labels(dataset)
 
         source_hits = correct(variant, params.source)
         source = wilson_interval(int(source_hits.sum()), len(source_hits), level)
         m.update(source_accuracy=source.estimate, source_accuracy_low=source.low, source_accuracy_high=source.high,
                  source_n=source.n, interval_level=level)
-        per_target: dict[str, dict[str, tuple[float, float, float]]] = {}  # metric -> target -> (estimate, low, high)
+        per_target: dict[str, dict[str, Interval]] = {}  # metric -> target -> (estimate, low, high)
         base_target_hits: dict[str, torch.Tensor] = {}
         for target in params.targets:
             hits = correct(variant, target)
@@ -98,7 +113,7 @@ class ShiftContract(ContractKind):
             if variant != BASELINE:
                 base_hits = base_target_hits[target] = correct(BASELINE, target)
                 suffix = f"@{target}"
-                add_drop_gates(outcome, base_hits, hits, None, None, level, read_high, suffix)
+                add_drop_gates(outcome, base_hits, hits, None, None, read, suffix)
                 base_acc = m[f"baseline_accuracy{suffix}"]
                 per_target.setdefault("drop", {})[target] = (m[f"drop{suffix}"], m[f"drop_low{suffix}"], m[f"drop_high{suffix}"])
                 relative, relative_high = relative_drop(base_hits, hits, level)  # the baseline's uncertainty counts
@@ -111,40 +126,28 @@ class ShiftContract(ContractKind):
         worst = min(params.targets, key=lambda t: per_target["accuracy"][t][0])
         m["worst_accuracy"], m["worst_gap"] = per_target["accuracy"][worst][0], per_target["gap"][worst][0]
 
-        def gate(threshold: float | dict[str, float] | None, metric: str, op: Literal[">=", "<="], read: str) -> None:
-            if threshold is None:
-                return
-            values = per_target[metric]
-
-            def bound(target: str) -> float:
-                est, low, high = values[target]
-                return est if read == "point" else (low if op == ">=" else high)
-
-            if isinstance(threshold, dict):
-                for target, limit in threshold.items():
-                    outcome.gates.append(Gate(f"{metric}@{target}", op, limit, values[target][0], bound(target), read))
-                return
-            pick = min if op == ">=" else max  # a number gates the worst target, read at its conservative bound
-            target = pick(params.targets, key=bound)
-            outcome.gates.append(Gate(f"{metric}@{target}", op, threshold, values[target][0], bound(target), read))
-
         who = "baseline" if variant == BASELINE else variant
-        note_if_at_chance(outcome, source_hits, evaluation.labels(params.source), level, read_low, params.source, who)
+        note_if_at_chance(outcome, source_hits, labels(params.source), read, params.source, who)
         for target in params.targets:
-            note_if_at_chance(outcome, correct(variant, target), evaluation.labels(target), level, read_low, target, who)
-        gate(params.min, "accuracy", ">=", read_low)
-        gate(params.max_gap, "gap", "<=", read_high)
-        if variant != BASELINE:
-            gate(params.max_drop, "drop", "<=", read_high)
-            gate(params.max_relative_drop, "relative_drop", "<=", read_high)
+            note_if_at_chance(outcome, correct(variant, target), labels(target), read, target, who)
+        for gate in self.set_gates(params):
+            if variant != BASELINE or not gate.relative:
+                outcome.gates += per_target_gates(gate, getattr(params, gate.key), per_target[gate.metric], read)
         if params.max_gap is not None:  # a gap is read against the model's own source accuracy
-            require_reference_above_chance(outcome, source_hits, evaluation.labels(params.source), level, read_low,
-                                           params.source, who)
+            require_reference_above_chance(outcome, source_hits, labels(params.source), read, params.source, who)
         if variant != BASELINE and (params.max_drop is not None or params.max_relative_drop is not None):
             for target in params.targets:
-                require_reference_above_chance(outcome, base_target_hits[target], evaluation.labels(target), level,
-                                               read_low, target)
+                require_reference_above_chance(outcome, base_target_hits[target], labels(target), read, target)
         return outcome
+
+
+def per_target_gates(gate: GateDecl, threshold: float | dict[str, float], values: dict[str, Interval], read: Reading) -> list[Gate]:
+    """One gate per target a mapping names; for a number, the gate on the worst target (by the end it reads)."""
+    if isinstance(threshold, dict):
+        return [gate.judge(limit, *values[target], read, f"@{target}") for target, limit in threshold.items()]
+    judged = [gate.judge(threshold, *values[target], read, f"@{target}") for target in values]
+    pick = min if gate.op == ">=" else max
+    return [pick(judged, key=lambda judged_gate: judged_gate.value)]
 
 
 contract_kinds.register("shift")(ShiftContract())

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field
 
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
-from robustgate.checks.outcome import Gate, Outcome
-from robustgate.spec.fields import Params, gated_elsewhere
+from robustgate.checks.declaration import GateDecl, MetricDecl, reading
+from robustgate.checks.outcome import Outcome
+from robustgate.spec.model import BASELINE
+from robustgate.spec.fields import Params
 
 BYTES_PER_MB = 1_000_000  # SI megabytes, as file sizes are usually quoted
 
@@ -17,37 +19,35 @@ class SizeParams(Params):
     max_params: int | None = Field(None, ge=1)
     max_macs: int | None = Field(None, ge=1)  # multiply-accumulates per image at the spec's input size
 
-    @model_validator(mode="after")
-    def _some_gate(self, info: ValidationInfo) -> "SizeParams":
-        gates = (self.max_mb, self.max_ratio, self.max_params, self.max_macs)
-        if all(value is None for value in gates) and not gated_elsewhere(info):
-            raise ValueError("a size contract needs a gate: max_mb, max_ratio, max_params or max_macs")
-        return self
-
 
 class SizeContract(ContractKind):
     """Sizes are counted, not sampled: every gate reads the exact value."""
 
-    gate_keys = frozenset({"max_mb", "max_ratio", "max_params", "max_macs"})
-
     Params = SizeParams
-
-    def applies_to_baseline(self, params: SizeParams) -> bool:
-        return any(value is not None for value in (params.max_mb, params.max_params, params.max_macs))
+    gates = (
+        GateDecl("max_mb", "mb", "<=", "exact"),
+        GateDecl("max_ratio", "size_ratio", "<=", "exact", relative=True),
+        GateDecl("max_params", "params", "<=", "exact"),
+        GateDecl("max_macs", "macs", "<=", "exact"),
+    )
+    metrics = (
+        MetricDecl("bytes", False), MetricDecl("mb", False), MetricDecl("params", False), MetricDecl("macs", False),
+        MetricDecl("size_ratio", False), MetricDecl("params_ratio", False), MetricDecl("macs_ratio", False),
+    )
+    needs = frozenset({"models"})
+    title = "Size"
+    summary = "serialized megabytes, parameters and multiply-accumulates, absolute or as a share of the baseline's."
 
     def check(self, evaluation: Evaluation, variant: str, params: SizeParams) -> Outcome:
-        size = evaluation.size_metrics(variant)
+        size = evaluation.models.size_metrics(variant)
         outcome = Outcome(contract="size", variant=variant)
         outcome.metrics.update(size, mb=size["bytes"] / BYTES_PER_MB)
-        limits = (
-            ("mb", params.max_mb, outcome.metrics["mb"]),
-            ("size_ratio", params.max_ratio, size["size_ratio"]),
-            ("params", params.max_params, size["params"]),
-            ("macs", params.max_macs, size["macs"]),
-        )
-        for metric, limit, value in limits:
-            if limit is not None:
-                outcome.gates.append(Gate(metric, "<=", limit, value, value, "exact"))
+        read = reading(evaluation.confidence)
+        for gate in self.set_gates(params):
+            if gate.relative and variant == BASELINE:  # the baseline is 1.0 of itself: max_ratio is for its variants
+                continue
+            value = outcome.metrics[gate.metric]
+            outcome.gates.append(gate.judge(getattr(params, gate.key), value, value, value, read))
         return outcome
 
 

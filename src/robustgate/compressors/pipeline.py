@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from robustgate.cache import ArtifactCache
-from robustgate.compressors.base import StepContext, compression_steps
+from robustgate.compressors.base import CompressionStep, StepContext, compression_steps
 from robustgate.compressors.int8.engine import Int8Net
 from robustgate.compressors.size import ModelSize, count_macs, count_params, serialized_bytes
 from robustgate.models.classifier import Classifier
 from robustgate.provenance import ArtifactKey, artifact_key, environment
 from robustgate.spec.fields import dataset_refs
 from robustgate.spec.model import Step
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class BuiltModel:
     differentiable: bool
 
 
-def measure(model: Classifier, example, macs: int | None = None) -> ModelSize:
+def measure(model: Classifier, example: torch.Tensor, macs: int | None = None) -> ModelSize:
     return ModelSize(
         params=count_params(model.net),
         macs=macs if macs is not None else count_macs(model, example),
@@ -63,10 +67,12 @@ def compress(
     return current
 
 
-def _run_step(parent: BuiltModel, step: Step, step_impl, key: ArtifactKey, ctx: StepContext, cache: ArtifactCache) -> BuiltModel:
+def _run_step(
+    parent: BuiltModel, step: Step, step_impl: CompressionStep, key: ArtifactKey, ctx: StepContext, cache: ArtifactCache
+) -> BuiltModel:
     fresh: list[Classifier] = []
 
-    def create() -> dict:
+    def create() -> dict[str, Any]:
         ctx.progress(f"compressing: {step.kind}")
         model = step_impl.apply(parent.model, step.params, ctx)
         fresh.append(model)

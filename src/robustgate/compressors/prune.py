@@ -37,6 +37,10 @@ from robustgate.spec.model import TrainParams
 if TYPE_CHECKING:
     import torch
     from torch import nn
+    from torch.nn.modules.conv import _ConvNd
+
+    Prunable = nn.Linear | _ConvNd
+    """The layers whose output widths pruning cuts (out_features, out_channels)."""
 
     from robustgate.models.classifier import Classifier
 
@@ -139,7 +143,7 @@ def prune_channels(model: Classifier, params: PruneParams, ctx: StepContext) -> 
         example = pruned.normalize(ctx.example.cpu())
     head, logits = _logits_layer(net, example)
     kept = [head] + [_named_module(net, name) for name in params.keep]
-    rejected: list[nn.Module] = []
+    rejected: list[Prunable] = []
     groups = 0
     try:
         with torch.enable_grad():
@@ -224,7 +228,7 @@ def _named_module(net: nn.Module, name: str) -> nn.Module:
     return modules[name]
 
 
-def _record_rejections(pruner: Any, rejected: list[nn.Module]) -> None:
+def _record_rejections(pruner: Any, rejected: list[Prunable]) -> None:
     """Torch-Pruning silently skips a layer when the ratio would remove all its channels; record those skips.
 
     Its ``_prune`` keeps floor(C x (1 - ratio)) channels, and when that is 0 its
@@ -241,7 +245,7 @@ def _record_rejections(pruner: Any, rejected: list[nn.Module]) -> None:
     pruner.DG.check_pruning_group = checked
 
 
-def _too_high(params: PruneParams, rejected: list[nn.Module], net: nn.Module) -> CompressionError:
+def _too_high(params: PruneParams, rejected: list[Prunable], net: nn.Module) -> CompressionError:
     from torch import nn
 
     names = {module: name for name, module in net.named_modules()}

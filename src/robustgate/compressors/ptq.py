@@ -53,7 +53,12 @@ class PostTrainingQuantization(CompressionStep):
         return self._checked(parent, net, params, ctx)
 
     def state(self, model: Classifier) -> dict[str, Any]:
-        return model.net.cache_state()
+        from robustgate.compressors.int8.engine import Int8Net
+
+        net = model.net
+        if not isinstance(net, Int8Net):
+            raise TypeError(f"ptq caches the state of its own int8 networks, not of a {type(net).__name__}")
+        return net.cache_state()
 
     @staticmethod
     def _checked(parent: Classifier, net: Int8Net, params: PTQParams, ctx: StepContext) -> Classifier:

@@ -136,7 +136,7 @@ def peak_memory_mb(query: Query) -> float | None:
     try:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
             query()
-        events = prof.profiler.kineto_results.events()  # type: ignore[union-attr]
+        events = prof.profiler.kineto_results.events()
         allocations = sorted((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]")
     except (AttributeError, RuntimeError):  # a torch without kineto's event API
         return None

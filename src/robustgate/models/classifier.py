@@ -9,6 +9,9 @@ from torch import nn
 class Normalize(nn.Module):
     """Per-channel ``(x - mean) / std``, kept in the model so data, attacks and corruptions stay in [0, 1]."""
 
+    mean: torch.Tensor  # buffers (register_buffer below), declared so they are Tensors to type checkers
+    std: torch.Tensor
+
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
 from robustgate.checks.outcome import Outcome
-from robustgate.latency.measure import LatencyResult, Query, loop_runner
+from robustgate.latency.machine import describe
+from robustgate.latency.measure import Query, RoundRunner, loop_runner
 
 
 def under_xdist(config: pytest.Config) -> bool:
@@ -31,34 +33,24 @@ def previous_p50_ms(config: pytest.Config, nodeid: str) -> float | None:
     return None
 
 
-class LatencyEvaluation:
-    """The workspace, seen by one latency item: its queries run in the item's benchmark fixture."""
+def benchmark_runner(benchmark: Any) -> RoundRunner:
+    """A round runner whose rounds are the ``benchmark`` fixture's (its stats, storage and comparisons)."""
 
-    def __init__(self, workspace: Any, benchmark: Any, previous: float | None) -> None:
-        self._workspace = workspace
-        self._benchmark = benchmark
-        self._previous = previous
-        self.result: LatencyResult | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._workspace, name)
-
-    def latency(self, variant: str, params: Any) -> LatencyResult:
-        self.result = self._workspace.latency(variant, params, self._run, self._previous)
-        return self.result
-
-    def _run(self, query: Query, rounds: int, before: Any) -> np.ndarray:
-        if self._benchmark.disabled:  # pytest-benchmark switches itself off under xdist: time it ourselves
+    def run(query: Query, rounds: int, before: Callable[[], None] | None) -> np.ndarray:
+        if benchmark.disabled:  # pytest-benchmark switches itself off under xdist: time it ourselves
             return loop_runner(query, rounds, before)
-        self._benchmark.pedantic(query, setup=before, rounds=rounds, iterations=1, warmup_rounds=0)
-        return np.asarray(self._benchmark.stats.stats.data, dtype=float)
+        benchmark.pedantic(query, setup=before, rounds=rounds, iterations=1, warmup_rounds=0)
+        return np.asarray(benchmark.stats.stats.data, dtype=float)
 
-    def record(self, outcome: Outcome) -> None:
-        """Percentiles and the machine go into the benchmark's extra_info (and so into --benchmark-json)."""
-        if self._benchmark.disabled:
-            return
-        keep = ("p50_ms", "p90_ms", "p99_ms", "p50_ms_high", "p90_ms_high", "p99_ms_high", "max_ms", "mean_ms",
-                "queries", "speedup", "speedup_low", "throughput", "load_seconds", "peak_memory_mb", "slowdown")
-        self._benchmark.extra_info.update({k: outcome.metrics[k] for k in keep if k in outcome.metrics})
-        if self.result is not None:
-            self._benchmark.extra_info["machine"] = dict(self.result.machine)
+    return run
+
+
+def fill_extra_info(benchmark: Any, outcome: Outcome, params: Any) -> None:
+    """Percentiles and the machine (as ``params``, the latency contract's, pinned it) go into the benchmark's
+    extra_info, and so into --benchmark-json."""
+    if benchmark.disabled:
+        return
+    keep = ("p50_ms", "p90_ms", "p99_ms", "p50_ms_high", "p90_ms_high", "p99_ms_high", "max_ms", "mean_ms",
+            "queries", "speedup", "speedup_low", "throughput", "load_seconds", "peak_memory_mb", "slowdown")
+    benchmark.extra_info.update({k: outcome.metrics[k] for k in keep if k in outcome.metrics})
+    benchmark.extra_info["machine"] = describe(params.threads)

@@ -6,9 +6,10 @@ is installed, so torch and the rest are imported only once a spec is collected.
 
 from __future__ import annotations
 
+import argparse
+
 import contextlib
 import fnmatch
-import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,19 +17,27 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from robustgate.plugin.shard import parse_shard, select
+from robustgate.reports.record import ItemRecord
 from robustgate.reports.results import model_label
 from robustgate.reports.table import RESULT, SummaryRow, render_summary
 
 if TYPE_CHECKING:
     from robustgate.cache import ArtifactCache
-    from robustgate.reports.baseline import BaselineRelease
-    from robustgate.reports.results import ItemResult
+    from robustgate.reports.previous_release import PreviousRelease
+    from robustgate.evaluation import SpecEvaluation
     from robustgate.spec import Spec
-    from robustgate.workspace import Workspace
 
 # Any YAML file pytest walks into is a spec when it carries the top-level `robustgate:` key, wherever it
 # lies (a spec kept beside the unit tests must not be skipped in silence); the ini key narrows this.
 DEFAULT_PATTERNS = ["*.yaml", "*.yml"]
+
+
+def path_option(text: str) -> Path:
+    """A path option's value; an empty one (``--robustgate-report=``, an unset CI variable) is a usage error,
+    not the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("needs a path, got an empty value")
+    return Path(text)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,6 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--robustgate-cache-dir",
         metavar="DIR",
+        type=path_option,
         default=None,
         help="where trained weights, compressed models and predictions are cached "
         "(default: the robustgate_cache_dir ini value, else .robustgate-cache under the rootdir)",
@@ -56,7 +66,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--robustgate-report",
         metavar="DIR",
-        default="reports",
+        type=path_option,
+        default=Path("reports"),
         help="where report.html, results.json and summary.md are written at the end of a run with contracts, "
         "also a failed or interrupted one (default: reports/ under the rootdir)",
     )
@@ -70,6 +81,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--robustgate-shard",
         metavar="I/N",
+        type=parse_shard,
         default=None,
         help="run part I of N of the robustgate contracts (one CI machine of N), whole models at a time and "
         "deterministically; `robustgate merge` joins the N results.json files (default: run them all)",
@@ -77,6 +89,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--robustgate-baseline",
         metavar="PREV_JSON",
+        type=path_option,
         default=None,
         help="the previous release's results (a results.json, or a file written by --robustgate-save-baseline): "
         "max_regression gates compare with it, and the report shows each metric's change",
@@ -84,6 +97,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--robustgate-save-baseline",
         metavar="PATH",
+        type=path_option,
         default=None,
         help="also write this run's results with per-image outcomes to PATH, for the next release's "
         "--robustgate-baseline (paired comparisons on the same images)",
@@ -100,7 +114,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 class RobustgateSession:
-    """Per-pytest-session state: the cache, one workspace per spec, and the summary rows.
+    """Per-pytest-session state: the cache, one evaluation per spec, and the summary rows.
 
     Registered as a plugin object so its hooks see this session's state only.
     """
@@ -108,37 +122,56 @@ class RobustgateSession:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self._cache: ArtifactCache | None = None
-        self.workspaces: dict[tuple[Path, str | None], Workspace] = {}  # by spec file and matrix case
-        self.results: list[ItemResult] = []
+        self.evaluations: dict[tuple[Path, str | None], SpecEvaluation] = {}  # by spec file and matrix case
+        self.records: list[ItemRecord] = []  # every robustgate item's, as its reports carried them
         self.not_run: list[str] = []  # contracts collected that never reported (an interrupted run, -x, --maxfail)
         self.interrupted = False
         self.xdist_collected: list[str] | None = None  # the node ids a pytest-xdist worker collected (on the controller)
-        self.specs: dict[str, dict[str, str]] = {}  # spec (as item ids name it) -> name and content hash
+        # spec (as item ids name it) -> name, content hash, ...: recorded at collection (on xdist's workers, which
+        # send them to the controller); results.json lists those of the items that reported
+        self.specs: dict[str, dict[str, Any]] = {}
         self.started = time.perf_counter()
         self.collected: float | None = None
         self.report_errors: list[str] = []  # reports that could not be written, shown in the terminal summary
-        self.per_image: dict[str, dict[str, Any]] = {}  # nodeid -> metric -> packed outcomes, for a saved baseline
-        self.baseline: BaselineRelease | None = None
-        chosen_shard = config.getoption("robustgate_shard", None)
-        self.shard = parse_shard(chosen_shard) if chosen_shard else None
+        self.shard: tuple[int, int] | None = config.getoption("robustgate_shard", None)
         self.shard_summary: str | None = None
+        self.previous_release: PreviousRelease | None = None  # --robustgate-baseline: what max_regression compares with
         chosen = config.getoption("robustgate_baseline", None)
         if chosen:
             from robustgate.errors import RobustgateError
-            from robustgate.reports.baseline import BaselineRelease
+            from robustgate.reports.previous_release import PreviousRelease
 
             try:
-                self.baseline = BaselineRelease.load(self._path(chosen))
+                self.previous_release = PreviousRelease.load(self._path(chosen))
             except RobustgateError as err:
                 raise pytest.UsageError(f"--robustgate-baseline: {err}") from None
 
     @property
-    def saving_baseline(self) -> bool:
-        return bool(self.config.getoption("robustgate_save_baseline", None))
+    def saving_release(self) -> bool:
+        """Whether this run saves itself, per-image outcomes included, for the next release to compare with."""
+        return self.config.getoption("robustgate_save_baseline", None) is not None
 
-    def _path(self, option: str) -> Path:
-        path = Path(option)
-        return path if path.is_absolute() else self.config.invocation_params.dir / path
+    def _path(self, option: Path) -> Path:
+        return option if option.is_absolute() else self.config.invocation_params.dir / option
+
+    def spec_collected(self, key: str, spec: "Spec") -> None:
+        """What results.json says of a spec file (``key``: as item ids name it, relative to the rootdir, so shards
+        from other checkouts agree): its name, content hash and profile, the weights it unpickled with
+        ``trusted: true`` (which may run code) and the files and folders it read. A matrix's first case speaks
+        for its file."""
+        if key in self.specs:
+            return
+        from robustgate.reports.results import spec_digest
+        from robustgate.spec.paths import paths_read
+
+        entry: dict[str, Any] = {"name": spec.name, "sha256": spec_digest(spec.path, spec.profile)}
+        if spec.profile:
+            entry["profile"] = spec.profile
+        if spec.model.trusted:
+            entry["trusted"] = spec.model.weights
+        if paths := paths_read(spec):
+            entry["paths"] = paths
+        self.specs[key] = entry
 
     @property
     def cache(self) -> "ArtifactCache":
@@ -154,13 +187,32 @@ class RobustgateSession:
         path = Path(chosen) if chosen else Path(".robustgate-cache")
         return path if path.is_absolute() else self.config.rootpath / path
 
-    def workspace(self, spec: "Spec") -> "Workspace":
+    def evaluation(self, spec: "Spec") -> "SpecEvaluation":
+        """``spec``'s evaluation, built once per session; through ``other_case`` its contracts reach the
+        other matrix cases of its file (a ``compare:`` between cases)."""
         key = (spec.path, spec.case)
-        if key not in self.workspaces:
-            from robustgate.workspace import Workspace
+        if key not in self.evaluations:
+            from robustgate.evaluation import SpecEvaluation
 
-            self.workspaces[key] = Workspace(spec, self.cache, self.progress)
-        return self.workspaces[key]
+            def other_case(case: str) -> SpecEvaluation:
+                return self._case_evaluation(spec, case)
+
+            self.evaluations[key] = SpecEvaluation.build(spec, self.cache, self.progress, other_case)
+        return self.evaluations[key]
+
+    def _case_evaluation(self, spec: "Spec", case: str) -> "SpecEvaluation":
+        """The evaluation of matrix case ``case`` of ``spec``'s file, its spec read as collection reads it."""
+        if (spec.path, case) in self.evaluations:
+            return self.evaluations[(spec.path, case)]
+        from robustgate.errors import SpecError
+        from robustgate.spec import load_cases
+
+        cases = {other.case: other for other in load_cases(spec.path, self.config.getoption("robustgate_profile", None))}
+        if case not in cases:
+            named = ", ".join(name for name in cases if name)
+            raise SpecError(f"{spec.path.name} has no matrix case '{case}'",
+                            hint=f"name one of its cases: {named}" if named else "the spec has no matrix: section")
+        return self.evaluation(cases[case])
 
     def progress(self, message: str) -> None:
         """Long work (training, compression) reports progress on the terminal, unless -q."""
@@ -172,50 +224,28 @@ class RobustgateSession:
             reporter.write_line(f"robustgate: {message}")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # Results come from reports, not items, so they also arrive from pytest-xdist workers; an item skipped or
-        # broken in setup has no call report, and is recorded (and tabled) from its setup report.
-        properties = dict(report.user_properties)
-        if "robustgate.contract" not in properties:
-            return
-        if _ended(report):
-            result = _item_result(report, properties)
-            if self.baseline is not None:
-                result.previous = self.baseline.compared(report.nodeid, result.metrics)
-            self.results.append(result)
-            per_image = (getattr(report, "robustgate", None) or {}).get("per_image")
-            if per_image:
-                self.per_image[report.nodeid] = per_image
+        # Records come from reports, not items, so they also arrive from pytest-xdist workers; an item skipped or
+        # broken in setup has no call report, and its setup report carries its record.
+        carried = getattr(report, "robustgate", None)
+        if carried is not None:
+            self.records.append(ItemRecord.from_wire(carried))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         report = yield
-        if _ended(report) and any(name == "robustgate.contract" for name, _ in item.user_properties):
-            # on the item, so the teardown report (whose properties JUnit XML writes) carries it
-            item.user_properties.append(("robustgate.outcome", _outcome(report, dict(report.user_properties))))
-        record = getattr(item, "robustgate_record", None)
-        if call.when == "call" and record is not None:
-            report.robustgate = record  # a plain dict: pytest-xdist carries it from the worker
-            if self.config.getoption("htmlpath", None):  # pytest-html is writing a report: add our rows' extras
-                from dataclasses import asdict
+        record: ItemRecord | None = getattr(item, "robustgate_record", None)
+        if record is None or not _ended(report):
+            return report
+        record.ended(report.passed, report.skipped, _first_line(report), float(report.duration))
+        report.robustgate = record.to_wire()  # plain data: pytest-xdist carries it from the worker
+        # JUnit XML writes the teardown report's properties, which pytest copies from the item
+        properties = record.junit_properties()
+        item.user_properties.extend(properties)
+        report.user_properties.extend(properties)
+        if report.when == "call" and record.metrics and self.config.getoption("htmlpath", None):
+            from robustgate.plugin.html_extras import item_extras  # pytest-html is writing a report: our rows' extras
 
-                from robustgate.plugin.html_extras import item_extras
-
-                result = _item_result(report, dict(report.user_properties))
-                report.extras = [*getattr(report, "extras", []), *item_extras(asdict(result))]
-        spec = getattr(item, "spec", None)
-        key = item.nodeid.split("::")[0]  # as items name their spec: relative, so shards from other checkouts agree
-        if spec is not None and key not in self.specs:
-            from robustgate.reports.results import spec_digest
-
-            self.specs[key] = {"name": spec.name, "sha256": spec_digest(spec.path, spec.profile)}
-            if spec.profile:
-                self.specs[key]["profile"] = spec.profile
-            if spec.model.trusted:  # reports say which weights were unpickled, since that may run code
-                self.specs[key]["trusted"] = spec.model.weights
-            from robustgate.spec.paths import paths_read
-
-            if paths := paths_read(spec):  # and which files and folders the spec read
-                self.specs[key]["paths"] = paths
+            report.extras = [*getattr(report, "extras", []), *item_extras(record.results_item())]
         return report
 
     @pytest.hookimpl(tryfirst=True)  # before -k/-m deselect: a model's shard depends on the collection alone
@@ -238,6 +268,12 @@ class RobustgateSession:
         if self.xdist_collected is None:  # every worker collects the same items
             self.xdist_collected = list(ids)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """An xdist worker is done: take the specs it collected (a crashed one sent nothing)."""
+        for key, entry in getattr(node, "workeroutput", {}).get("robustgate_specs", {}).items():
+            self.specs.setdefault(key, entry)
+
     def _contracts_not_run(self, session: pytest.Session) -> list[str]:
         """The robustgate items collected (after -k, -m and sharding) that never reported."""
         if self.xdist_collected is not None:  # the controller of pytest-xdist holds no items, only the workers' ids
@@ -250,41 +286,44 @@ class RobustgateSession:
                     files[path] = "::" in nodeid and is_spec_file(self.config.rootpath / path)
             collected = [nodeid for nodeid in self.xdist_collected if files[nodeid.split("::")[0]]]
         else:
-            collected = [item.nodeid for item in session.items
-                         if any(name == "robustgate.contract" for name, _ in item.user_properties)]
-        reported = {result.nodeid for result in self.results}
+            collected = [item.nodeid for item in session.items if hasattr(item, "robustgate_record")]
+        reported = {record.nodeid for record in self.records}
         return [nodeid for nodeid in collected if nodeid not in reported]
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):  # an xdist worker: the controller reports
+            self.config.workeroutput["robustgate_specs"] = self.specs  # type: ignore[attr-defined]  # set by xdist
             return
         self.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         # a --collect-only run ran nothing on purpose; a run that stopped early says which contracts it never ran
         self.not_run = self._contracts_not_run(session) if exitstatus != pytest.ExitCode.OK else []
-        if not self.results and not self.not_run:  # no contracts were to run
+        if not self.records and not self.not_run:  # no contracts were to run
             return
         from robustgate.reports.html import render_html
         from robustgate.reports.markdown import render_markdown
         from robustgate.reports.results import document, write_json
 
         end = time.perf_counter()
-        timings = {"total_seconds": end - self.started, "contracts_seconds": sum(r.duration for r in self.results)}
-        for result in self.results:  # where the contracts' time went: training, compression, prediction, ...
-            for phase, seconds in result.phases.items():
+        timings = {"total_seconds": end - self.started, "contracts_seconds": sum(r.duration for r in self.records)}
+        for record in self.records:  # where the contracts' time went: training, compression, prediction, ...
+            for phase, seconds in record.phases.items():
                 timings[f"{phase}_seconds"] = timings.get(f"{phase}_seconds", 0.0) + seconds
         if self.collected is not None:
             timings["collection_seconds"] = self.collected - self.started
-        doc = document(self.results, self.specs, int(exitstatus), self.interrupted, timings, self.not_run)
-        if self.baseline is not None:
-            doc["baseline"] = self.baseline.describe()
+        reported = {record.spec for record in self.records}
+        specs = {key: entry for key, entry in self.specs.items() if key in reported}
+        doc = document(self.records, specs, int(exitstatus), self.interrupted, timings, self.not_run)
+        if self.previous_release is not None:
+            doc["baseline"] = self.previous_release.describe()
         if self.shard is not None:
             doc["shard"] = {"index": self.shard[0], "count": self.shard[1]}
         folder = self._report_dir()
         write_json(folder / "results.json", doc)
-        if self.saving_baseline:
+        if self.saving_release:
             target = self._path(self.config.getoption("robustgate_save_baseline"))
+            per_image = {record.nodeid: record.per_image for record in self.records if record.per_image}
             try:
-                write_json(target, {**doc, "per_image": self.per_image})
+                write_json(target, {**doc, "per_image": per_image})
             except OSError as err:  # the run's own results are written; say so rather than crash the session
                 self.report_errors.append(f"the baseline was not saved to {target}: {err.strerror or err}")
         (folder / "summary.md").write_text(render_markdown(doc), encoding="utf-8")
@@ -294,15 +333,15 @@ class RobustgateSession:
             self.report_errors.append(f"report.html was not written: {type(err).__name__}: {err}")
 
     def _report_dir(self) -> Path:
-        folder = Path(self.config.getoption("robustgate_report"))
+        folder: Path = self.config.getoption("robustgate_report")
         return folder if folder.is_absolute() else self.config.rootpath / folder
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.results and not self.not_run:
+        if not self.records and not self.not_run:
             return
         quiet = self.config.get_verbosity() < 0
         terminalreporter.section("robustgate", sep="=", bold=True)
-        rows = [_summary_row(result) for result in self.results]
+        rows = [_summary_row(record) for record in self.records]
         for line in render_summary(rows, quiet=quiet, not_run=self.not_run, interrupted=self.interrupted):
             terminalreporter.write_line(line)
         if not quiet:
@@ -320,26 +359,14 @@ def _ended(report: pytest.TestReport) -> bool:
     return report.when == "call" or (report.when == "setup" and not report.passed)
 
 
-def _outcome(report: pytest.TestReport, properties: dict[str, Any]) -> str:
-    """passed, skipped, failed (a broken gate) or error (the contract could not be evaluated).
-
-    JUnit XML gets it as the ``robustgate.outcome`` property: pytest writes both a broken gate and an error
-    raised while evaluating as ``<failure>`` (an error in setup as ``<error>``)."""
-    if report.passed or report.skipped:
-        return report.outcome
-    return "failed" if properties.get("robustgate.verdict") == "fail" else "error"
-
-
-def _summary_row(result: "ItemResult") -> SummaryRow:
+def _summary_row(record: ItemRecord) -> SummaryRow:
     """The terminal table's row: the gates as summary.md and report.html show them (relative ones with the value they
     read against), or the error's or skip's message."""
-    from dataclasses import asdict
-
     from robustgate.reports.breakdown import describe_measured
 
-    record = asdict(result)
-    return SummaryRow(spec=result.spec, model=model_label(record), contract=result.contract,
-                      result=RESULT[result.outcome], detail=describe_measured(record))
+    item = record.results_item()
+    return SummaryRow(spec=record.spec, model=model_label(item), contract=record.contract,
+                      result=RESULT[record.outcome], detail=describe_measured(item))
 
 
 def _first_line(report: pytest.TestReport) -> str:
@@ -351,31 +378,6 @@ def _first_line(report: pytest.TestReport) -> str:
     text = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr or "")
     text = text.strip().removeprefix("Skipped: ")
     return text.splitlines()[0] if text else ""
-
-
-def _item_result(report: pytest.TestReport, properties: dict[str, Any]) -> "ItemResult":
-    from robustgate.reports.results import ItemResult, finite
-
-    record = getattr(report, "robustgate", None) or {}
-    outcome = _outcome(report, properties)
-    metrics = {}
-    for key, value in properties.items():
-        if key.startswith("robustgate.") and isinstance(value, (int, float)) and not isinstance(value, bool):
-            metrics[key.removeprefix("robustgate.")] = finite(value)
-    gates = [{**gate, **{k: finite(gate[k]) for k in ("threshold", "estimate", "value")}} for gate in record.get("gates", [])]
-    message = _first_line(report) if outcome in ("error", "skipped") else ""
-    return ItemResult(
-        nodeid=report.nodeid, spec=report.nodeid.split("::")[0], model=str(properties["robustgate.model"]),
-        contract=str(properties["robustgate.contract"]), outcome=outcome, duration=float(report.duration),
-        metrics=metrics, gates=gates, findings=list(record.get("findings", [])), notes=list(record.get("notes", [])),
-        caveats=list(record.get("caveats", [])),
-        message=message, technique=str(properties.get("robustgate.technique", "")),
-        settings=str(properties.get("robustgate.settings", "")),
-        case=str(properties.get("robustgate.case", "")),
-        kind=str(properties.get("robustgate.kind", "")), datasets=str(properties.get("robustgate.datasets", "")).split(),
-        series={name: [v for v in map(float, values) if math.isfinite(v)] for name, values in record.get("series", {}).items()},
-        phases={name: float(seconds) for name, seconds in record.get("phases", {}).items()},
-    )
 
 
 _SESSION = pytest.StashKey[RobustgateSession]()

@@ -13,9 +13,8 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -23,13 +22,19 @@ from robustgate.budget import ItemMeter, metered
 from robustgate.checks import contract_kinds
 from robustgate.checks.fitted import add_seen_in_training
 from robustgate.errors import RobustgateError
-from robustgate.plugin.verdict import BaselineWarning, ContractViolation, EvaluationWarning, format_violation
+from robustgate.plugin.hooks import session_of
+from robustgate.plugin.verdict import ContractViolation, EvaluationWarning, RegressionWarning, ViolationRepr
+from robustgate.reports.previous_release import read_regression_gates
+from robustgate.reports.record import ItemRecord
 from robustgate.spec import Contract, Spec, load_cases
 from robustgate.spec.fields import dataset_refs
 from robustgate.spec.parse import problems_error
 from robustgate.spec.preflight import factory_problems
 from robustgate.threads import evaluation_share
 from robustgate.plan import applies, missing_data, models
+
+if TYPE_CHECKING:  # built when an item runs: collecting imports no torch
+    from robustgate.evaluation import SpecEvaluation
 
 
 class PlainErrors(pytest.Collector):
@@ -51,6 +56,7 @@ class SpecFile(pytest.File, PlainErrors):
         for spec in load_cases(self.path, self.config.getoption("robustgate_profile", None)):
             if problems := factory_problems(spec):
                 raise problems_error(spec.lines.path, problems)
+            session_of(self.config).spec_collected(self.nodeid, spec)
             if spec.case is None:
                 yield from model_nodes(self, spec)
             else:
@@ -113,7 +119,7 @@ class ModelNode(PlainErrors):
             name = f"{contract.kind}[{params}]" if params else contract.kind
             yield ContractItem.from_parent(
                 self, name=name, originalname=contract.kind, callobj=call, spec=self.spec, contract=contract,
-                id_params=params or None,
+                variant=self.name, id_params=params or None,
             )
 
 
@@ -133,7 +139,7 @@ def item_params(contracts: list[Contract], spec: Spec) -> list[str]:
         tags = _distinguishing(
             [contracts[i] for i in group],
             [lambda c: _differing_settings(c, [contracts[i] for i in group]),  # noqa: B023 (called in this iteration)
-             lambda c: "+".join(sorted(k for k in contract_kinds.get(c.kind).gate_keys if getattr(c.params, k, None) is not None)),
+             lambda c: "+".join(sorted(gate.key for gate in contract_kinds.get(c.kind).set_gates(c.params))),
              lambda c: hashlib.sha256(f"{c.params.model_dump_json()}{c.variants}{c.max_regression}{c.budget}".encode()).hexdigest()[:6]],
         )
         if tags is None:
@@ -200,7 +206,7 @@ def robustgate_latency(request: pytest.FixtureRequest, benchmark: Any) -> None:
 class ContractItem(pytest.Function):
     """One (model, contract) pair."""
 
-    def __init__(self, *, spec: Spec, contract: Contract, id_params: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, spec: Spec, contract: Contract, variant: str, id_params: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         parent_id = getattr(self.parent, "id", None)
         if parent_id is not None and id_params is not None:
@@ -210,20 +216,21 @@ class ContractItem(pytest.Function):
             self._id = parent_id.child(self.originalname).with_params(id_params)
         self.spec = spec
         self.contract = contract
-        self.variant = self.parent.name
-        # set here, not when it runs, so that setup reports (a skip, an error) say which contract it is
-        datasets = dict.fromkeys(name for _, name in dataset_refs(contract.params))
-        self.user_properties += [("robustgate.model", self.variant), ("robustgate.contract", self.name),
-                                 ("robustgate.kind", contract.kind), ("robustgate.datasets", " ".join(datasets)),
-                                 *([("robustgate.case", spec.case)] if spec.case else []),
-                                 ("robustgate.technique", technique(spec, self.variant)),
-                                 ("robustgate.settings", settings_digest(contract))]
-        self.robustgate_record: dict[str, Any] | None = None  # the outcome, for results.json (see hooks)
+        self.variant = variant
+        self.robustgate_session = session_of(self.config)
+        # what every report says of this item; who it is is set here, not when it runs, so that an item that
+        # skips or breaks in setup is reported as this contract too (the hooks carry it on pytest's reports)
+        self.robustgate_record = ItemRecord(
+            nodeid=self.nodeid, spec=self.nodeid.split("::")[0], model=self.variant, contract=self.name,
+            kind=contract.kind, datasets=list(dict.fromkeys(name for _, name in dataset_refs(contract.params))),
+            case=spec.case or "", technique=technique(spec, self.variant), settings=settings_digest(contract),
+        )
         self.phase_seconds: dict[str, float] = {}
 
     def run_latency(self, benchmark: Any) -> None:
-        from robustgate.plugin.benchmark import LatencyEvaluation, disabled_by_user, previous_p50_ms, under_xdist
-        from robustgate.plugin.hooks import session_of
+        from dataclasses import replace
+
+        from robustgate.plugin.benchmark import benchmark_runner, disabled_by_user, fill_extra_info, previous_p50_ms, under_xdist
 
         if under_xdist(self.config) and not self.config.getoption("robustgate_force_latency"):
             pytest.skip(
@@ -231,58 +238,54 @@ class ContractItem(pytest.Function):
                 "measure the load. Run latency items in a serial run (-p no:xdist -k latency), or pass "
                 "--robustgate-force-latency"
             )
-        workspace = session_of(self.config).workspace(self.spec)
+        evaluation = self.robustgate_session.evaluation(self.spec)
         if disabled_by_user(self.config):  # --benchmark-disable: run once as a plain test, time nothing
-            workspace.latency_smoke(self.variant, self.contract.params)
+            evaluation.latency.smoke(self.variant, self.contract.params)
             # a gate nothing measured must not read as kept: skip, saying the model did answer
             pytest.skip("not timed (--benchmark-disable): the model answered one untimed query, so no latency "
                         "gate was read; run without --benchmark-disable to time it")
         # pytest-benchmark names a benchmark after the test function; ours are all "latency"
         case = f"::{self.spec.case}" if self.spec.case else ""
         benchmark.name, benchmark.group = f"{self.variant}::{self.name}", f"{self.spec.name}{case}::{self.name}"
-        evaluation = LatencyEvaluation(workspace, benchmark, previous_p50_ms(self.config, self.nodeid))
+        latency = evaluation.latency.timed_by(benchmark_runner(benchmark), previous_p50_ms(self.config, self.nodeid))
         try:
-            outcome = self.run_contract(evaluation)
+            outcome = self.run_contract(replace(evaluation, latency=latency))
         except ContractViolation as violation:
-            evaluation.record(violation.outcome)
+            fill_extra_info(benchmark, violation.outcome, self.contract.params)
             raise
-        evaluation.record(outcome)
+        fill_extra_info(benchmark, outcome, self.contract.params)
 
-    def run_contract(self, evaluation: Any = None) -> Any:
-        from robustgate.plugin.hooks import session_of
-
-        workspace = session_of(self.config).workspace(self.spec)
-        before = dict(workspace.clock.seconds)
+    def run_contract(self, evaluation: SpecEvaluation | None = None) -> Any:
+        evaluation = evaluation or self.robustgate_session.evaluation(self.spec)
+        before = dict(evaluation.clock.seconds)
         try:
             # xdist workers each evaluate on their share of the cores (builds keep all: see robustgate.threads)
             workers = self.config.workerinput["workercount"] if hasattr(self.config, "workerinput") else 1
-            with metered(self._budget_meter(workspace.clock)), evaluation_share(workers):
-                outcome = contract_kinds.get(self.contract.kind).check(evaluation or workspace, self.variant, self.contract.params)
+            with metered(self._budget_meter(evaluation.clock)), evaluation_share(workers):
+                outcome = contract_kinds.get(self.contract.kind).check(evaluation, self.variant, self.contract.params)
         except RobustgateError as err:  # e.g. a `samples:` the data cannot satisfy: point at the contract
             raise err.at(self.spec.where(self.contract.line)) from None
-        self.phase_seconds = workspace.clock.since(before)  # this item's share of training, prediction, ...
-        for metric, value in workspace.size_metrics(self.variant).items():  # every item reports the model's size
+        self.phase_seconds = evaluation.clock.since(before)  # this item's share of training, prediction, ...
+        for metric, value in evaluation.models.size_metrics(self.variant).items():  # every item reports the model's size
             outcome.metrics.setdefault(metric, value)
         for dataset in dict.fromkeys(name for _, name in dataset_refs(self.contract.params)):
-            count, seen = workspace.fitted_images.seen(self.variant, dataset)
-            size = len(workspace.datasets[dataset])
+            count, seen = evaluation.fitted_images.seen(self.variant, dataset)
+            size = len(evaluation.datasets[dataset])
             add_seen_in_training(outcome, dataset, size, count, seen, self.contract.seen_in_training)
-        unread = self._regression_gates(outcome, workspace.confidence) if self.contract.max_regression else None
+        unread = self._regression_gates(outcome, evaluation.confidence)
         if not outcome.gates and unread:
-            # nothing to compare with yet: skip, but keep what was measured so a saved baseline holds it
-            self._record(outcome, workspace)
+            # nothing to compare with yet: skip, but keep what was measured so a saved release holds it
+            self._record(outcome)
             pytest.skip(f"max_regression not read: {unread}, and this contract gates nothing else")
         if not outcome.gates and outcome.unread:  # a gate nothing measured skips: neither kept nor broken
-            self._record(outcome, workspace)
+            self._record(outcome)
             pytest.skip(f"{'; '.join(outcome.unread)}, and this contract gates nothing else")
         if not outcome.gates:  # a contract that checked nothing must not count as kept
             why = f": {'; '.join(outcome.findings)}" if outcome.findings else ""
             raise RobustgateError(
                 f"{self.contract.kind} contract read no gate on {self.variant}{why}", where=self.spec.where(self.contract.line)
             )
-        self._record(outcome, workspace)
-        self.user_properties.append(("robustgate.verdict", "pass" if outcome.passed else "fail"))
-        self.user_properties.append(("robustgate.headline", outcome.headline()))
+        self._record(outcome)
         if not outcome.passed:
             raise ContractViolation(outcome, self.name, self.spec.where(self.contract.line), self._source_line())
         return outcome
@@ -296,65 +299,27 @@ class ContractItem(pytest.Function):
         return ItemMeter(budget, clock, f"raise {where} `budget:`, or evaluate fewer images (`samples:` on the "
                                         "dataset or the contract, fewer strengths or corruptions)")
 
-    def _record(self, outcome: Any, workspace: Any) -> None:
-        """What the item measured, for JUnit properties, the warnings summary and results.json."""
-        from robustgate.plugin.hooks import session_of
-
-        for metric, value in outcome.metrics.items():
-            self.user_properties.append((f"robustgate.{metric}", value))
+    def _record(self, outcome: Any) -> None:
+        """What the item measured, into its record; findings also into pytest's warnings summary."""
         for finding in outcome.findings:  # shown in pytest's warnings summary; a failure only under strict: true
             warnings.warn(EvaluationWarning(f"{self.variant} :: {self.name}: {finding}"), stacklevel=1)
-        if outcome.findings:
-            self.user_properties.append(("robustgate.findings", "; ".join(outcome.findings)))
-        if outcome.notes:
-            self.user_properties.append(("robustgate.notes", "; ".join(outcome.notes)))
-        if outcome.caveats:
-            self.user_properties.append(("robustgate.caveats", "; ".join(outcome.caveats)))
-        self.robustgate_record = {
-            "gates": [{**asdict(gate), "passed": gate.passed} for gate in outcome.gates],
-            "findings": list(outcome.findings),
-            "notes": list(outcome.notes),
-            "caveats": list(outcome.caveats),
-            "series": {name: list(values) for name, values in outcome.series.items()},
-            "phases": dict(self.phase_seconds),
-        }
-        if session_of(self.config).saving_baseline:  # bit-packed: small enough to travel from xdist workers
-            self.robustgate_record["per_image"] = {m: images.to_json() for m, images in outcome.per_image.items()}
+        session, record = self.robustgate_session, self.robustgate_record
+        record.measured(outcome, self.phase_seconds, per_image=session.saving_release)
+        if session.previous_release is not None:  # the report's comparison with it
+            record.previous = session.previous_release.compared(self.nodeid, record.metrics)
 
     def _regression_gates(self, outcome: Any, confidence: float | str) -> str | None:
-        """``max_regression:`` against the release given by --robustgate-baseline; says why when it read none."""
-        from robustgate.checks.regression import add_regression_gates
-        from robustgate.plugin.hooks import session_of
-
-        from robustgate.latency.machine import cpu_model
-
-        release = session_of(self.config).baseline
-        previous = release.previous(self.nodeid) if release is not None else None
-        spec = self.nodeid.split("::")[0]
-        if release is not None and previous is None and not release.has_spec(spec):
-            # not one item of this spec matched: a moved or renamed spec, or another rootdir, not a new contract
-            raise RobustgateError(
-                f"the baseline {release.path} holds no results of {spec} (it has: {', '.join(release.specs()) or 'none'}), "
-                "so no max_regression gate of this spec can be read",
-                where=self.spec.where(self.contract.line),
-                hint="run pytest from the rootdir the baseline was saved in, or save a new baseline after moving a spec",
-            )
-        unread = []
-        if previous is None:
-            unread = ["no --robustgate-baseline PREV.json was given" if release is None
-                      else f"the baseline {release.path.name} has no result for this item (a new contract?)"]
-        elif previous.settings and previous.settings != settings_digest(self.contract):
-            unread = [f"the contract's settings changed since the baseline {release.path.name}, so its numbers measure "
-                      "something else; save a new baseline"]
-        if unread:
-            outcome.notes.append(f"max_regression not read: {unread[0]}")
-        else:
-            try:
-                unread = add_regression_gates(outcome, self.contract.max_regression, previous, confidence, cpu_model())
-            except RobustgateError as err:
-                raise err.at(self.spec.where(self.contract.line)) from None
+        """``max_regression:`` against the release given by --robustgate-baseline; says why when it read none
+        (None: it read them all, or the contract sets none)."""
+        if not self.contract.max_regression:
+            return None
+        try:
+            unread = read_regression_gates(outcome, self.contract.max_regression, self.robustgate_session.previous_release,
+                                           self.nodeid, self.robustgate_record.settings, confidence)
+        except RobustgateError as err:
+            raise err.at(self.spec.where(self.contract.line)) from None
         for why in unread:
-            warnings.warn(BaselineWarning(f"{self.variant} :: {self.name}: max_regression not read: {why}"), stacklevel=1)
+            warnings.warn(RegressionWarning(f"{self.variant} :: {self.name}: max_regression not read: {why}"), stacklevel=1)
         return "; ".join(unread) or None
 
     def _source_line(self) -> str:
@@ -368,7 +333,7 @@ class ContractItem(pytest.Function):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
         if isinstance(excinfo.value, ContractViolation):
-            return format_violation(excinfo.value)
+            return ViolationRepr(excinfo.value)
         if isinstance(excinfo.value, RobustgateError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)

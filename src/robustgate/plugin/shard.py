@@ -19,7 +19,10 @@ _SHARD = re.compile(r"(\d+)/(\d+)")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """``"2/4"`` → ``(2, 4)``; a :class:`pytest.UsageError` saying the form for anything else."""
+    """``"2/4"`` → ``(2, 4)``; a :class:`pytest.UsageError` saying the form for anything else.
+
+    The option's ``type=``, so a malformed shard stops pytest while it parses its arguments, before anything
+    is collected (a UsageError passes through argparse with its message as written)."""
     match = _SHARD.fullmatch(text.strip())
     if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
         raise pytest.UsageError(
@@ -55,7 +58,8 @@ def select(items: list[pytest.Item], index: int, count: int) -> tuple[list[pytes
         if model is not None:
             sizes[model] = sizes.get(model, 0) + 1
     shard_of = assign(list(sizes), sizes, count)
-    kept, left = [], []
+    kept: list[pytest.Item] = []
+    left: list[pytest.Item] = []
     for item in items:
         model = model_of(item)
         (kept if model is None or shard_of[model] == index - 1 else left).append(item)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from _pytest._code.code import TerminalRepr
+from _pytest._io import TerminalWriter
+
 from robustgate.checks.outcome import Outcome, format_number
 
 
@@ -20,8 +25,18 @@ class EvaluationWarning(UserWarning):
     """The evaluation behind a result may be too weak to trust (e.g. signs of gradient masking)."""
 
 
-class BaselineWarning(UserWarning):
-    """A ``max_regression`` gate could not be read: no previous release to compare with."""
+class RegressionWarning(UserWarning):
+    """A ``max_regression`` gate could not be read: no previous release to compare with, or nothing to compare in it."""
+
+
+@dataclass(eq=False)
+class ViolationRepr(TerminalRepr):
+    """A broken contract in pytest's failure section (and, as text, in JUnit XML and from xdist workers)."""
+
+    violation: ContractViolation
+
+    def toterminal(self, tw: TerminalWriter) -> None:
+        tw.line(format_violation(self.violation))
 
 
 def format_violation(err: ContractViolation) -> str:

@@ -4,13 +4,13 @@ absolute value; the confidence intervals; the paired comparisons with the baseli
 attack protocol's per-leg breakdown. The terminal, summary.md and report.html show the same things.
 
 It reads the metric names the checks write (``baseline_accuracy@printed``, ``broken_by_twin@8/255``),
-keyed by the item's ``kind``, and never recomputes a number: a reference the results do not hold is
-shown as not recorded.
+keyed by the item's ``kind``, at the points its record names (``axes``: an attack sweep's strengths;
+``datasets``: a shift's targets, a comparison's datasets), and never recomputes a number: a reference
+the results do not hold is shown as not recorded.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,13 +136,20 @@ def interval_level(item: dict[str, Any]) -> str:
     return f"{level:.0%}" if level is not None else "95%"
 
 
+def _suffixes(item: dict[str, Any]) -> list[str]:
+    """The ``@`` suffixes an item's metrics may carry, from its record: none, each point on its ``axes`` and each of
+    its ``datasets``."""
+    points = [*(item.get("axes") or {}), *(item.get("datasets") or [])]
+    return list(dict.fromkeys(["", *(f"@{point}" for point in points)]))
+
+
 def paired_comparisons(item: dict[str, Any]) -> list[str]:
     """Each paired drop against the baseline on the same images: its interval, the baseline's value and McNemar's test."""
     m, lines = item["metrics"], []
-    for key in m:
-        if not key.startswith("mcnemar_p") or m[key] is None:
+    for at in _suffixes(item):
+        key = f"mcnemar_p{at}"
+        if m.get(key) is None:
             continue
-        at = key.removeprefix("mcnemar_p")
         drop, low, high = (m.get(f"{name}{at}") for name in ("drop", "drop_low", "drop_high"))
         shown = f"drop{at} {drop:+.4f}" if drop is not None else f"drop{at}"
         if low is not None and high is not None:
@@ -169,13 +176,23 @@ class Legs:
 
 
 def attack_legs(item: dict[str, Any]) -> list[Legs]:
-    m = item["metrics"]
-    broken: dict[str, dict[str, float]] = defaultdict(dict)
-    for key, value in m.items():
-        if key.startswith("broken_by_") and value is not None:
-            method, at, where = key.removeprefix("broken_by_").partition("@")
-            broken[at + where][method.replace("_", "-")] = value
-    return [Legs(at, m.get(f"n{at}"), counts, m.get(f"twin_agreement{at}")) for at, counts in broken.items()]
+    """The protocol's legs at each strength an attack item measured (each point of a sweep's ``axes``, else one)."""
+    m, legs = item["metrics"], []
+    for at in [f"@{point}" for point in item.get("axes") or {}] or [""]:
+        counts = {method.replace("_", "-"): value for method, value in _named(m, "broken_by_", at).items() if value is not None}
+        if counts:
+            legs.append(Legs(at, m.get(f"n{at}"), counts, m.get(f"twin_agreement{at}")))
+    return legs
+
+
+def _named(metrics: dict[str, Any], prefix: str, at: str) -> dict[str, Any]:
+    """``NAME -> value`` of the metrics named ``prefix + NAME + at`` (``broken_by_twin@8/255``: twin at ``@8/255``)."""
+    found = {}
+    for key, value in metrics.items():
+        name = key[len(prefix):len(key) - len(at)]
+        if key.startswith(prefix) and key.endswith(at) and "@" not in name:  # not a name of another point
+            found[name] = value
+    return found
 
 
 def context(item: dict[str, Any]) -> list[str]:

@@ -1,15 +1,21 @@
 """``report.html``: one self-contained page (inline CSS, plots as embedded PNGs, no network fetch)
 rendered from a results document, so ``robustgate report`` can redraw it from ``results.json``.
 
+The page opens with the findings, a list of the contract kinds with how their contracts ended, and the
+plots that span kinds (clean accuracy per dataset, against model size). Then one section per contract
+kind (:func:`robustgate.reports.table.by_kind`): the heading and description its declaration gives,
+the table of its items, and the figures a plug-in in ``_FIGURES`` draws for that kind (attack sweeps,
+corruption heatmaps, latency distributions, calibration's reliability diagrams). A new kind gets its
+section and table without a change here; a kind an older results.json names but this robustgate does
+not register is titled by its name.
+
 Every plot and table is keyed by spec and matrix case (two specs may both have a ``baseline`` and an
 ``int8``): a plot draws one (spec, case) group, and names it when the page has several. What a plot
-draws is read from each item's ``kind``, ``datasets`` and metrics, never from its label: ``accuracy``
-per dataset against the size metrics (``size_ratio``), ``robust_accuracy@EPS`` sweeps with the
-baseline beside the variants, ``accuracy@CORRUPTION/SEVERITY`` grids beside the baseline's, and the
-``latency_ms`` distributions. A plot whose data is absent is left out; a run with hundreds of items
-gets at most ``MAX_FIGURES`` figures of a kind (failing items first) and the page says what it left
-out. Each row of the contracts table opens onto what the terminal's verdict shows (gates, intervals,
-McNemar, the attack's legs), open already for failing rows.
+draws is read from each item's ``kind``, ``datasets``, ``axes``, ``series`` and metrics, never from its
+label. A plot whose data is absent is left out; a run with hundreds of items gets at most
+``MAX_FIGURES`` figures of a kind (failing items first) and the page says what it left out. Each row of
+a table opens onto what the terminal's verdict shows (gates, intervals, McNemar, the attack's legs),
+open already for failing rows.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import html
 import math
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +33,8 @@ from robustgate.reports import plots
 from robustgate.reports.breakdown import (
     attack_legs, context, describe_measured, gate_rows, interval_level, intervals, paired_comparisons,
 )
-from robustgate.reports.results import model_label, trusted_weights, upgraded
-from robustgate.reports.table import RESULT, headline, not_run_lines
+from robustgate.reports.results import model_label, trusted_weights, upgraded, upgraded_item
+from robustgate.reports.table import RESULT, KindSection, by_kind, headline, not_run_lines
 
 MAX_FIGURES = 8  # per-item or per-group figures of one kind (heatmaps, eps sweeps, accuracy by case)
 MAX_LINES = 8  # curves or bar groups on one axes (the colour cycle has 10)
@@ -37,7 +44,7 @@ MAX_FINDINGS = 50
 _STYLE = """
 *{box-sizing:border-box}
 body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1100px;padding:1em;color:#1d1d1f;background:#fff}
-h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
+h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}h3{font-size:1.05em;margin:1.2em 0 .4em}
 table{border-collapse:collapse;width:100%;font-size:.92em}
 td,th{border-bottom:1px solid #eee;padding:.35em .5em;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:#f5f5f7}tr:has(>.FAIL),tr:has(>.ERROR){background:#fff6f6}
@@ -135,12 +142,13 @@ def _left_out(shown: int, left: int, what: str, order: str = ", failing ones fir
     return f"<p class='note'>Showing {shown} of {shown + left} {what}{order}; results.json holds them all.</p>"
 
 
-def _section(title: str, figures: list[tuple[str, str, str]], what: str) -> list[str]:
-    """A section of figures ``(image, caption, kind)``, at most ``MAX_FIGURES``, saying how many it left out."""
+def _section(title: str, figures: list[tuple[str, str, str]], what: str, heading: str = "h3") -> list[str]:
+    """A section of figures ``(image, caption, kind)``, at most ``MAX_FIGURES``, saying how many it left out;
+    ``heading``: h2 for a section of the page, h3 for one inside a contract kind's."""
     if not figures:
         return []
     shown = figures[:MAX_FIGURES]
-    return [f"<h2>{title}</h2>", "<div class='plots'>", *(_figure_tag(*figure) for figure in shown), "</div>",
+    return [f"<{heading}>{title}</{heading}>", "<div class='plots'>", *(_figure_tag(*figure) for figure in shown), "</div>",
             _left_out(len(shown), len(figures) - len(shown), what, order=", in run order")]
 
 
@@ -178,7 +186,7 @@ def _accuracy_section(items: list[dict[str, Any]], naming: _Naming) -> list[str]
                 _left_out(MAX_LINES, left, "models", order=", the baseline first, then in run order")]
     figures = [(image, naming.group(group) + (f" ({MAX_LINES} of {MAX_LINES + left} models)" if left else ""), "accuracy")
                for group, (image, left) in drawn]
-    return _section("Accuracy by model and dataset", figures, "spec and case groups")
+    return _section("Accuracy by model and dataset", figures, "spec and case groups", heading="h2")
 
 
 def _accuracy_plot(items: list[dict[str, Any]], where: str) -> tuple[str, int] | None:
@@ -218,27 +226,22 @@ def _compression_section(items: list[dict[str, Any]], naming: _Naming) -> list[s
         alt = _titled(f"accuracy on {dataset} against model size, by technique", where)
         figures.append((plots.size_scatter(points[(group, dataset)], techniques, dataset, alt),
                         f"{where} :: {dataset}" if where else dataset, "compression"))
-    parts = _section("Accuracy against model size", figures, "plots")
+    parts = _section("Accuracy against model size", figures, "plots", heading="h2")
     parts.insert(1, "<p class='note'>Size is the model's bytes relative to its baseline's: int8 keeps every parameter "
                     "but stores each in one byte instead of four (plus per-layer overheads). Bars: each accuracy's "
                     "confidence interval; one marker per technique.</p>")
     return parts
 
 
-def _strength(text: str) -> float:
-    number, _, denominator = text.partition("/")
-    return float(number) / float(denominator) if denominator else float(number)
-
-
-def _points(m: dict[str, Any], name: str, low: str | None = None, high: str | None = None) -> plots.Points:
-    """``(strength, value, low, high)`` from metrics named ``NAME@STRENGTH`` (and their interval ends)."""
-    points = []
-    for key, value in m.items():
-        if key.startswith(f"{name}@") and value is not None:
-            at = key.split("@", 1)[1]
+def _points(item: dict[str, Any], name: str, low: str | None = None, high: str | None = None) -> plots.Points:
+    """``(strength, value, low, high)`` of metric ``name`` (and its interval ends) at each strength on the item's axes."""
+    m, points = item["metrics"], []
+    for at, where in (item.get("axes") or {}).items():
+        value = m.get(f"{name}@{at}")
+        if "strength" in where and value is not None:
             lo = m.get(f"{low}@{at}") if low else None
             hi = m.get(f"{high}@{at}") if high else None
-            points.append((_strength(at), value, value if lo is None else lo, value if hi is None else hi))
+            points.append((float(where["strength"]), value, value if lo is None else lo, value if hi is None else hi))
     return sorted(points) if len(points) >= 2 else []
 
 
@@ -246,7 +249,7 @@ def _sweep(item: dict[str, Any]) -> plots.Points:
     """(eps, robust accuracy, low, high) of an attack item that swept more than one strength."""
     if item.get("kind") != "attack":
         return []
-    return _points(item["metrics"], "robust_accuracy", "robust_accuracy_low", "robust_accuracy_high")
+    return _points(item, "robust_accuracy", "robust_accuracy_low", "robust_accuracy_high")
 
 
 def _baseline_sweep(items: list[dict[str, Any]]) -> dict[str, plots.Points]:
@@ -255,7 +258,7 @@ def _baseline_sweep(items: list[dict[str, Any]]) -> dict[str, plots.Points]:
     if any(item["model"] == "baseline" for item in items):
         return {}
     for item in items:
-        points = _points(item["metrics"], "baseline_accuracy")
+        points = _points(item, "baseline_accuracy")
         if points:
             return {"baseline (from the drop gates)": points}
     return {}
@@ -281,13 +284,14 @@ def _sweep_section(items: list[dict[str, Any]], naming: _Naming) -> list[str]:
 
 
 def _corruption_cells(item: dict[str, Any], prefix: str = "accuracy") -> dict[tuple[str, int], float]:
-    cells = {}
+    """``(corruption, severity) -> value`` of metric ``prefix`` at each cell of a corruptions item's axes."""
+    cells: dict[tuple[str, int], float] = {}
     if item.get("kind") != "corruptions":
         return cells
-    for key, value in item["metrics"].items():
-        match = re.fullmatch(rf"{prefix}@(\w+)/(\d+)", key)
-        if match and value is not None:
-            cells[(match.group(1), int(match.group(2)))] = value
+    for at, where in (item.get("axes") or {}).items():
+        value = item["metrics"].get(f"{prefix}@{at}")
+        if "severity" in where and value is not None:
+            cells[(str(where["corruption"]), int(where["severity"]))] = value
     return cells
 
 
@@ -335,7 +339,7 @@ def _corruption_section(items: list[dict[str, Any]], naming: _Naming) -> list[st
         return []
     baselines = {(_group(item), item["contract"]): _corruption_cells(item) for item in corrupted if item["model"] == "baseline"}
     chosen, left = _failing_first(corrupted, MAX_FIGURES)
-    parts = ["<h2>Corruption accuracy</h2>"]
+    parts = ["<h3>Corruption accuracy</h3>"]
     if left:
         shown = min(len(corrupted), MAX_ROWS)
         contracts = sorted({item["contract"] for item in corrupted})
@@ -383,7 +387,7 @@ def _latency_section(items: list[dict[str, Any]], naming: _Naming) -> list[str]:
     caption = "Per-query latency (batch and threads as in each contract's note)"
     if any(item["metrics"].get("speedup") is not None for group in timed.values() for item in group):
         caption += "; variants' legend entries give the measured speed-up and its lower bound"
-    parts = ["<h2>Latency distribution</h2>"]
+    parts = ["<h3>Latency distribution</h3>"]
     for group, members in list(timed.items())[:MAX_FIGURES]:
         chosen, left = _failing_first(members, MAX_LINES, baseline_first=True)
         lone = not any(item["model"] == "baseline" for item in chosen)  # no baseline item of its own: show a paired one
@@ -407,10 +411,64 @@ def _latency_section(items: list[dict[str, Any]], naming: _Naming) -> list[str]:
     return parts
 
 
+Bins = list[tuple[float, float, float, float]]  # a reliability diagram's (lower edge, confidence, accuracy, images)
+
+
+def _calibration_data(item: dict[str, Any]) -> tuple[Bins, list[tuple[str, float, float]]] | None:
+    """A calibration item's reliability bins and ``(class, accuracy, images)`` per class, from its series."""
+    series = (item.get("series") or {}) if item.get("kind") == "calibration" else {}
+    bins = list(zip(*(series.get(name) or [] for name in ("reliability_bin_low", "reliability_confidence",
+                                                           "reliability_accuracy", "reliability_count"))))
+    classes = [(f"{c:.0f}", accuracy, n) for c, accuracy, n in
+               zip(*(series.get(name) or [] for name in ("class", "class_accuracy", "class_n")))]
+    return (bins, classes) if bins and classes else None
+
+
+def _calibration_plot(item: dict[str, Any], label: str) -> str | None:
+    """A calibration item's reliability diagram beside its per-class accuracy, or None without their series."""
+    from robustgate.checks.calibration import BINS  # the bins' width: the check's, not a copy of it
+
+    data = _calibration_data(item)
+    if data is None:
+        return None
+    worst = item["metrics"].get("worst_class")
+    return plots.calibration_figure(*data, 1 / BINS, None if worst is None else f"{worst:.0f}",
+                                    f"reliability diagram and accuracy per class: {label}")
+
+
+def _calibration_caption(item: dict[str, Any], label: str) -> str:
+    """``int8 :: calibration[amazon->webcam]: ECE 0.0412 on webcam, 0.0250 on amazon, the baseline's 0.0380; worst class
+    3 at 0.4000``: what the figure's numbers mean, on which datasets."""
+    m, datasets = item["metrics"], item.get("datasets") or []
+    shown = [f"ECE {format_number(m['ece'])}" + (f" on {datasets[0]}" if datasets else "")] if m.get("ece") is not None else []
+    shown += [f"{format_number(m[f'ece@{d}'])} on {d}" for d in datasets[1:] if m.get(f"ece@{d}") is not None]
+    if m.get("baseline_ece") is not None:
+        shown.append(f"the baseline's {format_number(m['baseline_ece'])}")
+    worst = m.get("worst_class"), m.get("worst_class_accuracy")
+    tail = f"; worst class {worst[0]:.0f} at {format_number(worst[1])}" if None not in worst else ""
+    return f"{label}: {', '.join(shown)}{tail}" if shown or tail else label
+
+
+def _calibration_section(items: list[dict[str, Any]], naming: _Naming) -> list[str]:
+    """Each calibration item's reliability diagram and per-class accuracy, failing ones first."""
+    drawable = [item for item in items if _calibration_data(item)]
+    chosen, left = _failing_first(drawable, MAX_FIGURES)
+    if not chosen:
+        return []
+    figures = [_figure_tag(_calibration_plot(item, naming.item(item)) or "", _calibration_caption(item, naming.item(item)),
+                           "calibration") for item in chosen]
+    return ["<h3>Reliability and accuracy per class</h3>", "<div class='plots'>", *figures, "</div>",
+            _left_out(len(chosen), left, "calibration plots")]
+
+
 def item_plot(item: dict[str, Any]) -> str | None:
     """The one plot of a single results item as an ``<img>`` tag (embedded PNG), or None when it has nothing to plot:
-    a corruption heatmap, robust accuracy against eps for a sweep, or a latency distribution."""
+    a corruption heatmap, robust accuracy against eps for a sweep, a latency distribution or a reliability diagram."""
+    item = upgraded_item(item)
     label = f"{model_label(item)} :: {item['contract']}"
+    calibration = _calibration_plot(item, label)
+    if calibration:
+        return calibration
     if _corruption_cells(item):
         return _corruption_heatmap(item, label)
     sweep = _sweep(item)
@@ -491,13 +549,12 @@ def _findings_section(items: list[dict[str, Any]], naming: _Naming) -> list[str]
 
 
 def _contracts_table(items: list[dict[str, Any]], naming: _Naming) -> list[str]:
-    """One row per item (a spec column when the page holds several specs); each opens onto its breakdown."""
+    """One row per item of a kind (a spec column when the page holds several specs); each opens onto its breakdown."""
     esc = html.escape
     ranked, _ = _failing_first(items, len(items))
-    order = "<p class='note'>Failing contracts first, then in run order; open a row for its gates, intervals and " \
-            "breakdown.</p>" if ranked != items else "<p class='note'>Open a row for its gates, intervals and breakdown.</p>"
+    order = "<p class='note'>Failing contracts first, then in run order.</p>" if ranked != items else ""
     spec_head = "<th>spec</th>" if naming.many_specs else ""
-    rows = [f"<h2>Contracts</h2>{order}<table class='cards contracts'><thead><tr>{spec_head}<th>model</th><th>contract</th>"
+    rows = [f"{order}<table class='cards contracts'><thead><tr>{spec_head}<th>model</th><th>contract</th>"
             "<th>result</th><th>measured</th></tr></thead><tbody>"]
     for item in ranked:
         result = RESULT[item["outcome"]]
@@ -515,6 +572,43 @@ def _contracts_table(items: list[dict[str, Any]], naming: _Naming) -> list[str]:
     return rows + ["</tbody></table>"]
 
 
+# the figures a contract kind's section draws below its table, by kind; a kind without an entry shows its table alone
+_FIGURES: dict[str, Callable[[list[dict[str, Any]], _Naming], list[str]]] = {
+    "attack": _sweep_section,
+    "corruptions": _corruption_section,
+    "latency": _latency_section,
+    "calibration": _calibration_section,
+}
+
+
+def _anchor(kind: str) -> str:
+    return "kind-" + (re.sub(r"[^\w-]", "-", kind) or "other")
+
+
+def _kinds_list(sections: list[KindSection]) -> list[str]:
+    """Each contract kind's section, linked, with how its contracts ended: the failing kinds are found at the top."""
+    if not sections:
+        return []
+    esc = html.escape
+    entries = []
+    for section in sections:
+        failing = sum(_failing(item) for item in section.items)
+        ended = esc(headline(item["outcome"] for item in section.items))
+        entries.append(f"<li><a href='#{_anchor(section.kind)}'>{esc(section.title)}</a>: "
+                       + (f"<b class='FAIL'>{ended}</b>" if failing else ended) + "</li>")
+    return ["<h2>Contracts</h2>", "<ul class='kinds'>", *entries, "</ul>",
+            "<p class='note'>Open a row of a section's table for its gates, intervals and breakdown.</p>"]
+
+
+def _kind_section(section: KindSection, naming: _Naming) -> list[str]:
+    """A contract kind's section: its declared title and description, its items' table, then its kind's figures."""
+    esc = html.escape
+    figures = _FIGURES.get(section.kind)
+    return [f"<section id='{_anchor(section.kind)}' data-kind='{esc(section.kind)}'>", f"<h2>{esc(section.title)}</h2>",
+            f"<p class='meta'>{esc(section.description)}</p>" if section.description else "",
+            *_contracts_table(section.items, naming), *(figures(section.items, naming) if figures else []), "</section>"]
+
+
 def _breakable(label: str) -> str:
     """An item's label, escaped, with line-break opportunities after its punctuation (``<wbr>``: copied text keeps the
     id as it is, for ``-k``), so a long id wraps in a narrow column instead of widening the table."""
@@ -528,7 +622,8 @@ def _changes_section(items: list[dict[str, Any]], naming: _Naming) -> list[str]:
     """Each item's quality metrics against the previous release (--robustgate-baseline), worse ones first.
 
     Per item: the metrics its gates read, else those measured once per item (no ``@target`` breakdowns)."""
-    from robustgate.checks.regression import higher_is_better
+    import robustgate.checks  # noqa: F401 (registers the contract kinds, whose declarations say each metric's direction)
+    from robustgate.checks.base import metric_direction
 
     rows = []
     for item in items:
@@ -539,7 +634,7 @@ def _changes_section(items: list[dict[str, Any]], naming: _Naming) -> list[str]:
             before, now = previous[metric], item["metrics"].get(metric)
             if before is None or now is None:
                 continue
-            worse = (before - now) if higher_is_better(metric) else (now - before)
+            worse = (before - now) if metric_direction(metric) else (now - before)
             rows.append((worse, item, metric, before, now))
     if not rows:
         return []
@@ -560,7 +655,7 @@ def _changes_section(items: list[dict[str, Any]], naming: _Naming) -> list[str]:
 def render_html(doc: dict[str, Any]) -> str:
     doc = upgraded(doc)
     items, not_run = doc["items"], doc.get("not_run") or []
-    naming = _Naming.of(items)
+    naming, sections = _Naming.of(items), by_kind(items)
     esc = html.escape
     head = headline((item["outcome"] for item in items), len(not_run), bool(doc.get("interrupted")))
     env = doc["environment"]
@@ -579,13 +674,11 @@ def render_html(doc: dict[str, Any]) -> str:
         *(f"<p class='meta'><b>Trusted weights</b> (unpickled with <code>trusted: true</code>, which can run code): "
           f"<code>{esc(trusted)}</code></p>" for trusted in trusted_weights(doc)),
         *_findings_section(items, naming),
-        *_contracts_table(items, naming),
+        *_kinds_list(sections),
         *_changes_section(items, naming),
         *_accuracy_section(items, naming),
         *_compression_section(items, naming),
-        *_sweep_section(items, naming),
-        *_corruption_section(items, naming),
-        *_latency_section(items, naming),
+        *(part for section in sections for part in _kind_section(section, naming)),
         "</body></html>",
     ]
     return "\n".join(part for part in parts if part) + "\n"

@@ -1,4 +1,5 @@
-"""``summary.md``: a compact table of a run for ``$GITHUB_STEP_SUMMARY`` or a merge-request comment.
+"""``summary.md``: a compact table of a run for ``$GITHUB_STEP_SUMMARY`` or a merge-request comment,
+one section per contract kind, headed and described by the kind's declaration (see ``by_kind``).
 
 Each relative gate is shown with the absolute value it is relative to (the baseline's accuracy beside
 a drop), as in the terminal table and report.html."""
@@ -9,7 +10,7 @@ from typing import Any
 
 from robustgate.reports.breakdown import describe_measured
 from robustgate.reports.results import model_label, trusted_weights, upgraded
-from robustgate.reports.table import RESULT, headline, not_run_lines
+from robustgate.reports.table import RESULT, by_kind, headline, not_run_lines
 
 
 def render_markdown(doc: dict[str, Any]) -> str:
@@ -27,10 +28,12 @@ def render_markdown(doc: dict[str, Any]) -> str:
     for spec, entry in doc["specs"].items():
         if entry.get("paths"):
             lines += ["", f"Files and folders {spec} read: " + "; ".join(f"{key} `{path}`" for key, path in entry["paths"].items())]
-    lines += ["", "| spec | model | contract | result | measured |", "|---|---|---|---|---|"]
-    for item in items:
-        row = (item["spec"], model_label(item), item["contract"], RESULT[item["outcome"]], describe_measured(item))
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    for section in by_kind(items):
+        lines += ["", f"### {section.title}", *(["", section.description] if section.description else []), "",
+                  "| spec | model | contract | result | measured |", "|---|---|---|---|---|"]
+        for item in section.items:
+            row = (item["spec"], model_label(item), item["contract"], RESULT[item["outcome"]], describe_measured(item))
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     env = doc["environment"]
     lines += ["", f"{env['cpu']} · torch {env['torch']} · quantized engine {env['quantized_engine']} · "
               f"robustgate {env['robustgate']} · {doc['timings']['total_seconds']:.0f} s"]

@@ -89,9 +89,9 @@ def merge_results(docs: Sequence[tuple[str, dict[str, Any]]], allow_mismatch: bo
         "items": _merged_items(docs, differences),
         "timings": merged_timings([doc["timings"] for _, doc in docs]),
     }
-    baseline = next((doc["baseline"] for _, doc in docs if "baseline" in doc), None)
-    if baseline is not None:
-        merged["baseline"] = dict(baseline)
+    previous_release = next((doc["baseline"] for _, doc in docs if "baseline" in doc), None)
+    if previous_release is not None:
+        merged["baseline"] = dict(previous_release)
     per_image = {nodeid: data for _, doc in docs for nodeid, data in (doc.get("per_image") or {}).items()}
     if per_image:
         merged["per_image"] = per_image
@@ -146,7 +146,7 @@ class Mismatch:
 
 def mismatches(docs: Sequence[tuple[str, dict[str, Any]]]) -> list[Mismatch]:
     """Every overridable difference between the (checked) documents, each against the first file that has the thing."""
-    return _spec_mismatches(docs) + _environment_mismatches(docs) + _baseline_mismatches(docs)
+    return _spec_mismatches(docs) + _environment_mismatches(docs) + _previous_release_mismatches(docs)
 
 
 def worst_exit_status(statuses: Sequence[int]) -> int:
@@ -253,12 +253,14 @@ def _environment_mismatches(docs: Sequence[tuple[str, dict[str, Any]]]) -> list[
     return found
 
 
-def _baseline_mismatches(docs: Sequence[tuple[str, dict[str, Any]]]) -> list[Mismatch]:
+def _previous_release_mismatches(docs: Sequence[tuple[str, dict[str, Any]]]) -> list[Mismatch]:
+    """Shards compared with another previous release (--robustgate-baseline: the document's ``baseline``)."""
     def sha(doc: dict[str, Any]) -> str | None:
         return (doc.get("baseline") or {}).get("sha256")
 
     def shown(doc: dict[str, Any]) -> str:
-        return f"baseline sha256 {sha(doc)[:12]}" if sha(doc) else "no baseline"
+        digest = sha(doc)
+        return f"baseline sha256 {digest[:12]}" if digest else "no baseline"
 
     # against the first file that has a baseline: the one the merged document keeps
     first = next((shard for shard, (_, doc) in enumerate(docs) if sha(doc)), 0)

@@ -207,3 +207,23 @@ def speedup_figure(rows: list[tuple[str, float, float, bool]], thresholds: list[
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     return png(fig, alt)
+
+
+def calibration_figure(bins: list[tuple[float, float, float, float]], classes: list[tuple[str, float, float]], width: float,
+                       worst: str | None, alt: str) -> str:
+    """A calibration item's two panels: the reliability diagram (``bins``: each non-empty confidence bin's lower
+    edge, mean confidence, accuracy and image count; bars ``width`` wide against the diagonal of perfect
+    calibration) and the accuracy of every class (``classes``: name, accuracy, images), ``worst`` in red."""
+    fig, (reliability, per_class) = figure(8.4, 3.4, panels=2)  # one accuracy axis for both
+    reliability.plot([0, 1], [0, 1], color="#888", linestyle="--", linewidth=0.8, label="perfectly calibrated")
+    reliability.bar([b[0] for b in bins], [b[2] for b in bins], width, align="edge", color="C0", edgecolor="white",
+                    label="accuracy")
+    reliability.plot([b[1] for b in bins], [b[2] for b in bins], "o", color="C1", markersize=3, label="mean confidence")
+    reliability.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-1 softmax)", ylabel="accuracy")
+    reliability.legend(fontsize=7, loc="upper left")
+    positions = range(len(classes))
+    per_class.bar(positions, [c[1] for c in classes], color=["C3" if c[0] == worst else "C0" for c in classes])
+    per_class.set_xticks(positions, [c[0] for c in classes], fontsize=7, rotation=0 if len(classes) <= 12 else 90)
+    per_class.set(ylim=(0, 1), xlabel="class (worst in red)")
+    drawn = ", ".join(f"{b[1]:.2f}: {b[2]:.2f} of {b[3]:.0f}" for b in bins)
+    return png(fig, f"{alt} (accuracy by mean confidence: {drawn}; worst class {worst})")

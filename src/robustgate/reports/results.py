@@ -1,13 +1,16 @@
 """``results.json``: every robustgate item of a run, in a versioned, published schema.
 
-Built from pytest reports (not items), so results from pytest-xdist workers arrive too. A run
+Each item is an :class:`~robustgate.reports.record.ItemRecord` in its results form, built from pytest
+reports (not items), so results from pytest-xdist workers arrive too. A run
 that is interrupted or whose contracts error still writes one: the items that ran are in it,
 with ``outcome`` saying how each ended, and ``not_run`` lists the collected contracts that never
 reported (interrupted, ``-x``, ``--maxfail``).
 
 Reports read structure from the record, never from an item's label: ``spec``, ``case``, ``model``,
 ``kind`` (accuracy, attack, corruptions, shift, latency, size) and ``datasets`` (the datasets the
-contract reads, in the order its keys name them: a shift's source, then its targets).
+contract reads, in the order its keys name them: a shift's source, then its targets), and ``axes``:
+where each ``@`` breakdown of its metrics lies (an attack sweep's ``robust_accuracy@8/255`` at strength
+8/255, a corruption grid's ``accuracy@fog/3`` at fog, severity 3).
 
 Version history (``schema_version``):
 
@@ -17,18 +20,21 @@ Version history (``schema_version``):
   derives ``kind`` from the item's label and ``datasets`` from version 1's label grammar
   (``accuracy[on]``, ``attack[kind@on]``, ``corruptions[suite@on]``, ``shift[source->...]`` with the
   targets from its ``accuracy@TARGET`` metrics), leaving ``datasets`` empty where it cannot.
+  Items gained the optional ``axes`` later in version 2; ``upgraded`` gives an item written without it
+  the axes the metric names of those releases spelled (``robust_accuracy@STRENGTH`` of an attack,
+  ``accuracy@CORRUPTION/SEVERITY`` of a corruptions item).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import platform
 import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from robustgate.reports.record import ItemRecord
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # documents this robustgate reads: older ones are upgraded (see ``upgraded``)
@@ -137,6 +143,9 @@ SCHEMA: dict[str, Any] = {
                     "previous": {"type": "object", "additionalProperties": _NUMBER},
                     "phases": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
                     "series": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "number"}}},
+                    # "@" suffix of metric names -> where it was measured, e.g. "8/255" -> {"strength": 0.0314}
+                    "axes": {"type": "object", "additionalProperties": {
+                        "type": "object", "additionalProperties": {"type": ["number", "string"]}}},
                 },
             },
         },
@@ -149,30 +158,6 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-@dataclass
-class ItemResult:
-    nodeid: str
-    spec: str
-    model: str
-    contract: str
-    outcome: str  # passed, failed (a broken gate), error (could not evaluate) or skipped
-    duration: float
-    metrics: dict[str, float | None] = field(default_factory=dict)
-    gates: list[dict[str, Any]] = field(default_factory=list)
-    findings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    caveats: list[str] = field(default_factory=list)  # what the contract accepted that weakens the measurement
-    message: str = ""
-    technique: str = ""  # the variant's compression steps, e.g. "prune+int8" ("baseline" for the reference)
-    series: dict[str, list[float]] = field(default_factory=dict)  # distributions, e.g. latency_ms percentiles 0..100
-    previous: dict[str, float | None] = field(default_factory=dict)  # the baseline release's values (--robustgate-baseline)
-    phases: dict[str, float] = field(default_factory=dict)  # seconds this item spent training, predicting, attacking, ...
-    settings: str = ""  # digest of the contract's settings: a baseline's numbers compare only where it is the same
-    case: str = ""  # the spec's matrix case (e.g. resnet50-amazon), empty for a spec without a matrix
-    kind: str = ""  # the contract's kind (accuracy, attack, corruptions, shift, latency, size)
-    datasets: list[str] = field(default_factory=list)  # the datasets the contract reads, in the order its keys name them
-
-
 def trusted_weights(doc: dict[str, Any]) -> list[str]:
     """``"spec: weights file"`` for every spec that loaded its weights with ``trusted: true`` (a pickle may run code)."""
     return [f"{key}: {entry['trusted']}" for key, entry in doc["specs"].items() if entry.get("trusted")]
@@ -181,12 +166,6 @@ def trusted_weights(doc: dict[str, Any]) -> list[str]:
 def model_label(item: dict[str, Any]) -> str:
     """How reports name an item's model: ``int8``, or ``resnet50-amazon::int8`` in a matrix case (as its id reads)."""
     return f"{item['case']}::{item['model']}" if item.get("case") else item["model"]
-
-
-def finite(value: Any) -> float | None:
-    """JSON has no NaN or infinity: write them as null (an unread bound, an infinite ratio)."""
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def spec_digest(path: Path, profile: str | None = None) -> str:
@@ -213,7 +192,7 @@ def environment() -> dict[str, str | int]:
     }
 
 
-def document(items: list[ItemResult], specs: dict[str, dict[str, str]], exit_status: int, interrupted: bool,
+def document(records: list[ItemRecord], specs: dict[str, dict[str, str]], exit_status: int, interrupted: bool,
              timings: dict[str, float], not_run: list[str] | None = None) -> dict[str, Any]:
     doc = {
         "schema_version": SCHEMA_VERSION,
@@ -221,7 +200,7 @@ def document(items: list[ItemResult], specs: dict[str, dict[str, str]], exit_sta
         "interrupted": interrupted,
         "environment": environment(),
         "specs": specs,
-        "items": [asdict(item) for item in items],
+        "items": [record.results_item() for record in records],
         "timings": timings,
     }
     if not_run:
@@ -230,13 +209,54 @@ def document(items: list[ItemResult], specs: dict[str, dict[str, str]], exit_sta
 
 
 def upgraded(doc: dict[str, Any]) -> dict[str, Any]:
-    """``doc`` in this version's shape (a copy; ``doc`` itself when it already is). A version-1 document's items
-    gain ``kind`` and ``datasets`` (see the module's version history); anything else is left as it was."""
-    if doc.get("schema_version") != 1 or not isinstance(doc.get("items"), list):
+    """``doc`` in this version's shape (a copy; ``doc`` itself when it already is): version-1 items gain ``kind``
+    and ``datasets``, items written before ``axes`` gain theirs (see the module's version history); anything else
+    is left as it was."""
+    items = doc.get("items")
+    if doc.get("schema_version") not in READABLE_VERSIONS or not isinstance(items, list):
         return doc
-    items = [{**item, "kind": item.get("kind", _v1_kind(item)), "datasets": item.get("datasets", _v1_datasets(item))}
-             if isinstance(item, dict) and isinstance(item.get("contract"), str) else item for item in doc["items"]]
-    return {**doc, "schema_version": SCHEMA_VERSION, "items": items}
+    if doc["schema_version"] == SCHEMA_VERSION and all(_current(item) for item in items):
+        return doc
+    return {**doc, "schema_version": SCHEMA_VERSION, "items": [upgraded_item(item) for item in items]}
+
+
+def _current(item: Any) -> bool:
+    """Whether an item has this version's fields (a damaged one is left for the reader to refuse)."""
+    if not isinstance(item, dict) or not isinstance(item.get("contract"), str):
+        return True
+    return all(key in item for key in ("kind", "datasets", "axes"))
+
+
+def upgraded_item(item: Any) -> Any:
+    """One item of a results document in this version's shape (a copy; ``item`` itself when it already is)."""
+    if _current(item):
+        return item
+    upgraded = {**item, "kind": item.get("kind", _v1_kind(item)), "datasets": item.get("datasets", _v1_datasets(item))}
+    upgraded.setdefault("axes", _spelled_axes(upgraded))
+    return upgraded
+
+
+_GRID_CELL = re.compile(r"accuracy@(\w+)/(\d+)")  # a corruptions item's accuracy@fog/3, before axes
+
+
+def _spelled_axes(item: dict[str, Any]) -> dict[str, dict[str, float | str]]:
+    """The axes that metric names spelled before items carried them (a fixed grammar: newer names are never
+    parsed): an attack sweep's ``robust_accuracy@8/255``, a corruptions item's ``accuracy@fog/3``."""
+    metrics = item.get("metrics")
+    axes: dict[str, dict[str, float | str]] = {}
+    for key in metrics if isinstance(metrics, dict) else {}:
+        if item["kind"] == "attack" and key.startswith("robust_accuracy@"):
+            at = key.partition("@")[2]
+            axes[at] = {"strength": _strength(at)}
+        elif item["kind"] == "corruptions" and (cell := _GRID_CELL.fullmatch(key)):
+            axes[f"{cell[1]}/{cell[2]}"] = {"corruption": cell[1], "severity": int(cell[2])}
+    return axes
+
+
+def _strength(text: str) -> float:
+    """``8/255`` or ``0.05``, as attack strengths were written into metric names."""
+    number, _, denominator = text.partition("/")
+    return float(number) / float(denominator) if denominator else float(number)
 
 
 def _v1_kind(item: dict[str, Any]) -> str:

@@ -1,12 +1,15 @@
 """The plain-text summary table: one row per (model, contract) result; it renders, never recomputes.
 
 ``headline`` is the first line of every report (terminal, summary.md, report.html): how many contracts
-there were and how they ended, including those that never ran because the run stopped early."""
+there were and how they ended, including those that never ran because the run stopped early.
+``by_kind`` groups a run's items into the sections summary.md and report.html show, one per contract kind,
+titled and described by the kind's own declaration."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 RESULT = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}  # results.json outcome -> table
 _WORDS = {"passed": "pass", "failed": "fail", "error": "error", "skipped": "skipped"}
@@ -31,6 +34,39 @@ def headline(outcomes: Iterable[str], not_run: int = 0, interrupted: bool = Fals
     if not total:
         text = "no contracts ran"
     return text + (" (the run was interrupted)" if interrupted else " (the run stopped early)" if not_run else "")
+
+
+@dataclass(frozen=True)
+class KindSection:
+    """The items of one contract kind, with the heading and description its declaration gives them."""
+
+    kind: str
+    title: str  # the kind's ``title``; an unregistered kind (an older or foreign results.json) is titled by its name
+    description: str  # what it gates and how each gate is read (:meth:`ContractKind.describe`); "" when unregistered
+    items: list[dict[str, Any]]
+
+
+def by_kind(items: list[dict[str, Any]]) -> list[KindSection]:
+    """The items grouped by ``kind``, in the registry's order of kinds, then kinds it does not know in run order;
+    within a section, in run order. Reports add no per-kind code for a kind to get its section."""
+    import robustgate.checks  # noqa: F401 (registers the contract kinds)
+    from robustgate.checks.base import contract_kinds
+
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        grouped.setdefault(item.get("kind") or "", []).append(item)
+    order = [kind for kind in contract_kinds if kind in grouped] + [kind for kind in grouped if kind not in contract_kinds]
+    return [_section(kind, grouped[kind]) for kind in order]
+
+
+def _section(kind: str, items: list[dict[str, Any]]) -> KindSection:
+    from robustgate.checks.base import contract_kinds
+
+    if kind not in contract_kinds:
+        return KindSection(kind, kind or "Other contracts", "", items)
+    declared = contract_kinds.get(kind)
+    described = declared.describe().removeprefix(f"{declared.title}: ")  # the title heads the section already
+    return KindSection(kind, declared.title, described[:1].upper() + described[1:], items)
 
 
 def not_run_lines(not_run: list[str]) -> list[str]:

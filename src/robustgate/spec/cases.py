@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from collections.abc import Iterator
 from typing import Any
 
 from robustgate.errors import SpecError
-from robustgate.spec.matrix import paths_of
+from robustgate.spec.variant_templates import paths_of
 from robustgate.spec.yamlmarks import LineMap, Loc
 
 MATRIX_KEY = "matrix"
@@ -104,12 +106,11 @@ def _read_matrix(matrix: Any, lines: LineMap) -> tuple[dict[str, list[Any]], lis
         seen: set[str] = set()
         for index, value in enumerate(values):
             problem = _value_problem(value)
-            name = None if problem else _name(value)
-            if problem is None and name in seen:
-                problem = f"the name '{name}' appears twice; every value of a matrix key needs its own"
+            if problem is None and _name(value) in seen:
+                problem = f"the name '{_name(value)}' appears twice; every value of a matrix key needs its own"
             if problem:
                 raise SpecError(f"matrix.{key}[{index}]: {problem}", where=lines.where(loc + (index,)))
-            seen.add(name)
+            seen.add(_name(value))
         axes[key] = values
     return axes, _read_exclude(matrix.get(EXCLUDE_KEY), axes, lines)
 
@@ -163,7 +164,7 @@ def _unquoted_use(node: Any, key: str, loc: Loc = ()) -> Loc | None:
     if isinstance(node, dict):
         if len(node) == 1 and key in node and node[key] is None:
             return loc
-        children = node.items()
+        children: Iterable[tuple[Any, Any]] = node.items()
     elif isinstance(node, list):
         children = enumerate(node)
     else:
@@ -194,7 +195,7 @@ def _check_variant_templates(base: dict[str, Any], axes: dict[str, list[Any]], l
                 )
 
 
-def _strings(node: Any):
+def _strings(node: Any) -> Iterator[str]:
     if isinstance(node, str):
         yield node
     elif isinstance(node, dict):

@@ -3,7 +3,7 @@
 Each dataset kind, compression step and contract kind declares its keys as a
 :class:`Params` model in its own module; the spec validator looks the model up
 in the kind's registry. Fields typed :data:`DatasetRef` name another dataset of
-the spec and are checked to exist.
+the spec, fields typed :data:`ModelRef` a model of it; both are checked to exist.
 """
 
 from __future__ import annotations
@@ -23,19 +23,24 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True, allow_inf_nan=False)
 
 
-def gated_elsewhere(info: ValidationInfo) -> bool:
-    """Whether the contract has gates outside its kind's keys (``max_regression:``), so it may have none of its own."""
-    return bool(info.context and info.context.get("regression_gates"))
+class _RefMarker:
+    """Marks a field whose value names something else in the spec."""
 
+    def __init__(self, name: str) -> None:
+        self.name = name
 
-class _DatasetRefMarker:
     def __repr__(self) -> str:
-        return "DatasetRef"
+        return self.name
 
 
-DATASET_REF = _DatasetRefMarker()
+DATASET_REF = _RefMarker("DatasetRef")
 DatasetRef = Annotated[str, DATASET_REF, Field(min_length=1)]
 """The name of a dataset declared under ``datasets:``."""
+
+MODEL_REF = _RefMarker("ModelRef")
+ModelRef = Annotated[str, MODEL_REF, Field(min_length=1)]
+"""The name of a model of the spec: ``baseline`` or a variant (``CASE::MODEL``, another matrix case's, is
+checked where the cases are known)."""
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -61,22 +66,32 @@ def one_or_per_name(upper: float | None, example: str) -> Any:
     return BeforeValidator(parse)
 
 
-def _is_dataset_ref(annotation: Any, metadata: list[Any]) -> bool:
-    if any(m is DATASET_REF for m in metadata):
+def _is_ref(marker: _RefMarker, annotation: Any, metadata: list[Any]) -> bool:
+    if any(m is marker for m in metadata):
         return True
-    return get_origin(annotation) is Annotated and any(m is DATASET_REF for m in get_args(annotation)[1:])
+    return get_origin(annotation) is Annotated and any(m is marker for m in get_args(annotation)[1:])
 
 
-def dataset_refs(params: BaseModel, loc: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    """Every (location, dataset name) a parameter model refers to, nested models included."""
+def _refs(marker: _RefMarker, params: BaseModel, loc: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every (location, name) a parameter model refers to with fields ``marker`` marks, nested models included."""
     for name, field in type(params).model_fields.items():
         value = getattr(params, name)
         key = field.alias or name
         if value is None:
             continue
-        if _is_dataset_ref(field.annotation, field.metadata):
+        if _is_ref(marker, field.annotation, field.metadata):
             yield loc + (key,), value
-        elif get_origin(field.annotation) is list and _is_dataset_ref(get_args(field.annotation)[0], []):
+        elif get_origin(field.annotation) is list and _is_ref(marker, get_args(field.annotation)[0], []):
             yield from ((loc + (key, i), name) for i, name in enumerate(value))
         elif isinstance(value, BaseModel):
-            yield from dataset_refs(value, loc + (key,))
+            yield from _refs(marker, value, loc + (key,))
+
+
+def dataset_refs(params: BaseModel, loc: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every (location, dataset name) a parameter model refers to, nested models included."""
+    return _refs(DATASET_REF, params, loc)
+
+
+def model_refs(params: BaseModel, loc: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every (location, model name) a parameter model refers to, nested models included."""
+    return _refs(MODEL_REF, params, loc)

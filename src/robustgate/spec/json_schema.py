@@ -14,6 +14,7 @@ become one variant per value), and ``profiles:`` hold partial specs whose keys a
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -120,7 +121,7 @@ def _contract_level(ref: Any) -> dict[str, Any]:
     }
 
 
-def _loose_steps(steps: dict[str, type[BaseModel]], defs: dict[str, Any], ref: Any) -> dict[str, Any]:
+def _loose_steps(steps: Mapping[str, type[BaseModel]], defs: dict[str, Any], ref: Any) -> dict[str, Any]:
     """A variant template's steps: known steps with known keys, any values."""
     def keys(params: type[BaseModel]) -> list[str]:
         return list(defs[ref(params)["$ref"].rsplit("/", 1)[1]].get("properties", {}))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
@@ -18,6 +18,9 @@ from robustgate.checkpoints import is_pretrained
 from robustgate.spec.factories import arch_json_schema
 from robustgate.spec.fields import DatasetRef, Params
 from robustgate.spec.yamlmarks import LineMap
+
+if TYPE_CHECKING:  # a type only: the spec layer does not import the data layer at run time
+    from robustgate.data.kinds import DatasetParams
 
 BASELINE = "baseline"
 
@@ -177,7 +180,7 @@ class SpecHeader(BaseModel):
 class DatasetEntry:
     name: str
     kind: str
-    params: Params
+    params: DatasetParams  # the kind's own Params, a DatasetParams subclass
     line: int
 
 

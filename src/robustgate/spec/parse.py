@@ -10,16 +10,16 @@ import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 from robustgate.errors import RegistryError, SpecError
 from robustgate.registry import Registry, did_you_mean
-from robustgate.spec.fields import dataset_refs
+from robustgate.spec.fields import dataset_refs, model_refs
 from robustgate.spec.cases import expand_cases
 from robustgate.spec.factories import architecture_problem
-from robustgate.spec.matrix import MatrixError, expand_variant, is_template
+from robustgate.spec.variant_templates import TemplateError, expand_template, is_template
 from robustgate.spec.profiles import apply_profile
 from robustgate.spec.model import (
     BASELINE, BudgetParams, Contract, DatasetEntry, ModelParams, SpecHeader, Spec, Step, Variant,
@@ -74,6 +74,7 @@ def load_cases(path: Path | str, profile: str | None = None) -> list[Spec]:
     if not isinstance(data, dict) or VERSION_KEY not in data:
         problem, hint = _top_level_problem(data)
         raise SpecError(f"not a robustgate spec: {problem}", where=f"{shown}:1", hint=hint)
+    every_case = _case_names(data, lines)
     data, applied = apply_profile(data, lines, profile)
     cases = expand_cases(data, lines)
     if cases is None:
@@ -81,13 +82,24 @@ def load_cases(path: Path | str, profile: str | None = None) -> list[Spec]:
     specs = []
     for case in cases:
         try:
-            spec = _SpecBuilder(path, case.data, case.lines).build()
+            spec = _SpecBuilder(path, case.data, case.lines, every_case).build()
         except SpecError as err:
             # one message, not one per case: the first case that breaks, named (its values fill the placeholders)
             err.message += f"\n  (in matrix case {case.name}: {case.describe()})"
             raise
         specs.append(dataclasses.replace(spec, profile=applied, case=case.name))
     return specs
+
+
+def _case_names(data: dict[str, Any], lines: LineMap) -> tuple[str, ...] | None:
+    """Every case of the file's matrix as written, which a profile may narrow: what a ``CASE::MODEL`` reference
+    may name (a case the run leaves out skips that item). None without a matrix, or when the matrix is broken
+    (the run's own expansion reports that)."""
+    try:
+        cases = expand_cases(apply_profile(data, lines, None)[0], lines)
+    except SpecError:
+        return None
+    return None if cases is None else tuple(case.name for case in cases)
 
 
 def problems_error(shown: str, problems: list[tuple[int, str]]) -> SpecError:
@@ -134,12 +146,13 @@ def _display_path(path: Path) -> str:
 class _SpecBuilder:
     """Validates one parsed document, collecting every problem before raising."""
 
-    def __init__(self, path: Path, data: dict[str, Any], lines: LineMap) -> None:
+    def __init__(self, path: Path, data: dict[str, Any], lines: LineMap, case_names: tuple[str, ...] | None = None) -> None:
         self.path = path
+        self.case_names = case_names  # the file's matrix cases, for CASE::MODEL references (None: no matrix)
         self.data = data
         self.lines = lines
         self.problems: list[tuple[int, str]] = []
-        self.templates: dict[str, list[str]] = {}  # matrix variant templates and the names they expanded to
+        self.templates: dict[str, list[str]] = {}  # variant templates and the names they expanded to
 
     def problem(self, loc: Loc, message: str, line: int | None = None) -> None:
         """A problem at ``loc`` (its key path prefixes the message), on ``line`` or else the line of ``loc``."""
@@ -186,9 +199,9 @@ class _SpecBuilder:
         if self.problems:
             raise problems_error(self.lines.path, self.problems)
 
-    def validate(self, model: type[BaseModel], value: Any, loc: Loc, context: dict[str, Any] | None = None) -> Any:
+    def validate(self, model: type[BaseModel], value: Any, loc: Loc) -> Any:
         try:
-            return model.model_validate(value if value is not None else {}, context=context)
+            return model.model_validate(value if value is not None else {})
         except ValidationError as err:
             for error in err.errors(include_url=False):
                 self.report_pydantic(model, loc, error)
@@ -273,8 +286,8 @@ class _SpecBuilder:
                 self.problem(loc, "expected a mapping of compression steps, e.g. {ptq: {backend: x86}}")
                 continue
             try:
-                expanded = expand_variant(name, body)
-            except MatrixError as err:
+                expanded = expand_template(name, body)
+            except TemplateError as err:
                 self.problem(loc, str(err))
                 continue
             if is_template(name):
@@ -353,8 +366,11 @@ class _SpecBuilder:
                 self.problem(loc + (kind, "seen_in_training"), f"seen_in_training takes one value, intended (not {intent!r}): "
                              "it says this contract evaluates images a model was trained or calibrated on, on purpose")
                 continue
-            context = {"regression_gates": regression_raw is not None}
-            params = self.validate(contract_kind.Params, params_raw, loc + (kind,), context)
+            params = self.validate(contract_kind.Params, params_raw, loc + (kind,))
+            missing_gate = None if params is None or regression_raw is not None else contract_kind.missing_gate(kind, params)
+            if missing_gate:  # a `max_regression:` gates the contract too, so it may have none of its kind's gates
+                self.problem(loc + (kind,), missing_gate)
+                params = None
             names = self.restriction(restrict, loc, variants)
             budget = None if budget_raw is None else self.validate(BudgetParams, budget_raw, loc + ("budget",))
             if params is None or names is False or (budget_raw is not None and budget is None):
@@ -362,7 +378,15 @@ class _SpecBuilder:
             regression = self.regression_limits(regression_raw, contract_kind, params, loc + (kind, "max_regression"))
             if regression is False:
                 continue
-            if names and BASELINE in names and not contract_kind.applies_to_baseline(params) and not regression:
+            fixed = contract_kind.models_for(params)
+            if fixed is not None and names is not None and set(names) != set(fixed):
+                self.problem(
+                    loc + ("variants",),
+                    f"this {kind} contract belongs to {' and '.join(fixed)}, as its keys say; `variants:` cannot "
+                    "move it to other models: remove `variants:`",
+                )
+                continue
+            if fixed is None and names and BASELINE in names and not contract_kind.applies_to_baseline(params) and not regression:
                 self.problem(
                     loc,
                     f"this {kind} contract only has gates relative to the baseline, so it has nothing to check on "
@@ -374,9 +398,9 @@ class _SpecBuilder:
             )
         return contracts
 
-    def regression_limits(self, raw: Any, kind: Any, params: Any, loc: Loc) -> dict[str, float] | None | bool:
+    def regression_limits(self, raw: Any, kind: Any, params: Any, loc: Loc) -> dict[str, float] | None | Literal[False]:
         """``max_regression: 0.01`` (the kind's headline metric) or ``{metric: amount}``; False after a problem."""
-        from robustgate.checks.regression import higher_is_better
+        from robustgate.checks import metric_direction
 
         if raw is None:
             return None
@@ -391,7 +415,7 @@ class _SpecBuilder:
             return False
         limits = {}
         for metric, amount in raw.items():
-            if not isinstance(metric, str) or higher_is_better(metric) is None:
+            if not isinstance(metric, str) or metric_direction(metric) is None:
                 self.problem(
                     loc, f"'{metric}' is not a metric that can regress (counts, bounds and settings cannot); "
                     "name a quality such as accuracy, robust_accuracy, mean_corruption_accuracy, p90_ms or bytes",
@@ -403,7 +427,7 @@ class _SpecBuilder:
             limits[metric] = float(amount)
         return limits
 
-    def restriction(self, restrict: Any, loc: Loc, variants: dict[str, Variant]) -> tuple[str, ...] | None | bool:
+    def restriction(self, restrict: Any, loc: Loc, variants: dict[str, Variant]) -> tuple[str, ...] | None | Literal[False]:
         if restrict is None:
             return None
         if isinstance(restrict, str):
@@ -418,7 +442,7 @@ class _SpecBuilder:
             if name not in known:
                 self.problem(loc + ("variants",), f"unknown variant '{name}'; {did_you_mean(name, known)}")
                 ok = False
-            names += self.templates.get(name, [name])  # a matrix template stands for all its variants
+            names += self.templates.get(name, [name])  # a variant template stands for all its variants
         return tuple(dict.fromkeys(names)) if ok else False
 
     def check_references(
@@ -436,11 +460,28 @@ class _SpecBuilder:
         for loc, ref in refs:
             if ref not in names:
                 self.problem(loc, f"unknown dataset '{ref}'; {did_you_mean(ref, names)}")
+        models = list(dict.fromkeys([BASELINE, *variants, *(str(name) for name in _mapping(self.data.get("variants")))]))
+        for contract in contracts:
+            for loc, ref in model_refs(contract.params):
+                self.check_model_ref(("contracts", contract.index, contract.kind) + loc, ref, models)
         self.check_derivation_cycles(datasets)
         self.check_class_counts(header.model, datasets, variants)
         problem = architecture_problem(header.model.arch)
         if problem:
             self.problem(("model", "arch"), problem)
+
+    def check_model_ref(self, loc: Loc, ref: str, models: list[str]) -> None:
+        """A model of this spec, or ``CASE::MODEL`` naming a case of its matrix (that case's models are checked
+        when the item runs: a matrix value may rename them)."""
+        case, separator, model = ref.rpartition("::")
+        if not separator:
+            if ref not in models:
+                self.problem(loc, f"unknown model '{ref}'; {did_you_mean(ref, models)}")
+        elif self.case_names is None:
+            self.problem(loc, f"'{ref}' names a matrix case, but this spec has no matrix; name one of its models")
+        elif case not in self.case_names:
+            self.problem(loc, f"'{case}' is not a case of this spec; {did_you_mean(case, list(self.case_names))} "
+                              "(write CASE::MODEL)")
 
     def check_derivation_cycles(self, datasets: dict[str, DatasetEntry]) -> None:
         parents = {name: getattr(e.params, "from_", None) for name, e in datasets.items()}
@@ -464,6 +505,7 @@ class _SpecBuilder:
         of a dataset whose classes are known (the digits: 10, Office-31: 31; with ``counted``, also what is on disk),
         datasets whose counts differ where the model's is not declared, and a distilled student whose count
         differs from the model's. Each would otherwise fail on its first batch, after the training before it."""
+        from robustgate.compressors.distill import DistillParams  # the steps register when specs are validated
         fixed = {name: count for name in datasets if (count := _known_classes(name, datasets, counted)) is not None}
         model = self.declared_classes(model_params.arch, model_params.kwargs, ("model", "kwargs", "num_classes"))
         wrong = next((name for name, count in fixed.items() if model not in (None, count)), None)
@@ -473,7 +515,7 @@ class _SpecBuilder:
                          f"the model outputs {model} classes, but dataset '{wrong}' has {count}; set num_classes: {count}")
             return
         first = next(iter(fixed), None)
-        other = next((name for name, count in fixed.items() if model is None and count != fixed[first]), None)
+        other = next((name for name, count in fixed.items() if model is None and first is not None and count != fixed[first]), None)
         if first is not None and other is not None:
             self.problem(("datasets", other), f"dataset '{other}' has {fixed[other]} classes, but '{first}' has "
                          f"{fixed[first]}; a model outputs one set of classes: give every dataset the same classes")
@@ -481,10 +523,10 @@ class _SpecBuilder:
         teacher = model if model is not None else (fixed[first] if first is not None else None)
         for variant in variants.values():
             for step in variant.steps:
-                if step.kind != "distill" or teacher is None:
+                if not isinstance(step.params, DistillParams) or teacher is None:
                     continue
                 loc: Loc = ("variants", variant.name, "distill", "student", "kwargs", "num_classes")
-                # a variant a matrix template expanded to has no line of its own: the template's
+                # a variant a template expanded to has no line of its own: the template's
                 line = None if ("variants", variant.name) in self.lines else variant.line
                 student = self.declared_classes(step.params.student.arch, step.params.student.kwargs, loc, line)
                 if student not in (None, teacher):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robustgate.checkpoints import checkpoint_problem, is_pretrained
+from robustgate.compressors.distill import DistillParams
 from robustgate.errors import RobustgateError
 from robustgate.spec.factories import find_factory, is_factory
 from robustgate.spec.model import DatasetEntry, Spec
@@ -116,7 +117,7 @@ class _Network:
     arch: str
     kwargs: dict[str, Any]
     weights: str | None
-    line: int | None  # None: the line of its keys (a variant a matrix template made has only the template's)
+    line: int | None  # None: the line of its keys (a variant a template made has only the template's)
 
 
 def _networks(spec: Spec) -> list[_Network]:
@@ -124,7 +125,7 @@ def _networks(spec: Spec) -> list[_Network]:
     for variant in spec.variants.values():
         line = None if ("variants", variant.name) in spec.lines else variant.line
         for step in variant.steps:
-            if step.kind == "distill":
+            if isinstance(step.params, DistillParams):
                 student = step.params.student
                 where = ("variants", variant.name, "distill", "student")
                 found.append(_Network(where, student.arch, student.kwargs, student.weights, line))

@@ -78,7 +78,7 @@ class LineMap:
 # (`{office31: ${OFFICE31_ROOT}, domain: webcam}`); it is swapped for private-use characters
 # while parsing and swapped back in the parsed strings. Line numbers are unaffected.
 _ENV_PLACEHOLDER = re.compile("\\$\ue000([A-Za-z_][A-Za-z0-9_]*)\ue001")
-# Matrix variant names (`pruned-{ratio}`) have the same problem inside `variants: [pruned-{ratio}]`;
+# Variant template names (`pruned-{ratio}`) have the same problem inside `variants: [pruned-{ratio}]`;
 # a `{key}` glued to a name is a template, never the start of a flow mapping.
 _TEMPLATE_REFERENCE = re.compile(r"(?<=[A-Za-z0-9_.+-])\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)\}")
 _TEMPLATE_PLACEHOLDER = re.compile("\ue002([A-Za-z_][A-Za-z0-9_.]*)\ue003")

@@ -15,7 +15,7 @@ from robustgate.compressors.int8.torch_ao import TorchAOPath
 from robustgate.errors import CompressionError
 
 
-class DynamicPath(TorchAOPath):
+class DynamicPath(TorchAOPath[nn.Module]):
     calibrated = False
 
     def prepare(self, net: nn.Module, params: PTQParams, example: torch.Tensor) -> nn.Module:

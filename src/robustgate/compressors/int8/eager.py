@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -22,8 +22,11 @@ from robustgate.compressors.int8.path import quantization_paths
 from robustgate.compressors.int8.torch_ao import TorchAOPath
 from robustgate.errors import CompressionError
 
+if TYPE_CHECKING:  # torchvision is imported at the first quantization, not when specs are read (and is untyped: Any)
+    from torchvision.models import GoogLeNet, MobileNetV2, MobileNetV3, ResNet, ShuffleNetV2
 
-class EagerPath(TorchAOPath):
+
+class EagerPath(TorchAOPath[nn.Module]):
     def prepare(self, net: nn.Module, params: PTQParams, example: torch.Tensor) -> nn.Module:
         from torch.ao.quantization import prepare
 
@@ -91,7 +94,7 @@ def _moved_into(net: nn.Module, twin: nn.Module, wiring: tuple[type, ...]) -> nn
     return twin.eval()
 
 
-def _resnet(net: nn.Module) -> nn.Module:
+def _resnet(net: ResNet) -> nn.Module:
     from torchvision.models.quantization.resnet import QuantizableBasicBlock, QuantizableBottleneck, QuantizableResNet
     from torchvision.models.resnet import BasicBlock
 
@@ -103,7 +106,7 @@ def _resnet(net: nn.Module) -> nn.Module:
     )
 
 
-def _mobilenet_v2(net: nn.Module) -> nn.Module:
+def _mobilenet_v2(net: MobileNetV2) -> nn.Module:
     from torchvision.models.quantization.mobilenetv2 import QuantizableInvertedResidual, QuantizableMobileNetV2
 
     return QuantizableMobileNetV2(num_classes=net.classifier[-1].out_features, block=QuantizableInvertedResidual)
@@ -117,13 +120,13 @@ def _fuse_mobilenet_v2(twin: nn.Module) -> None:
     from torchvision.ops.misc import Conv2dNormActivation
 
     for module in twin.modules():
-        if type(module) is Conv2dNormActivation:
+        if isinstance(module, Conv2dNormActivation):
             fuse_modules(module, ["0", "1", "2"] if type(module[2]) is nn.ReLU else ["0", "1"], inplace=True)
-        elif type(module) is QuantizableInvertedResidual:
+        elif isinstance(module, QuantizableInvertedResidual):
             module.fuse_model(is_qat=False)
 
 
-def _mobilenet_v3(net: nn.Module) -> nn.Module:
+def _mobilenet_v3(net: MobileNetV3) -> nn.Module:
     from torchvision.models.mobilenetv3 import _mobilenet_v3_conf
     from torchvision.models.quantization.mobilenetv3 import QuantizableInvertedResidual, QuantizableMobileNetV3
 
@@ -134,14 +137,14 @@ def _mobilenet_v3(net: nn.Module) -> nn.Module:
     )
 
 
-def _shufflenet_v2(net: nn.Module) -> nn.Module:
+def _shufflenet_v2(net: ShuffleNetV2) -> nn.Module:
     from torchvision.models.quantization.shufflenetv2 import QuantizableShuffleNetV2
 
     repeats = [len(net.stage2), len(net.stage3), len(net.stage4)]
     return QuantizableShuffleNetV2(repeats, list(net._stage_out_channels), num_classes=net.fc.out_features)
 
 
-def _googlenet(net: nn.Module) -> nn.Module:
+def _googlenet(net: GoogLeNet) -> nn.Module:
     from torchvision.models.quantization.googlenet import QuantizableGoogLeNet
 
     return QuantizableGoogLeNet(

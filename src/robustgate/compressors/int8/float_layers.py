@@ -10,7 +10,8 @@ it has no twin, and the builder says which.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -110,7 +111,10 @@ class Functional(nn.Module):
         return self._fq(torch.cat(tensors, dim=dim))
 
 
-def _with(layer: nn.Module, **tensors: torch.Tensor | None) -> nn.Module:
+Layer = TypeVar("Layer", bound=nn.Module)
+
+
+def _with(layer: Layer, **tensors: torch.Tensor | None) -> Layer:
     for name, value in tensors.items():
         if value is None:
             setattr(layer, name, None)
@@ -143,6 +147,7 @@ def _batch_norm(module: Any) -> nn.Module:
 def _norm(module: Any) -> nn.Module:
     affine = {"weight": module.weight, "bias": module.bias}
     name = type(module).__name__
+    layer: nn.Module
     if name == "LayerNorm":
         layer = nn.LayerNorm(module.normalized_shape, eps=module.eps, elementwise_affine=module.elementwise_affine)
     elif name == "GroupNorm":
@@ -175,7 +180,7 @@ def float_layers() -> dict[type, Callable[[Any], nn.Module]]:
         nnq.Linear: _linear,
         nnqd.Linear: _linear,  # activations are quantized per batch at run time: left in float
         nniq.LinearReLU: lambda m: relu(_linear(m), F.relu),
-        nniq.LinearLeakyReLU: lambda m: relu(_linear(m), lambda x, s=m.negative_slope: F.leaky_relu(x, s)),
+        nniq.LinearLeakyReLU: lambda m: relu(_linear(m), partial(F.leaky_relu, negative_slope=m.negative_slope)),
         nniq.LinearTanh: lambda m: relu(_linear(m), torch.tanh),
         nnq.BatchNorm2d: _batch_norm, nnq.BatchNorm3d: _batch_norm,
         nniq.BNReLU2d: lambda m: relu(_batch_norm(m), F.relu),
@@ -200,22 +205,23 @@ def is_torch_ao(module: nn.Module) -> bool:
     return type(module).__module__.startswith(("torch.ao.nn.quantized", "torch.ao.nn.intrinsic.quantized"))
 
 
-def quantize_ste(x, scale, zero_point, dtype):
+def quantize_ste(x: torch.Tensor, scale: Any, zero_point: Any, dtype: torch.dtype) -> torch.Tensor:
     return fake_quantize(x, scale, zero_point, dtype)
 
 
 # -- float forms of torch.ops.quantized functions (FX graphs) ------------------------------------------
-# Their output scale and zero point arguments are dropped: the recorded grids round the results.
+# Their output scale and zero point arguments are dropped: the recorded grids round the results;
+# ``packed`` is torch's opaque packed-weights object (a ScriptObject, untyped).
 
 
-def _conv_packed(x, packed, *_, relu: bool = False, **__):
+def _conv_packed(x: torch.Tensor, packed: Any, *_: Any, relu: bool = False, **__: Any) -> torch.Tensor:
     weight, bias = packed.unpack()
     conv = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}[weight.dim()]
     out = conv(x, weight.dequantize(), bias, packed.stride(), packed.padding(), packed.dilation(), packed.groups())
     return F.relu(out) if relu else out
 
 
-def _linear_packed(x, packed, *_, relu: bool = False, **__):
+def _linear_packed(x: torch.Tensor, packed: Any, *_: Any, relu: bool = False, **__: Any) -> torch.Tensor:
     weight, bias = torch.ops.quantized.linear_unpack(packed)
     out = F.linear(x, weight.dequantize(), bias)
     return F.relu(out) if relu else out

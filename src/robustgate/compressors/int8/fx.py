@@ -13,8 +13,8 @@ from robustgate.compressors.int8.torch_ao import TorchAOPath
 from robustgate.errors import CompressionError
 
 
-class FXPath(TorchAOPath):
-    def prepare(self, net: nn.Module, params: PTQParams, example: torch.Tensor) -> nn.Module:
+class FXPath(TorchAOPath[torch.fx.GraphModule]):
+    def prepare(self, net: nn.Module, params: PTQParams, example: torch.Tensor) -> torch.fx.GraphModule:
         from torch.ao.quantization.quantize_fx import prepare_fx
 
         try:
@@ -26,7 +26,7 @@ class FXPath(TorchAOPath):
                 "backend: pt2e (torch.export) captures more models",
             ) from None
 
-    def convert(self, prepared: nn.Module, params: PTQParams) -> nn.Module:
+    def convert(self, prepared: torch.fx.GraphModule, params: PTQParams) -> nn.Module:
         from torch.ao.quantization.quantize_fx import convert_fx
 
         return convert_fx(prepared)

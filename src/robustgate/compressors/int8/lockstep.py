@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from robustgate.compressors.int8.float_layers import QParams, fake_quantize
+from robustgate.models.classifier import Classifier
 
 Reference = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 """Runs the int8 model on a batch of (normalised) inputs: its float value at every rounding point, by name."""
@@ -42,6 +43,8 @@ class Lockstep:
 class Snap(nn.Module):
     """A rounding point of the twin: fake-quantize the float result onto the int8 grid (straight-through
     gradient, zero outside the range), then, in lockstep, pass the int8 model's own value forward."""
+
+    state: Lockstep  # set with object.__setattr__ below: shared, so never a submodule
 
     def __init__(self, name: str, qparams: QParams | None, state: Lockstep, step: float | None = None) -> None:
         super().__init__()
@@ -64,6 +67,9 @@ class Snap(nn.Module):
 class LockstepTwin(nn.Module):
     """The twin network driven by its int8 model: see the module docstring."""
 
+    reference: Reference  # both set with object.__setattr__ below: neither is part of the twin's state
+    state: Lockstep
+
     def __init__(self, twin: nn.Module, reference: Reference, state: Lockstep) -> None:
         super().__init__()
         self.twin = twin
@@ -81,19 +87,22 @@ class LockstepTwin(nn.Module):
 
     @contextmanager
     def tallying(self) -> Iterator[list[torch.Tensor]]:
-        self.state.tally = tally = []
+        tally: list[torch.Tensor] = []
+        self.state.tally = tally
         try:
             yield tally
         finally:
             self.state.tally = None
 
 
-def twin_fidelity(twin: nn.Module, images: torch.Tensor, batch: int = 128) -> torch.Tensor:
+def twin_fidelity(twin: Classifier, images: torch.Tensor, batch: int = 128) -> torch.Tensor:
     """Per image: does the twin, given the int8 model's own input to every layer, reproduce at least 99%
     of the int8 codes of every layer to within one quantization step? ``twin``: a Classifier whose net
     is a :class:`LockstepTwin`. A twin with no int8 activations to compare (dynamic int8: activations
     are quantized per batch at run time) is judged by its free-running predictions instead."""
     lockstep, agree = twin.net, []
+    if not isinstance(lockstep, LockstepTwin):
+        raise TypeError(f"twin_fidelity needs a Classifier whose net is a LockstepTwin, not a {type(lockstep).__name__}")
     for start in range(0, len(images), batch):
         x = images[start : start + batch]
         with torch.no_grad(), lockstep.tallying() as tally:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any
@@ -118,6 +118,9 @@ def _drop_unused_tensors(graph_module: torch.fx.GraphModule) -> None:
 class CompiledInt8Net(Int8Net):
     """The converted PT2E graph, compiled with inductor on first use (freezing on, gradients off)."""
 
+    _observers: dict[str, torch.Tensor]  # both set with object.__setattr__ below
+    _compiled: Callable[[torch.Tensor], torch.Tensor] | None
+
     def __init__(self, converted: torch.fx.GraphModule, observers: dict[str, torch.Tensor]) -> None:
         super().__init__()
         self.converted = converted
@@ -126,15 +129,17 @@ class CompiledInt8Net(Int8Net):
         object.__setattr__(self, "_compiled", None)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        first = self._compiled is None
-        if first:
+        compiled = self._compiled
+        first = compiled is None
+        if compiled is None:
             # dynamic: one compile serves every batch size of 2 or more; batch 1 gets its own.
-            object.__setattr__(self, "_compiled", torch.compile(self.converted, dynamic=True))
+            compiled = torch.compile(self.converted, dynamic=True)
+            object.__setattr__(self, "_compiled", compiled)
         # Any call may compile (a new batch size class, another grad mode), and a compile must see
         # freezing on, or the q/dq ops stay unfused reference code several times slower.
         quiet = _quiet_loggers("torch.utils.cpp_extension") if first else nullcontext()
         with torch.no_grad(), _freezing(), quiet:
-            return self._compiled(images)
+            return compiled(images)
 
     def cache_state(self) -> dict[str, Any]:
         return {"observers": self._observers}

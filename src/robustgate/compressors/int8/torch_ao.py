@@ -6,7 +6,7 @@ prepare + convert without calibration, then loading that state.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import nn
@@ -17,11 +17,15 @@ from robustgate.compressors.int8.path import Calibrate, QuantizationPath
 from robustgate.models.state import load_state
 
 
-class TorchAOPath(QuantizationPath):
-    def prepare(self, net: nn.Module, params: PTQParams, example: torch.Tensor) -> nn.Module:
+Prepared = TypeVar("Prepared", bound=nn.Module)
+"""What a path's ``prepare`` hands its ``convert`` (FX: a GraphModule; eager: the module tree itself)."""
+
+
+class TorchAOPath(QuantizationPath, Generic[Prepared]):
+    def prepare(self, net: nn.Module, params: PTQParams, example: torch.Tensor) -> Prepared:
         raise NotImplementedError
 
-    def convert(self, prepared: nn.Module, params: PTQParams) -> nn.Module:
+    def convert(self, prepared: Prepared, params: PTQParams) -> nn.Module:
         raise NotImplementedError
 
     def quantize(self, net: nn.Module, params: PTQParams, calibrate: Calibrate, example: torch.Tensor) -> Int8Net:

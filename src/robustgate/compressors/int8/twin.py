@@ -105,7 +105,7 @@ def _keeps_grid(node: torch.fx.Node, modules: dict[str, nn.Module], recorded: di
     only moves int8 codes of an input on the very same grid (the twin computes it exactly)."""
     if node.op == "call_function" and node.target is quantize_ste:
         return True
-    if node.op == "call_module":
+    if node.op == "call_module" and isinstance(node.target, str):  # a call_module's target: the submodule's path
         name = type(modules[node.target]).__name__
     else:
         name = getattr(node.target, "__name__", str(node.target))
@@ -113,7 +113,7 @@ def _keeps_grid(node: torch.fx.Node, modules: dict[str, nn.Module], recorded: di
     return name in MOVES_CODES and isinstance(source, torch.fx.Node) and recorded.get(source.name) == recorded.get(node.name)
 
 
-def _identity(x):
+def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
@@ -145,7 +145,7 @@ def _eager_twin(net: nn.Module, engine: Callable[[], Any], example: torch.Tensor
                 hook.remove()
         return values
 
-    state, qparams = Lockstep(), {}
+    state, qparams = Lockstep(), dict[str, QParams | None]()
     probe_hooks = [m.register_forward_hook(lambda m, i, out, name=name: qparams.__setitem__(name, qparams_of(out))) for name, m in leaves]
     try:
         with engine(), torch.no_grad():
@@ -196,16 +196,25 @@ def _checked_leftovers(twin: nn.Module) -> nn.Module:
 # -- PT2E ----------------------------------------------------------------------------------------------
 
 
-def _pt2e_quantize(x, scale, zero_point, quant_min, quant_max, dtype, *rest):
+def _pt2e_quantize(
+    x: torch.Tensor, scale: float | torch.Tensor, zero_point: int | torch.Tensor, quant_min: int, quant_max: int, dtype: torch.dtype,
+    *rest: Any,
+) -> torch.Tensor:
     # The int8 code as a float, with a straight-through gradient: round(x / s) + z, clamped.
     return torch.fake_quantize_per_tensor_affine(x, float(scale), int(zero_point), quant_min, quant_max) / float(scale) + int(zero_point)
 
 
-def _pt2e_dequantize(q, scale, zero_point, quant_min, quant_max, dtype, *rest, **kwargs):
+def _pt2e_dequantize(
+    q: torch.Tensor, scale: float | torch.Tensor, zero_point: int | torch.Tensor, quant_min: int, quant_max: int, dtype: torch.dtype,
+    *rest: Any, **kwargs: Any,
+) -> torch.Tensor:
     return (q.float() - int(zero_point)) * float(scale)
 
 
-def _pt2e_dequantize_per_channel(q, scales, zero_points, axis, quant_min, quant_max, dtype, *rest, **kwargs):
+def _pt2e_dequantize_per_channel(
+    q: torch.Tensor, scales: torch.Tensor, zero_points: torch.Tensor, axis: int, quant_min: int, quant_max: int, dtype: torch.dtype,
+    *rest: Any, **kwargs: Any,
+) -> torch.Tensor:
     shape = [1] * q.dim()
     shape[axis] = -1
     return (q.float() - zero_points.view(shape).float()) * scales.view(shape).float()

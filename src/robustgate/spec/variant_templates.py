@@ -1,9 +1,10 @@
-"""Matrix variants: ``pruned-{ratio}: {prune: {ratio: [0.25, 0.5, 0.75]}}`` is three variants.
+"""Variant templates: ``pruned-{ratio}: {prune: {ratio: [0.25, 0.5, 0.75]}}`` is three variants.
 
 Every ``{key}`` in a variant's name names a key of its steps whose value is a
 list; the variant expands into the product of those lists, each named by
 filling the template. Lists that the name does not mention stay lists (a step
-may take a list, e.g. layers to keep).
+may take a list, e.g. layers to keep). (A spec's ``matrix:`` of cases is another thing: see
+:mod:`robustgate.spec.cases`.)
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import copy
 import itertools
 import re
+from collections.abc import Iterator
 from typing import Any
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class MatrixError(ValueError):
+class TemplateError(ValueError):
     """A template that does not match its variant's keys."""
 
 
@@ -24,7 +26,7 @@ def is_template(name: str) -> bool:
     return PLACEHOLDER.search(name) is not None
 
 
-def expand_variant(name: str, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def expand_template(name: str, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """``[(name, body)]`` for a plain variant; one entry per combination for a template."""
     keys = list(dict.fromkeys(PLACEHOLDER.findall(name)))
     if not keys:
@@ -35,13 +37,13 @@ def expand_variant(name: str, body: dict[str, Any]) -> list[tuple[str, dict[str,
         lists = [path for path in paths if isinstance(_get(body, path), list)]
         if len(lists) != 1:
             where = "none" if not lists else f"{len(lists)}"
-            raise MatrixError(
+            raise TemplateError(
                 f"the name's {{{key}}} needs exactly one `{key}:` with a list of values in this variant, found {where}"
                 + (" (give a list, e.g. ratio: [0.25, 0.5])" if paths and not lists else "")
             )
         values = _get(body, lists[0])
         if not values:
-            raise MatrixError(f"`{key}:` is an empty list, so {name!r} expands to no variant")
+            raise TemplateError(f"`{key}:` is an empty list, so {name!r} expands to no variant")
         axes.append((key, lists[0], values))
     expanded = []
     for combination in itertools.product(*(values for _, _, values in axes)):
@@ -58,7 +60,7 @@ def _format(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def paths_of(node: Any, key: str, path: tuple[Any, ...] = ()):
+def paths_of(node: Any, key: str, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     """Every path to a mapping key named ``key`` in ``node``."""
     if isinstance(node, dict):
         for k, v in node.items():

@@ -1,0 +1,144 @@
+"""One spec's models: the baseline and each variant, built once (through the cache) and kept for the session."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+
+import torch
+
+from robustgate.cache import ArtifactCache
+from robustgate.compressors.base import StepContext, compression_steps
+from robustgate.compressors.pipeline import BuiltModel, compress
+from robustgate.data.imageset import ImageSet
+from robustgate.data.resolve import SpecDatasets
+from robustgate.errors import RobustgateError
+from robustgate.evaluation.baseline import Baseline, build_baseline
+from robustgate.evaluation import model_io
+from robustgate.models.classifier import Classifier
+from robustgate.phases import PhaseClock
+from robustgate.spec.model import BASELINE, Spec
+from robustgate.threads import build_threads
+
+
+class ModelStore:
+    """Builds the baseline and the variants of one spec on demand, on the CPU, and places copies for evaluation."""
+
+    def __init__(
+        self, spec: Spec, cache: ArtifactCache, datasets: SpecDatasets, clock: PhaseClock,
+        progress: Callable[[str], None],
+    ) -> None:
+        self.spec, self.cache, self.datasets, self.clock, self.progress = spec, cache, datasets, clock, progress
+        self._baseline: Baseline | None = None
+        self._built: dict[str, BuiltModel] = {}  # the compression pipeline's memo of built prefixes, by key
+        self._failed: dict[str, RobustgateError] = {}  # a model that failed to build fails every item fast
+        self._on_device: dict[str, Classifier] = {}  # evaluation copies of fp32 models on spec.device
+        self._outputs: dict[int, int] = {}  # logits per image, by model identity
+
+    def model(self, variant: str) -> BuiltModel:
+        """The baseline, or a variant built by its compression pipeline (on the CPU)."""
+        if variant == BASELINE:
+            return self.baseline()
+        if variant not in self.spec.variants:
+            raise RobustgateError(f"unknown variant '{variant}'")
+        if variant in self._failed:
+            raise self._failed[variant]
+        entry = self.spec.variants[variant]
+        try:
+            baseline = self.baseline()
+            with self.clock.phase("compression"), build_threads():
+                return compress(baseline, entry.steps, self._step_context(), self.cache, self._built, self._fingerprint)
+        except RobustgateError as err:
+            self._failed[variant] = err.at(self.spec.where(entry.line))
+            raise self._failed[variant] from None
+
+    def baseline(self) -> BuiltModel:
+        if BASELINE in self._failed:
+            raise self._failed[BASELINE]
+        if self._baseline is None:
+            where = self.spec.where(self.spec.lines.line(("model",)))
+            try:
+                self._baseline = self._build_baseline()
+            except RobustgateError as err:
+                self._failed[BASELINE] = err.at(where)
+                raise self._failed[BASELINE] from None
+        return self._baseline.built
+
+    def size_metrics(self, variant: str) -> dict[str, float | int]:
+        """Params, MACs and serialized bytes of a model, and their ratios to the baseline's."""
+        size, base = self.model(variant).size, self.baseline().size
+        return {
+            **size.as_dict(),
+            "params_ratio": size.params / base.params,
+            "macs_ratio": size.macs / base.macs if base.macs else 1.0,
+            "size_ratio": size.bytes / base.bytes,
+            **{f"baseline_{name}": value for name, value in base.as_dict().items()},  # what each ratio is of
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return model_io.spec_device(self.spec)
+
+    def evaluation_copy(self, variant: str, built: BuiltModel) -> tuple[Classifier, torch.device]:
+        """The model to evaluate and where: fp32 models on spec.device (a copy, so the CPU model that
+        compressors read stays put), int8 models on the CPU, where torch.ao's kernels run."""
+        if not built.differentiable or self.device.type == "cpu":
+            return built.model, torch.device("cpu")
+        if variant not in self._on_device:
+            self._on_device[variant] = copy.deepcopy(built.model).to(self.device).eval()
+        return self._on_device[variant], self.device
+
+    def example(self) -> torch.Tensor:
+        return model_io.example_input(self.spec)
+
+    def num_outputs(self, model: Classifier) -> int:
+        if id(model) not in self._outputs:
+            self._outputs[id(model)] = model_io.count_outputs(model, self.spec)
+        return self._outputs[id(model)]
+
+    def check_fits(self, name: str, data: ImageSet, model: Classifier) -> None:
+        """Refuse dataset ``name`` for ``model`` unless it has the model's classes (see :func:`model_io.check_fits`)."""
+        trained = self._baseline.trained_classes if self._baseline is not None else None
+        model_io.check_fits(name, data, self.num_outputs(model), trained)
+
+    def differentiable_parent(self, variant: str) -> BuiltModel:
+        """The variant before its last non-differentiable step: the fp32 model it was quantized from."""
+        steps = self.spec.variants[variant].steps
+        last = max(i for i, step in enumerate(steps) if not compression_steps.get(step.kind).differentiable)
+        return compress(self.baseline(), steps[:last], self._step_context(), self.cache, self._built, self._fingerprint)
+
+    def restored(self, variant: str) -> tuple[Classifier, float]:
+        """A fresh copy of ``variant`` restored from the cache, and the seconds that took (its load time).
+
+        Latency needs a fresh one: torch.ao's x86 int8 kernels specialise to the first batch shape
+        they run (pytorch/pytorch#84470), and this session's copy already ran evaluation batches.
+        Without a cache (--robustgate-no-cache) it is a deep copy of the built model instead."""
+        built = self.model(variant)  # built (and stored) first, so the restore below only reads
+        start = time.perf_counter()
+        if self.cache.root is None:
+            model = copy.deepcopy(built.model)
+        else:
+            fresh = self._build_baseline().built
+            if variant != BASELINE:
+                steps = self.spec.variants[variant].steps
+                fresh = compress(fresh, steps, self._step_context(), self.cache, {}, self._fingerprint)
+            model = fresh.model
+        return model.eval(), time.perf_counter() - start
+
+    def _build_baseline(self) -> Baseline:
+        return build_baseline(self.spec, self.cache, self.datasets, self.clock, self.progress)
+
+    def _step_context(self) -> StepContext:
+        train = self.spec.model.train
+        return StepContext(
+            dataset=self.datasets.__getitem__,
+            default_data=train.on if train else None,
+            example=self.example(),
+            seed=self.spec.seed,
+            progress=self.progress,
+            device=self.device,
+        )
+
+    def _fingerprint(self, dataset: str) -> str:
+        return self.datasets[dataset].fingerprint()

@@ -1,0 +1,126 @@
+"""What the models answer: clean logits per dataset, and logits on sampled, corrupted images.
+
+Logits are cached by model and image content; the sampled and corrupted image sets are kept in
+memory so every model of the spec sees the very same images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from robustgate.budget import count_images
+from robustgate.cache import ArtifactCache
+from robustgate.compressors.pipeline import BuiltModel
+from robustgate.data.corruptions import corrupt
+from robustgate.data.imageset import ImageSet
+from robustgate.data.resolve import SpecDatasets
+from robustgate.data.splits import stratified_sample
+from robustgate.errors import ModelError, RobustgateError
+from robustgate.evaluation.models import ModelStore
+from robustgate.inference import predict_logits
+from robustgate.phases import PhaseClock
+from robustgate.provenance import artifact_key, environment
+from robustgate.spec.model import Spec
+
+CORRUPTED_BYTES = 512 * 2**20  # corrupted image sets kept in memory for the next model, oldest dropped first
+
+
+class Predictions:
+    """Logits of one spec's models on its datasets, clean or corrupted, and the image subsets they are of."""
+
+    def __init__(
+        self, spec: Spec, cache: ArtifactCache, datasets: SpecDatasets, clock: PhaseClock, models: ModelStore,
+        progress: Callable[[str], None],
+    ) -> None:
+        self.spec, self.cache, self.datasets, self.clock, self.models = spec, cache, datasets, clock, models
+        self.progress = progress
+        self._logits: dict[tuple[str, str], torch.Tensor] = {}
+        self._sampled_sets: dict[tuple[str, int | None], ImageSet] = {}
+        self._corrupted_sets: dict[tuple[str, int | None, str, int], ImageSet] = {}  # oldest first
+
+    def labels(self, dataset: str) -> torch.Tensor:
+        return self.datasets[dataset].labels
+
+    def logits(self, variant: str, dataset: str) -> torch.Tensor:
+        """Clean logits of ``variant`` on every image of ``dataset`` (cached by model and data content)."""
+        count_images(len(self.datasets[dataset]), f"{variant} on '{dataset}'")
+        if (variant, dataset) in self._logits:
+            return self._logits[(variant, dataset)]
+        built = self.models.model(variant)
+        data = self.datasets[dataset]
+        try:
+            self.models.check_fits(dataset, data, built.model)
+        except RobustgateError as err:
+            raise err.at(self.spec.where(self.spec.datasets[dataset].line)) from None
+        key = artifact_key(("logits", data.fingerprint()), environment("logits"), {"model": built.key})
+        logits = self.cache.get_or_create("logits", key, lambda: self._predict(variant, built, data, f"'{dataset}'"))
+        self._logits[(variant, dataset)] = logits
+        return logits
+
+    def images_id(self, dataset: str, samples: int | None = None) -> str:
+        """Identifies the exact images (and their order) of ``dataset`` or its ``samples`` subset."""
+        return self.sampled(dataset, samples).fingerprint()
+
+    def sample(self, dataset: str, samples: int | None) -> torch.Tensor | None:
+        """Indices of a stratified subset of ``dataset``, the same for every model; None: all of it."""
+        labels = self.labels(dataset)
+        if samples is None or samples >= len(labels):
+            return None
+        return stratified_sample(labels, samples, self.spec.seed)
+
+    def sampled(self, dataset: str, samples: int | None) -> ImageSet:
+        """``dataset`` or its stratified subset, made once: its fingerprint (a hash of every pixel) keys
+        each of a contract's corruption x severity x model predictions."""
+        if (dataset, samples) not in self._sampled_sets:
+            indices = self.sample(dataset, samples)
+            data = self.datasets[dataset]
+            self._sampled_sets[(dataset, samples)] = data if indices is None else data.subset(indices)
+        return self._sampled_sets[(dataset, samples)]
+
+    def corrupted_logits(self, variant: str, dataset: str, corruption: str, severity: int, samples: int | None) -> torch.Tensor:
+        """Logits of ``variant`` on ``dataset`` (or its ``samples`` subset) under one corruption and severity.
+
+        Cached by model, images, corruption, severity, seed and the corruptions' code (a provenance
+        component), so a warm run neither corrupts nor predicts again."""
+        self.logits(variant, dataset)  # checks the model fits the images, and fails with the dataset's line
+        built = self.models.model(variant)
+        images = self.sampled(dataset, samples)  # the exact images, whatever picked them
+        count_images(len(images), f"{variant} on '{dataset}' under {corruption} at severity {severity}")
+        key = artifact_key(
+            ("corrupted-logits", images.fingerprint(), corruption, severity, self.spec.seed),
+            environment("corrupted-logits"),
+            {"model": built.key},
+        )
+
+        def predict() -> torch.Tensor:
+            data = self._corrupted(dataset, samples, corruption, severity)
+            return self._predict(variant, built, data, f"'{dataset}' under {corruption} at severity {severity}")
+
+        return self.cache.get_or_create("logits", key, predict)
+
+    def _predict(self, variant: str, built: BuiltModel, data: ImageSet, what: str) -> torch.Tensor:
+        model, device = self.models.evaluation_copy(variant, built)
+        with self.clock.phase("prediction"):
+            logits = predict_logits(model, data, device)
+        bad = int((~torch.isfinite(logits)).any(dim=1).sum())
+        if bad:
+            raise ModelError(
+                f"{variant} produced NaN or infinite logits on {bad} of {len(data)} images of {what}",
+                hint="check the weights (a diverged training run?) and the input normalisation",
+            )
+        return logits
+
+    def _corrupted(self, dataset: str, samples: int | None, corruption: str, severity: int) -> ImageSet:
+        """The corrupted images, kept while they fit :data:`CORRUPTED_BYTES` (every model sees the same ones)."""
+        memo = (dataset, samples, corruption, severity)
+        if memo not in self._corrupted_sets:
+            data = self.sampled(dataset, samples)
+            self.progress(f"corrupting '{dataset}' ({len(data)} images) with {corruption} at severity {severity}")
+            with self.clock.phase("corruption"):
+                self._corrupted_sets[memo] = corrupt(data, corruption, severity, seed=self.spec.seed)
+            kept = self._corrupted_sets
+            while len(kept) > 1 and sum(c.images.numel() for c in kept.values()) > CORRUPTED_BYTES:
+                kept.pop(next(iter(kept)))
+        return self._corrupted_sets[memo]
