@@ -5,10 +5,14 @@ that starts asking for a new measurement shows up as a KeyError naming it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import torch
+
+from robustgate.attacks.protocol import METHODS, Policy, RobustResult
+from robustgate.latency.measure import LatencyResult
 
 CLASSES = 4
 
@@ -59,6 +63,51 @@ class FakePredictions:
         return self.corrupted_of[(variant, dataset, corruption, severity)]
 
 
+def robust_result(found_by: list[str], legs: tuple[str, ...] = ("white-box",), **fields: Any) -> RobustResult:
+    """A real :class:`RobustResult` from what broke each image first (``METHODS`` names, "robust": nothing did);
+    ``fields``: its other fields (twin_agreement, unavailable, ...)."""
+    codes = torch.tensor([METHODS.index(method) for method in found_by], dtype=torch.uint8)
+    return RobustResult(codes == METHODS.index("robust"), codes, legs=legs, **fields)
+
+
+def spans(*runs: tuple[str, int]) -> list[str]:
+    """``spans(("robust", 60), ("clean", 40))``: per image, what broke it first, in runs."""
+    return [method for method, count in runs for _ in range(count)]
+
+
+@dataclass
+class FakeAttacks:
+    """Attack results a test chose, per (variant, strength), and each variant's masking findings. Like the real
+    one, it judges the contract's policy on every read: a leg missing and not accepted raises, an accepted one
+    is carried on the result's ``gaps``."""
+
+    results: dict[tuple[str, float], RobustResult] = field(default_factory=dict)
+    findings: dict[str, list[str]] = field(default_factory=dict)  # variant -> masking findings
+
+    def robust(self, variant: str, params: Any, strength: float) -> RobustResult:
+        result = self.results[(variant, strength)]
+        policy = Policy(frozenset(params.accept_missing), params.min_twin_agreement)
+        return replace(result, gaps=policy.gaps(result.unavailable, result.twin_agreement))
+
+    def masking_findings(self, variant: str, params: Any) -> list[str]:
+        return list(self.findings[variant])
+
+
+@dataclass
+class FakeLatency:
+    """Latency results a test chose, per variant (the real one times queries)."""
+
+    results: dict[str, LatencyResult] = field(default_factory=dict)
+
+    def measure(self, variant: str, params: Any) -> LatencyResult:
+        return self.results[variant]
+
+
+def latency_result(ms: list[float] | np.ndarray, **fields: Any) -> LatencyResult:
+    """A real :class:`LatencyResult` from per-query milliseconds (it holds seconds)."""
+    return LatencyResult(np.asarray(ms, dtype=np.float64) / 1000, **fields)
+
+
 class Unmeasured:
     """A part the test gives nothing: any use of it fails the test, naming what was asked."""
 
@@ -89,4 +138,15 @@ class FakeEvaluation:
         """Make ``variant`` right under ``corruption`` at ``severity`` where ``correct`` is 1 (its clean answers first)."""
         labels = self.predictions.labels_of[dataset][: len(correct)]
         self.predictions.corrupted_of[(variant, dataset, corruption, severity)] = logits_for(labels, correct)
+        return self
+
+    def attacked(self, variant: str, strength: float, result: RobustResult, findings: list[str] | None = None,
+                 dataset: str = "test") -> FakeEvaluation:
+        """Make ``result`` what an attack at ``strength`` finds on ``variant`` (labels of ``dataset`` cycle the
+        classes), with ``findings`` its masking findings (none unless given)."""
+        self.predictions.labels_of.setdefault(dataset, torch.arange(len(result.correct)) % CLASSES)
+        if not isinstance(self.attacks, FakeAttacks):
+            self.attacks = FakeAttacks()
+        self.attacks.results[(variant, strength)] = result
+        self.attacks.findings[variant] = findings if findings is not None else self.attacks.findings.get(variant, [])
         return self

@@ -166,7 +166,8 @@ class ContractKind:
 
 
 EVALUATION_PARTS = frozenset({"predictions", "models", "attacks", "latency"})
-_READS = {"lower": "read at its lower bound", "upper": "read at its upper bound", "exact": "exact"}
+_READS = {"lower": "read at its lower bound", "upper": "read at its upper bound", "exact": "exact",
+          "point": "read at its estimate"}
 
 
 contract_kinds: Registry[ContractKind] = Registry("contract kind", base=ContractKind)

@@ -19,7 +19,8 @@ from typing import Literal
 from robustgate.checks.outcome import EXACT, POINT, Gate, Op
 from robustgate.checks.stats import DISPLAY_LEVEL, bound_name
 
-End = Literal["lower", "upper", "exact"]
+# "point": always the estimate, for a ratio no interval is computed for (a latency against an earlier run)
+End = Literal["lower", "upper", "exact", "point"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Reading:
         under ``confidence: point``, and always the estimate of what is counted rather than sampled."""
         if reads == "exact":
             return estimate, EXACT
-        if self.point:
+        if self.point or reads == "point":
             return estimate, POINT
         return (low, self.lower) if reads == "lower" else (high, self.upper)
 

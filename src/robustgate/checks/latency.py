@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.declaration import GateDecl, MetricDecl, reading
-from robustgate.checks.outcome import POINT, Outcome
+from robustgate.checks.outcome import Outcome
 from robustgate.spec.fields import Params
 from robustgate.spec.model import BASELINE
 
@@ -64,7 +64,7 @@ PERCENTILE_GATES = {name: GateDecl(f"{name}_ms", f"{name}_ms", "<=", "upper") fo
 MAX_MS = GateDecl("max_ms", "max_ms", "<=", "exact")  # the slowest query timed: no interval to read
 MIN_SPEEDUP = GateDecl("min_speedup", "speedup", ">=", "lower", relative=True)
 # against the p50 an earlier run stored: a ratio of two medians with no interval, read at its estimate
-MAX_SLOWDOWN = GateDecl("max_slowdown", "slowdown", "<=", "upper", relative=True)
+MAX_SLOWDOWN = GateDecl("max_slowdown", "slowdown", "<=", "point", relative=True)  # no interval: one stored p50
 THROUGHPUT = GateDecl("throughput", "throughput", ">=", "lower")
 
 
@@ -146,7 +146,7 @@ class LatencyContract(ContractKind):
             else:
                 slowdown = m["p50_ms"] / result.previous_p50_ms
                 m.update(previous_p50_ms=result.previous_p50_ms, slowdown=slowdown)
-                outcome.gates.append(MAX_SLOWDOWN.judge(params.max_slowdown, slowdown, slowdown, slowdown, reading(POINT)))
+                outcome.gates.append(MAX_SLOWDOWN.judge(params.max_slowdown, slowdown, slowdown, slowdown, read))
         return outcome
 
 
