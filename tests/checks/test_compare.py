@@ -15,8 +15,8 @@ import torch
 from tiny_spec_edits import edit
 
 from robustgate.checks import contract_kinds
-from robustgate.checks.compare import CompareParams, mover_difference
-from robustgate.checks.stats import newcombe_paired_bounds, paired_drop, wilson_interval
+from robustgate.checks.compare import CompareParams
+from robustgate.checks.stats import mover_difference, newcombe_paired_bounds, paired_drop, wilson_interval
 from robustgate.errors import SpecError
 from robustgate.spec.parse import load_cases
 

@@ -95,7 +95,8 @@ class CalibrationContract(ContractKind):
                  worst_class_accuracy_high=here.worst.high)
         outcome.series.update(here.series())
         if params.reference is not None:
-            there = Calibration.of(evaluation, variant, params.reference, read, evaluation.seed)
+            # only its estimates are reported: no bootstrap
+            there = Calibration.of(evaluation, variant, params.reference, read, evaluation.seed, resamples=0)
             m.update({f"ece@{params.reference}": there.ece, f"worst_class_accuracy@{params.reference}": there.worst.estimate,
                       "ece_change": here.ece - there.ece,
                       "worst_class_accuracy_change": here.worst.estimate - there.worst.estimate})

@@ -41,13 +41,12 @@ from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.chance import require_reference_above_chance
 from robustgate.checks.declaration import GateDecl, MetricDecl, Reading, reading
 from robustgate.checks.outcome import Outcome
-from robustgate.checks.stats import paired_drop, unpaired_difference, wilson_interval
+from robustgate.checks.stats import mover_difference, paired_drop, unpaired_difference, wilson_interval
 from robustgate.errors import SpecError
 from robustgate.spec.fields import DatasetRef, ModelRef, Params
 from robustgate.spec.model import BASELINE
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
 CASE_SEPARATOR = "::"  # spec validation checks that CASE names a case of the file's matrix
@@ -125,13 +124,12 @@ class CompareContract(ContractKind):
         read = reading(evaluation.confidence)
         for dataset in params.on:
             suffix = f"@{dataset}" if len(params.on) > 1 else ""
-            self.compare_on(outcome, evaluation, other, params, dataset, suffix, read)
+            self.compare_on(outcome, evaluation, other, params, case, than_model, dataset, suffix, read)
         return outcome
 
     def compare_on(self, outcome: Outcome, evaluation: Evaluation, other: Evaluation, params: CompareParams,
-                   dataset: str, suffix: str, read: Reading) -> None:
+                   case: str | None, than_model: str, dataset: str, suffix: str, read: Reading) -> None:
         """The comparison on one dataset: its metrics (named with ``suffix``) and its gate."""
-        case, than_model = split_reference(params.than)
         drop = params.metric == "drop"
         better = _Side.of(evaluation, params.better, dataset, drop)
         than = _Side.of(other, than_model, dataset, drop)
@@ -170,9 +168,10 @@ class CompareContract(ContractKind):
         else:
             correlation = 0.0
             if paired:
-                per_image = than.drop_per_image() - better.drop_per_image()
+                than_drops, better_drops = than.drop_per_image(), better.drop_per_image()
+                per_image = than_drops - better_drops
                 m.update(lost=int((per_image < 0).sum()), gained=int((per_image > 0).sum()))
-                correlation = _correlation(than.drop_per_image(), better.drop_per_image())
+                correlation = _correlation(than_drops, better_drops)
             estimate, low, high = (float(v) for v in mover_difference(
                 (m["than_drop"], m["than_drop_low"], m["than_drop_high"]),
                 (m["better_drop"], m["better_drop_low"], m["better_drop_high"]), correlation))
@@ -230,24 +229,6 @@ def _correlation(x: torch.Tensor, y: torch.Tensor) -> float:
     x, y = x.double() - x.double().mean(), y.double() - y.double().mean()
     scale = float((x.square().sum() * y.square().sum()).sqrt())
     return float((x * y).sum()) / scale if scale > 0 else 0.0
-
-
-def mover_difference(
-    a: tuple[Any, Any, Any], b: tuple[Any, Any, Any], correlation: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``a - b`` with its MOVER interval from each one's (estimate, low, high) and their correlation
-    (Zou 2008), vectorised: the widths each interval allows on the side that moves the difference,
-    combined as for a normal difference, so each keeps its own (asymmetric) shape."""
-    import numpy as np
-
-    (a_est, a_low, a_high), (b_est, b_low, b_high) = ((np.asarray(v, dtype=np.float64) for v in side) for side in (a, b))
-    r = np.asarray(correlation, dtype=np.float64)
-    estimate = a_est - b_est
-    down_a, up_b = a_est - a_low, b_high - b_est
-    up_a, down_b = a_high - a_est, b_est - b_low
-    low = estimate - np.sqrt(np.maximum(down_a**2 + up_b**2 - 2 * r * down_a * up_b, 0.0))
-    high = estimate + np.sqrt(np.maximum(up_a**2 + down_b**2 - 2 * r * up_a * down_b, 0.0))
-    return estimate, np.maximum(low, -2.0), np.minimum(high, 2.0)
 
 
 contract_kinds.register("compare")(CompareContract())
