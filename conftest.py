@@ -28,59 +28,8 @@ from robustgate.compressors.int8.pt2e import import_torchao
 
 import_torchao()
 
-TINY_NET = '''
-import torch
-from torch import nn
-
-
-def build(num_classes: int = 10) -> nn.Module:
-    """A small real CNN: conv-bn-relu blocks that FX int8 quantization fuses, like a ResNet's."""
-    return nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, num_classes),
-    )
-
-
-class NaNNet(nn.Module):
-    def __init__(self, num_classes: int = 10) -> None:
-        super().__init__()
-        self.body = build(num_classes)
-
-    def forward(self, x):
-        return self.body(x) * float("nan")
-
-
-def nan_net(num_classes: int = 10) -> nn.Module:
-    return NaNNet(num_classes)
-
-
-class RoundInput(nn.Module):
-    """Planted gradient masking: rounding has a zero gradient everywhere."""
-
-    def forward(self, x):
-        return torch.round(x * 4) / 4
-
-
-def rounded(num_classes: int = 10) -> nn.Module:
-    return nn.Sequential(RoundInput(), *build(num_classes))
-
-
-def upsampling(num_classes: int = 10) -> nn.Module:
-    """A CNN with a transposed convolution: int8 has one (torch.ao), the fake-quant twin has none."""
-    return nn.Sequential(
-        nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-        nn.ConvTranspose2d(16, 16, 2, stride=2), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, num_classes),
-    )
-
-
-def with_dropout(num_classes: int = 10) -> nn.Module:
-    """The same CNN with dropout before its classifier: training draws from torch's global RNG."""
-    body = build(num_classes)
-    return nn.Sequential(*body[:-1], nn.Dropout(0.5), body[-1])
-'''
+# The one tiny network (tests/tiny_cnn.py): pytester projects get it as `tinynet.py`, specs name `tinynet:build`.
+TINY_NET = (Path(__file__).parent / "tests" / "tiny_cnn.py").read_text()
 
 TINY_SPEC = """\
 robustgate: 1

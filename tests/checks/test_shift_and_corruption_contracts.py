@@ -94,7 +94,8 @@ def test_broken_corruption_and_shift_gates_fail_on_the_worst_case(project: pytes
     result.assert_outcomes(failed=4, deselected=3)
     # every corruption of the suite gets its own gate; a number on a shift gates the worst target
     result.stdout.fnmatch_lines(["*accuracy@gaussian_noise*>= 0.97*FAIL*", "*accuracy@glass_blur*>= 0.97*FAIL*"])
-    result.stdout.fnmatch_lines(["*accuracy@noisy*one-sided 97.5% lower bound*>= 0.97*FAIL*"])
+    result.stdout.fnmatch_lines(["*accuracy@printed*one-sided 97.5% lower bound*>= 0.97*FAIL*"])  # the worst target
+    assert "accuracy@noisy" not in result.stdout.str()  # (noisy: 0.87, printed: 0.77 for the tiny net)
 
 
 def test_ratio_never_passes_a_gate_on_a_division_by_zero() -> None:

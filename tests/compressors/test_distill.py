@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from pydantic import ValidationError
-from small_cnn import cnn
+from tiny_cnn import build
 from tiny_spec_edits import edit
 from torch import nn
 
@@ -29,11 +29,11 @@ distill = compression_steps.get("distill")
 CPU = torch.device("cpu")
 
 
-CNN = "small_cnn:cnn"  # the teacher's architecture; students are narrowed copies of it
+CNN = "tiny_cnn:build"  # the teacher's architecture; students are narrowed copies of it
 
 
 def student(width: float = 0.5, **kwargs) -> dict:
-    return {"arch": CNN, "width": width, **kwargs}
+    return {"arch": CNN, "kwargs": {"num_classes": 10, "width": 32}, "width": width, **kwargs}  # the teacher's net
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +205,7 @@ def test_a_width_that_would_empty_a_layer_is_refused(teacher: Classifier) -> Non
 def test_an_unknown_architecture_is_refused() -> None:
     with pytest.raises(ValidationError, match=r"unknown torchvision architecture 'resnet19'.*did you mean 'resnet18'"):
         DistillParams(student={"arch": "torchvision:resnet19"})
-    parent = Classifier(Normalize((0.5,) * 3, (0.25,) * 3), cnn()).eval()
+    parent = Classifier(Normalize((0.5,) * 3, (0.25,) * 3), build()).eval()
     with pytest.raises(ModelError, match="cannot import 'no_such_package' for arch 'no_such_package:build'"):
         distill.apply(parent, DistillParams(student={"arch": "no_such_package:build"}), context())
 

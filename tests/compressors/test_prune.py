@@ -10,7 +10,7 @@ import pytest
 import torch
 import torchvision
 from pydantic import ValidationError
-from small_cnn import cnn
+from tiny_cnn import build
 from tiny_spec_edits import edit
 from torch import nn
 from torch.nn import functional as F
@@ -256,7 +256,7 @@ class HardCodedView(nn.Module):
 class NoAutograd(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.body = cnn()
+        self.body = build()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

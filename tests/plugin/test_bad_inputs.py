@@ -52,7 +52,7 @@ def test_missing_weights_file(tiny_project: pytest.Pytester) -> None:
 def test_checkpoint_with_the_wrong_class_count(tiny_project: pytest.Pytester) -> None:
     save_tiny(tiny_project, num_classes=31)
     out = run_spec(tiny_project)
-    assert "checkpoint 'weights.pt' does not fit tinynet:build: '9.weight' has shape [31, 32] in the checkpoint but [10, 32] in the model" in out
+    assert "checkpoint 'weights.pt' does not fit tinynet:build: '13.weight' has shape [31, 32] in the checkpoint but [10, 32] in the model" in out
     assert "num_classes" in out
 
 

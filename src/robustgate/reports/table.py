@@ -47,7 +47,8 @@ class KindSection:
 
 
 def by_kind(items: list[dict[str, Any]]) -> list[KindSection]:
-    """The items grouped by ``kind``, in the registry's order of kinds, then kinds it does not know in run order;
+    """The items grouped by ``kind``, in the order robustgate.checks registers the kinds (clean accuracy first,
+    then shift, corruptions, attacks, ...), then kinds it does not know in run order;
     within a section, in run order. Reports add no per-kind code for a kind to get its section."""
     import robustgate.checks  # noqa: F401 (registers the contract kinds)
     from robustgate.checks.base import contract_kinds
@@ -55,7 +56,7 @@ def by_kind(items: list[dict[str, Any]]) -> list[KindSection]:
     grouped: dict[str, list[dict[str, Any]]] = {}
     for item in items:
         grouped.setdefault(item.get("kind") or "", []).append(item)
-    order = [kind for kind in contract_kinds if kind in grouped] + [kind for kind in grouped if kind not in contract_kinds]
+    order = [kind for kind in contract_kinds.registered() if kind in grouped] + [kind for kind in grouped if kind not in contract_kinds]
     return [_section(kind, grouped[kind]) for kind in order]
 
 
