@@ -7,6 +7,7 @@ from pydantic import Field
 from robustgate.checks.base import ContractKind, Evaluation, contract_kinds
 from robustgate.checks.declaration import GateDecl, MetricDecl, reading
 from robustgate.checks.outcome import Outcome
+from robustgate.errors import RobustgateError
 from robustgate.spec.model import BASELINE
 from robustgate.spec.fields import Params
 
@@ -46,6 +47,12 @@ class SizeContract(ContractKind):
         for gate in self.set_gates(params):
             if gate.relative and variant == BASELINE:  # the baseline is 1.0 of itself: max_ratio is for its variants
                 continue
+            if gate.metric not in outcome.metrics:  # params/MACs of an artifact whose graph hides its layers
+                raise RobustgateError(
+                    f"size: {gate.key} cannot be judged for '{variant}': its {gate.metric} cannot be counted (an artifact "
+                    "without autograd, such as an int8 TorchScript or torch.export graph, hides its layers from the counters)",
+                    hint="gate its bytes on disk with max_mb or max_ratio instead",
+                )
             value = outcome.metrics[gate.metric]
             outcome.gates.append(gate.judge(getattr(params, gate.key), value, value, value, read))
         return outcome

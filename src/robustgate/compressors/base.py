@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from robustgate.errors import CompressionError
@@ -40,6 +41,7 @@ class StepContext:
     seed: int
     progress: Callable[[str], None]
     device: torch.device = field(default_factory=_cpu)
+    spec_dir: Path | None = None  # where the spec file is: paths a step reads (an artifact) are relative to it
 
 
 class CompressionStep:
@@ -48,6 +50,7 @@ class CompressionStep:
     Params: ClassVar[type[Params]]
     preserves_macs: ClassVar[bool] = False  # quantization keeps the arithmetic, only its precision changes
     differentiable: ClassVar[bool] = True  # False: no autograd through the result (attacks must not trust gradients)
+    source: ClassVar[bool] = False  # True: the step replaces the model (an artifact) and must come first
 
     def apply(self, model: Classifier, params: Any, ctx: StepContext) -> Classifier:
         raise NotImplementedError
@@ -59,9 +62,24 @@ class CompressionStep:
     def restore(self, parent: Classifier, params: Any, state: dict[str, Any], ctx: StepContext) -> Classifier:
         raise NotImplementedError
 
-    def external_inputs(self, params: Any) -> tuple[str, ...]:
+    def external_inputs(self, params: Any, ctx: StepContext | None = None) -> tuple[str, ...]:
         """Digests of what the step reads besides its params and datasets (a weights file), for its cache key."""
         return ()
+
+    def stored_bytes(self, params: Any, ctx: StepContext) -> int | None:
+        """The result's size as shipped, where it is a file (an artifact's bytes on disk); None: its serialized state."""
+        return None
+
+    def counts_size(self, model: Classifier, ctx: StepContext) -> bool:
+        """Whether params and MACs can be counted on the result (torch's FLOP counter and the state's weight
+        names see every layer); False leaves them unknown, and a size gate on them cannot judge."""
+        return True
+
+    def is_differentiable(self, model: Classifier, ctx: StepContext) -> bool:
+        """Whether the result has autograd: robustgate's int8 networks have none."""
+        from robustgate.compressors.int8.engine import Int8Net
+
+        return not isinstance(model.net, Int8Net)
 
 
 def net_state(model: Classifier) -> dict[str, Any]:

@@ -151,7 +151,7 @@ class DistillStep(CompressionStep):
     def restore(self, parent: Classifier, params: DistillParams, state: dict[str, Any], ctx: StepContext) -> Classifier:
         return load_into_rebuilt(self._student(parent, params, ctx, None, pretrained=False), state, "distill")
 
-    def external_inputs(self, params: DistillParams) -> tuple[str, ...]:
+    def external_inputs(self, params: DistillParams, ctx: StepContext | None = None) -> tuple[str, ...]:
         if params.student.weights is None:
             return ()
         from robustgate.models.pretrained import checkpoint_path, resolve

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from robustgate.cache import ArtifactCache
 from robustgate.compressors.base import CompressionStep, StepContext, compression_steps
-from robustgate.compressors.int8.engine import Int8Net
 from robustgate.compressors.size import ModelSize, count_macs, count_params, serialized_bytes
 from robustgate.models.classifier import Classifier
 from robustgate.provenance import ArtifactKey, artifact_key, environment
@@ -34,11 +33,15 @@ class BuiltModel:
     differentiable: bool
 
 
-def measure(model: Classifier, example: torch.Tensor, macs: int | None = None) -> ModelSize:
+def measure(
+    model: Classifier, example: torch.Tensor, macs: int | None = None, *, stored: int | None = None, counted: bool = True,
+) -> ModelSize:
+    """``stored``: bytes of the file the model ships as (else its serialized state); ``counted`` False: params and
+    MACs are not countable on this model (a foreign int8 graph), so they stay unknown rather than wrong."""
     return ModelSize(
-        params=count_params(model.net),
-        macs=macs if macs is not None else count_macs(model, example),
-        bytes=serialized_bytes(model.net),
+        params=count_params(model.net) if counted else None,
+        macs=(macs if macs is not None else count_macs(model, example)) if counted else None,
+        bytes=stored if stored is not None else serialized_bytes(model.net),
     )
 
 
@@ -57,7 +60,7 @@ def compress(
         data = sorted({ref for _, ref in dataset_refs(step.params)} | ({ctx.default_data} if ctx.default_data else set()))
         key = artifact_key(
             ("step", step.kind, step.params, {d: fingerprint(d) for d in data}, ctx.seed,
-             *step_impl.external_inputs(step.params)),
+             *step_impl.external_inputs(step.params, ctx)),
             environment("steps"),
             {"model": current.key},
         )
@@ -81,10 +84,11 @@ def _run_step(
     state = cache.get_or_create("steps", key, create)
     model = fresh[0] if fresh else step_impl.restore(parent.model, step.params, state, ctx)
     macs = parent.size.macs if step_impl.preserves_macs else None
+    counted = step_impl.counts_size(model, ctx)
     return BuiltModel(
         model=model.eval(),
         key=key,
-        size=measure(model, ctx.example, macs),
+        size=measure(model, ctx.example, macs, stored=step_impl.stored_bytes(step.params, ctx), counted=counted),
         # From the result, not the chain: a student distilled from an int8 teacher is fp32 again.
-        differentiable=not isinstance(model.net, Int8Net),
+        differentiable=step_impl.is_differentiable(model, ctx),
     )

@@ -14,12 +14,12 @@ from robustgate.compressors.int8.engine import Int8Net
 
 @dataclass(frozen=True)
 class ModelSize:
-    params: int
-    macs: int
+    params: int | None  # None: not countable on this model (a foreign int8 graph hides its layers)
+    macs: int | None
     bytes: int
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        return {name: value for name, value in asdict(self).items() if value is not None}
 
 
 def count_params(model: nn.Module) -> int:

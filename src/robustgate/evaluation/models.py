@@ -68,10 +68,14 @@ class ModelStore:
     def size_metrics(self, variant: str) -> dict[str, float | int]:
         """Params, MACs and serialized bytes of a model, and their ratios to the baseline's."""
         size, base = self.model(variant).size, self.baseline().size
+        ratios: dict[str, float] = {}
+        if size.params is not None and base.params:
+            ratios["params_ratio"] = size.params / base.params
+        if size.macs is not None and base.macs is not None:
+            ratios["macs_ratio"] = size.macs / base.macs if base.macs else 1.0
         return {
             **size.as_dict(),
-            "params_ratio": size.params / base.params,
-            "macs_ratio": size.macs / base.macs if base.macs else 1.0,
+            **ratios,
             "size_ratio": size.bytes / base.bytes,
             **{f"baseline_{name}": value for name, value in base.as_dict().items()},  # what each ratio is of
         }
@@ -138,6 +142,7 @@ class ModelStore:
             seed=self.spec.seed,
             progress=self.progress,
             device=self.device,
+            spec_dir=self.spec.directory,
         )
 
     def _fingerprint(self, dataset: str) -> str:

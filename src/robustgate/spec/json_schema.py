@@ -65,7 +65,7 @@ def spec_json_schema() -> dict[str, Any]:
         "patternProperties": {r"\{": _loose_steps(steps, defs, ref)},  # templates: lists expand into variants
         "additionalProperties": {
             "type": "object", "minProperties": 1, "additionalProperties": False,
-            "properties": {name: {"anyOf": [ref(params), {"type": "null"}]} for name, params in steps.items()},
+            "properties": {name: {"anyOf": [ref(params), {"type": "null"}, *_short_form(params)]} for name, params in steps.items()},
         },
     }
     properties["contracts"] = {
@@ -119,6 +119,12 @@ def _contract_level(ref: Any) -> dict[str, Any]:
                      "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
         "budget": ref(BudgetParams),
     }
+
+
+def _short_form(params: type[BaseModel]) -> list[dict[str, Any]]:
+    """A step written as a bare string (``artifact: models/own.pt``), where its Params accept one."""
+    described = getattr(params, "SHORT_FORM", None)
+    return [{"type": "string", "description": described}] if described else []
 
 
 def _loose_steps(steps: Mapping[str, type[BaseModel]], defs: dict[str, Any], ref: Any) -> dict[str, Any]:

@@ -315,6 +315,10 @@ class _SpecBuilder:
             except RegistryError as err:
                 self.problem(loc + (kind,), err.message)
                 continue
+            if getattr(step, "source", False) and kind != next(iter(body)):
+                self.problem(loc + (kind,), f"`{kind}:` loads the variant's model from a file, so it comes first: steps "
+                             "before it would be thrown away (steps after it compress the loaded model)")
+                continue
             value = self.validate(step.Params, params, loc + (kind,))
             if value is not None:
                 parsed.append(Step(kind, value))

@@ -72,6 +72,9 @@ def paths_read(spec: Any) -> dict[str, str]:
     for name, entry in spec.datasets.items():
         named += [(f"datasets.{name}.{key}", getattr(entry.params, key)) for key in ("imagefolder", "office31")
                   if getattr(entry.params, key, None)]
+    for name, variant in spec.variants.items():  # a variant loaded from a file (artifact:)
+        named += [(f"variants.{name}.{step.kind}", step.params.path) for step in variant.steps
+                  if isinstance(getattr(step.params, "path", None), str)]
     found = {}
     for where, value in named:
         try:
