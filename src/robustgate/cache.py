@@ -19,6 +19,7 @@ rebuild can say which component changed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -58,6 +59,18 @@ def file_digest(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def versioned_file_digest(path: Path) -> str:
+    """:func:`file_digest`, read once per version of the file (its mtime and size): cache keys of steps that read a
+    file (a distillation student's weights, an artifact) ask for it on every model lookup."""
+    stat = path.stat()
+    return _digest_of_version(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _digest_of_version(path: str, mtime_ns: int, size: int) -> str:
+    return file_digest(Path(path))
 
 
 class EntryHeader(NamedTuple):

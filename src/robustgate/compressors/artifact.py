@@ -116,10 +116,10 @@ class Artifact(CompressionStep):
         return {}
 
     def external_inputs(self, params: ArtifactParams, ctx: StepContext | None = None) -> tuple[str, ...]:
-        from robustgate.cache import file_digest
+        from robustgate.cache import versioned_file_digest
 
         path = self.path(params, ctx)
-        return (f"artifact:{path.name}:{file_digest(path) if path.is_file() else 'absent'}",)
+        return (f"artifact:{path.name}:{versioned_file_digest(path) if path.is_file() else 'absent'}",)
 
     def stored_bytes(self, params: ArtifactParams, ctx: StepContext) -> int | None:
         return self.path(params, ctx).stat().st_size
@@ -157,8 +157,17 @@ class Artifact(CompressionStep):
                 f"artifact: cannot load '{params.path}' as {fmt}: {type(err).__name__}: {first_line(err)}",
                 hint="check format: (state_dict, module, torchscript, export) against how the file was saved",
             ) from None
-        if fmt == "module" or (fmt == "state_dict" and params.trusted and self._pickled_module(path)):
-            return self._module(path, params)
+        if fmt == "module" or (fmt == "state_dict" and params.trusted):
+            # Unpickled once: a whole module is the network; anything else is read as a state_dict below.
+            loaded = self._unpickled(path, params)
+            if isinstance(loaded, torch.nn.Module):
+                return loaded.eval()
+            if fmt == "module":
+                raise CompressionError(
+                    f"artifact: '{params.path}' holds a {type(loaded).__name__}, not a torch.nn.Module",
+                    hint="use format: state_dict for a dict of tensors",
+                )
+        from robustgate.errors import ModelError
         from robustgate.models.architectures import build_network
         from robustgate.models.weights import load_checkpoint
 
@@ -168,22 +177,12 @@ class Artifact(CompressionStep):
             net = copy.deepcopy(parent.net)  # the spec's architecture, as built for the baseline
         try:
             load_checkpoint(net, path, trusted=params.trusted, arch=params.arch or "the spec's model")
-        except Exception as err:
-            raise CompressionError(f"artifact: {getattr(err, 'message', first_line(err))}",
-                                   hint=getattr(err, "hint", None)) from None
+        except ModelError as err:  # its message names what does not fit; said as this step's
+            raise CompressionError(f"artifact: {err.message}", hint=err.hint) from None
         return net.eval()
 
     @staticmethod
-    def _pickled_module(path: Path) -> bool:
-        import torch
-
-        try:
-            return isinstance(torch.load(path, map_location="cpu", weights_only=False), torch.nn.Module)
-        except Exception:
-            return False
-
-    @staticmethod
-    def _module(path: Path, params: ArtifactParams) -> nn.Module:
+    def _unpickled(path: Path, params: ArtifactParams) -> object:
         import torch
 
         if not params.trusted:
@@ -191,13 +190,13 @@ class Artifact(CompressionStep):
                 f"artifact: '{params.path}' is a pickled module, and unpickling it runs code from the file",
                 hint="add trusted: true under artifact: if you trust the file, or save it as TorchScript or torch.export",
             )
-        loaded = torch.load(path, map_location="cpu", weights_only=False)
-        if not isinstance(loaded, torch.nn.Module):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:  # torch raises many kinds for a damaged or foreign file; each becomes one message
             raise CompressionError(
-                f"artifact: '{params.path}' holds a {type(loaded).__name__}, not a torch.nn.Module",
-                hint="use format: state_dict for a dict of tensors",
-            )
-        return loaded.eval()
+                f"artifact: cannot read '{params.path}': {type(err).__name__}: {first_line(err)}",
+                hint="check that the file was written by torch.save and copied whole",
+            ) from None
 
     @staticmethod
     def _classifier(parent: Classifier, net: nn.Module, params: ArtifactParams) -> Classifier:

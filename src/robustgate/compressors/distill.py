@@ -30,10 +30,8 @@ rebuilds the architecture to load it into.
 from __future__ import annotations
 
 import copy
-import functools
 import math
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator, model_validator
@@ -159,8 +157,9 @@ class DistillStep(CompressionStep):
         path = checkpoint_path(resolve(params.student.arch, params.student.weights))
         if not path.is_file():  # reported when the student is built; the key only needs to differ from a present one's
             return (f"student-weights:{path.name}:absent",)
-        stat = path.stat()
-        return (f"student-weights:{path.name}:{_weights_digest(str(path), stat.st_mtime_ns, stat.st_size)}",)
+        from robustgate.cache import versioned_file_digest
+
+        return (f"student-weights:{path.name}:{versioned_file_digest(path)}",)
 
     # -- the student ---------------------------------------------------------
 
@@ -296,12 +295,6 @@ class DistillStep(CompressionStep):
         student.cpu().eval()  # steps hand back CPU models (what the cache stores)
 
 
-@functools.lru_cache(maxsize=16)
-def _weights_digest(path: str, mtime_ns: int, size: int) -> str:
-    """The weights file's SHA-256, read once per version of the file (compress() asks for it on every model lookup)."""
-    from robustgate.cache import file_digest
-
-    return file_digest(Path(path))
 
 
 def _logit_count(model: Classifier, ctx: StepContext, what: str) -> int:
