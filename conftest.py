@@ -9,6 +9,7 @@ lands in the cache) is marked ``cold_cache`` and starts from an empty folder of 
 
 from __future__ import annotations
 
+import os
 import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -61,12 +62,23 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "cold_cache: the test's robustgate runs start from an empty cache of their own, not the session's warm one",
     )
+    config.addinivalue_line(
+        "markers",
+        "serial: the test times code, counts torch threads or starts workers of its own, so scripts/test.sh runs it "
+        "after the pytest-xdist run, alone on the machine",
+    )
 
 
 @pytest.fixture(scope="session")
 def warm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The artifact cache every pytester run shares unless its test is marked ``cold_cache``."""
-    return tmp_path_factory.mktemp("robustgate-cache")
+    """The artifact cache every pytester run shares unless its test is marked ``cold_cache``. pytest-xdist's
+    workers share one (beside their own temporary folders): the cache's file locks make one of them build each
+    artifact while the other waits for it."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return tmp_path_factory.mktemp("robustgate-cache")
+    shared = tmp_path_factory.getbasetemp().parent / "robustgate-cache"
+    shared.mkdir(exist_ok=True)
+    return shared
 
 
 @pytest.fixture(autouse=True)

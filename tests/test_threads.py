@@ -19,6 +19,7 @@ from robustgate.models.classifier import Classifier, Normalize
 from robustgate.threads import build_threads, evaluation_share
 
 CPU = torch.device("cpu")
+pytestmark = pytest.mark.serial  # it sets and reads torch's thread count of the whole process
 
 
 @pytest.fixture

@@ -199,11 +199,13 @@ def test_images_the_attacker_gets_wrong_are_still_attacked(trained_cnn, digits, 
     assert int((~survived & wrong_there).sum()) > 0
 
 
-def test_restarts_keep_going_until_the_scored_model_is_fooled(trained_cnn, int8, batch) -> None:
-    images, labels = batch
+def test_restarts_keep_going_until_the_scored_model_is_fooled(int8, digits) -> None:
+    # the whole test part and a short PGD, so random restarts break ~10 more images (not 1-2 of a batch) whichever
+    # thread count trained the network
+    images, labels = digits[1].floats(), digits[1].labels
     twin = fake_quant_twin(int8, images[:2])
-    once = leg_correct("pgd", AttackSettings(3 / 255, "Linf", 5, None, 1), twin, int8, images, labels, seed=0)
-    thrice = leg_correct("pgd", AttackSettings(3 / 255, "Linf", 5, None, 3), twin, int8, images, labels, seed=0)
+    once = leg_correct("pgd", AttackSettings(8 / 255, "Linf", 2, None, 1), twin, int8, images, labels, seed=0)
+    thrice = leg_correct("pgd", AttackSettings(8 / 255, "Linf", 2, None, 3), twin, int8, images, labels, seed=0)
     assert not (thrice & ~once).any()  # the first restart is the single run; later ones only add broken images
     assert int(thrice.sum()) < int(once.sum())
 

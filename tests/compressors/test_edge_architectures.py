@@ -43,6 +43,12 @@ PT2E = ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x0_5
 EAGER = {"resnet18", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "shufflenet_v2_x0_5", "googlenet"}
 PRUNING_UNSUPPORTED = {"shufflenet_v2_x0_5"}  # Torch-Pruning cannot map channels through its channel shuffle
 ptq = compression_steps.get("ptq")
+
+
+def per_arch(archs: list[str]) -> list:
+    """Under pytest-xdist (--dist loadgroup) one worker gets all tests of an architecture, so it is trained once."""
+    return [pytest.param(arch, marks=pytest.mark.xdist_group(arch)) for arch in archs]
+
 FAST = {"observer": "minmax", "calibrate": {"on": "digits-train", "samples": 64}}  # mechanics: quick calibration
 
 
@@ -96,7 +102,7 @@ def assert_faithful_twin(int8: Classifier, images: torch.Tensor) -> None:
     assert torch.isfinite(gradient).all() and (gradient != 0).float().mean() > 0.5
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", per_arch(ARCHS))
 def test_fx_and_eager_int8_have_faithful_twins(arch: str, digits32, models) -> None:
     train, images = digits32
     model = briefly_trained(arch, train, models)
@@ -109,7 +115,7 @@ def test_fx_and_eager_int8_have_faithful_twins(arch: str, digits32, models) -> N
             ptq.apply(model, PTQParams(method="eager", **FAST), context(train))
 
 
-@pytest.mark.parametrize("arch", PT2E)
+@pytest.mark.parametrize("arch", per_arch(PT2E))
 def test_pt2e_int8_graph_has_an_exact_twin(arch: str, digits32, models) -> None:
     """PT2E's converted graph (its q/dq reference form, before inductor compiles it: tens of seconds a model,
     measured in the benchmark) and its twin compute the same logits."""
@@ -133,7 +139,7 @@ def test_pt2e_int8_graph_has_an_exact_twin(arch: str, digits32, models) -> None:
     assert torch.isfinite(torch.autograd.grad(twin(x).logsumexp(1).sum(), x)[0]).all()
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", per_arch(ARCHS))
 def test_l1_pruning_then_int8_and_distillation_into_it(arch: str, digits32, models) -> None:
     train, images = digits32
     model = briefly_trained(arch, train, models)

@@ -29,6 +29,8 @@ def slow(num_classes: int = 10) -> nn.Module:
     return nn.Sequential(Sleepy(), *build(num_classes))
 '''
 
+pytestmark = pytest.mark.serial  # latency is timed (pytest-benchmark) only on a machine the test has to itself
+
 FAST = "min_queries: 30, min_seconds: 0.05, warmup: 3"
 
 

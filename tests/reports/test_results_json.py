@@ -184,6 +184,7 @@ ArtifactCache.get_or_create = get_or_create
 
 
 @pytest.mark.cold_cache  # counts what each run builds
+@pytest.mark.serial  # starts two workers of its own
 def test_parallel_workers_give_the_serial_runs_results_in_one_report(
     tiny_project: pytest.Pytester, write_spec, junit_properties, monkeypatch: pytest.MonkeyPatch
 ) -> None:
