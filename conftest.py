@@ -28,6 +28,13 @@ import torch.ao.quantization.quantize_fx  # noqa: F401
 from robustgate.compressors.int8.pt2e import import_torchao
 
 import_torchao()
+# ONNX Runtime's and onnx's C extensions abort the process when imported a second time (robustgate imports them
+# when a run loads an .onnx artifact), and torch.onnx's exporter keeps references to onnxscript's classes, which a
+# pytester test that first imported them would unload at its end (the next export then fails on type checks).
+import onnx  # noqa: E402, F401
+import onnxruntime.quantization  # noqa: E402, F401
+import onnxscript  # noqa: E402, F401
+import torch.onnx._internal.exporter._core  # noqa: E402, F401
 
 # The one tiny network (tests/tiny_cnn.py): pytester projects get it as `tinynet.py`, specs name `tinynet:build`.
 TINY_NET = (Path(__file__).parent / "tests" / "tiny_cnn.py").read_text()

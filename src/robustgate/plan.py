@@ -45,5 +45,18 @@ def missing_data(spec: Spec) -> str | None:
                       f"(missing: skip): {why}" for why, names in problems.items())
 
 
+def missing_runtime(spec: Spec, model: str) -> str | None:
+    """Why ``model`` cannot be built on this machine: a step of its variant needs a runtime that is not installed
+    (``artifact: model.onnx`` without ONNX Runtime). None for the baseline and for steps PyTorch runs."""
+    from robustgate.compressors import compression_steps
+
+    variant = spec.variants.get(model)
+    for step in variant.steps if variant is not None else ():
+        why = compression_steps.get(step.kind).missing_runtime(step.params)
+        if why is not None:
+            return f"variant {model} ({step.kind}) needs {why}"
+    return None
+
+
 def planned_pairs(spec: Spec) -> list[tuple[str, Contract]]:
     return [(model, contract) for model in models(spec) for contract in spec.contracts if applies(contract, model)]

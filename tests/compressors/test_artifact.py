@@ -137,13 +137,14 @@ contracts:
 @pytest.mark.parametrize(
     ("variant", "message"),
     [
-        ("own: {artifact: model.onnx}", "variants.own.artifact: 'model.onnx' is a ONNX file, which this release of robustgate cannot run yet"),
+        ("own: {artifact: model.tflite}", "variants.own.artifact: 'model.tflite' is for TensorFlow Lite, which this release of "
+         "robustgate cannot run yet"),
         ("own: {artifact: {path: m.pt, kwargs: {width: 2}}}", "variants.own.artifact: kwargs: needs arch:"),
         ("own: {artifact: {path: m.pt2, format: export, arch: resnet18}}", "a export file carries its own architecture"),
         ("own: {prune: {method: l1, ratio: 0.5}, artifact: m.pt}", "variants.own.artifact: `artifact:` loads the variant's model "
          "from a file, so it comes first"),
-        ("own: {artifact: {path: m.pt, format: onnx}}", "variants.own.artifact.format: input should be 'state_dict', 'module', "
-         "'torchscript' or 'export'"),
+        ("own: {artifact: {path: m.pt, format: tflite}}", "variants.own.artifact.format: input should be 'state_dict', 'module', "
+         "'torchscript', 'export' or 'onnx'"),
     ],
 )
 def test_artifact_mistakes_are_refused_when_the_spec_is_read(tmp_path: Path, variant: str, message: str) -> None:

@@ -6,12 +6,14 @@
 - ``module``: a whole pickled ``nn.Module`` (a QAT-converted model, say); unpickling runs code, so it needs
   ``trusted: true``;
 - ``torchscript``: a ``torch.jit.save`` file;
-- ``export``: a ``torch.export.save`` program (``.pt2``).
+- ``export``: a ``torch.export.save`` program (``.pt2``);
+- ``onnx``: an ONNX model (``.onnx``, fp32 or int8 QDQ/QOperator), run by ONNX Runtime's CPU provider
+  (``robustgate[onnx]``; without it the variant's items skip, saying which extra to install).
 
-The format is read off the suffix (``.pt2``) or, for ``.pt``/``.pth`` files, off the zip archive's members
+The format is read off the suffix (``.pt2``, ``.onnx``) or, for ``.pt``/``.pth`` files, off the zip archive's members
 (TorchScript writes ``code/``, ``torch.save`` a ``data.pkl`` alone). The artifact is the variant's model
 itself, so the step comes first; the spec's baseline is its fp32 reference (accuracy drops, the transfer leg of
-attacks, latency speed-ups). Its size is its bytes on disk. An artifact without autograd (int8 kernels) is
+attacks, latency speed-ups). Its size is its bytes on disk (an ONNX model's external-data files included). An artifact without autograd (int8 kernels) is
 attacked by the protocol's indirect legs; robustgate builds no fake-quant twin of a foreign graph, so a
 contract must accept going without that leg by name (``accept_missing: [twin]``).
 """
@@ -33,10 +35,12 @@ if TYPE_CHECKING:
 
     from robustgate.models.classifier import Classifier
 
-Format = Literal["state_dict", "module", "torchscript", "export"]
-FORMATS: tuple[str, ...] = ("state_dict", "module", "torchscript", "export")
+Format = Literal["state_dict", "module", "torchscript", "export", "onnx"]
+FORMATS: tuple[str, ...] = ("state_dict", "module", "torchscript", "export", "onnx")
+SUFFIX_FORMATS = {".pt2": "export", ".onnx": "onnx"}
+RUNTIME_FORMATS = {"onnx": "onnx"}  # format -> the runtime (robustgate.runtimes) that runs it
 # Formats of edge runtimes that this release does not run; named so the message says so instead of "unknown".
-RUNTIME_SUFFIXES = {".onnx": "ONNX", ".pte": "ExecuTorch", ".tflite": "TensorFlow Lite"}
+RUNTIME_SUFFIXES = {".pte": "ExecuTorch", ".tflite": "TensorFlow Lite"}
 
 
 class ArtifactParams(Params):
@@ -61,11 +65,13 @@ class ArtifactParams(Params):
         suffix = Path(self.path).suffix.lower()
         if suffix in RUNTIME_SUFFIXES:
             raise ValueError(
-                f"'{self.path}' is a {RUNTIME_SUFFIXES[suffix]} file, which this release of robustgate cannot run yet; "
-                f"give a PyTorch artifact: a state_dict, a pickled module, TorchScript or a torch.export program (.pt2)"
+                f"'{self.path}' is for {RUNTIME_SUFFIXES[suffix]}, which this release of robustgate cannot run yet; "
+                f"give a PyTorch artifact (a state_dict, a pickled module, TorchScript or a torch.export program, .pt2) "
+                f"or an ONNX model (.onnx)"
             )
-        if (self.arch is not None or self.kwargs is not None) and self.format not in (None, "state_dict"):
-            raise ValueError(f"arch: and kwargs: describe a state_dict; a {self.format} file carries its own architecture")
+        fmt = self.format or SUFFIX_FORMATS.get(suffix)
+        if (self.arch is not None or self.kwargs is not None) and fmt not in (None, "state_dict"):
+            raise ValueError(f"arch: and kwargs: describe a state_dict; a {fmt} file carries its own architecture")
         if self.kwargs is not None and self.arch is None:
             raise ValueError("kwargs: needs arch: (without arch:, the spec's model and its kwargs are used)")
         return self
@@ -75,8 +81,8 @@ def artifact_format(path: Path, given: str | None) -> str:
     """The artifact's format: as given, ``export`` for ``.pt2``, else told from the zip members torch wrote."""
     if given is not None:
         return given
-    if path.suffix.lower() == ".pt2":
-        return "export"
+    if path.suffix.lower() in SUFFIX_FORMATS:
+        return SUFFIX_FORMATS[path.suffix.lower()]
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
@@ -118,11 +124,28 @@ class Artifact(CompressionStep):
     def external_inputs(self, params: ArtifactParams, ctx: StepContext | None = None) -> tuple[str, ...]:
         from robustgate.cache import versioned_file_digest
 
-        path = self.path(params, ctx)
-        return (f"artifact:{path.name}:{versioned_file_digest(path) if path.is_file() else 'absent'}",)
+        return tuple(
+            f"artifact:{path.name}:{versioned_file_digest(path) if path.is_file() else 'absent'}"
+            for path in self.files(params, ctx)
+        )
 
     def stored_bytes(self, params: ArtifactParams, ctx: StepContext) -> int | None:
-        return self.path(params, ctx).stat().st_size
+        return sum(path.stat().st_size for path in self.files(params, ctx))
+
+    def missing_runtime(self, params: ArtifactParams, ctx: StepContext | None = None) -> str | None:
+        from robustgate.runtimes import runtime_missing
+
+        runtime = RUNTIME_FORMATS.get(params.format or SUFFIX_FORMATS.get(Path(params.path).suffix.lower(), ""))
+        return runtime_missing(runtime) if runtime is not None else None
+
+    def files(self, params: ArtifactParams, ctx: StepContext | None) -> list[Path]:
+        """The artifact's files: the one given, and for an ONNX model the external-data files beside it."""
+        path = self.path(params, ctx)
+        if path.is_file() and artifact_format(path, params.format) == "onnx" and self.missing_runtime(params) is None:
+            from robustgate.runtimes.onnx import onnx_files
+
+            return onnx_files(path)
+        return [path]
 
     def is_differentiable(self, model: Classifier, ctx: StepContext) -> bool:
         from robustgate.attacks.protocol import has_autograd
@@ -147,6 +170,8 @@ class Artifact(CompressionStep):
 
         import torch
 
+        if fmt in RUNTIME_FORMATS:
+            return self._runtime_net(path, fmt, params)
         try:
             if fmt == "torchscript":
                 return torch.jit.load(str(path), map_location="cpu").eval()
@@ -154,7 +179,7 @@ class Artifact(CompressionStep):
                 return _exported(torch.export.load(str(path)).module())
         except Exception as err:  # torch raises many kinds for a file it cannot read
             raise CompressionError(
-                f"artifact: cannot load '{params.path}' as {fmt}: {type(err).__name__}: {first_line(err)}",
+                f"artifact: cannot load '{params.path}' as {fmt}: {first_line(err)}",
                 hint="check format: (state_dict, module, torchscript, export) against how the file was saved",
             ) from None
         if fmt == "module" or (fmt == "state_dict" and params.trusted):
@@ -181,6 +206,14 @@ class Artifact(CompressionStep):
             raise CompressionError(f"artifact: {err.message}", hint=err.hint) from None
         return net.eval()
 
+    def _runtime_net(self, path: Path, fmt: str, params: ArtifactParams) -> nn.Module:
+        missing = self.missing_runtime(params)
+        if missing is not None:
+            raise CompressionError(f"artifact: '{params.path}' needs {missing}", hint="install the extra, or drop the variant")
+        from robustgate.runtimes.onnx import OnnxRuntimeNet
+
+        return OnnxRuntimeNet(path)
+
     @staticmethod
     def _unpickled(path: Path, params: ArtifactParams) -> object:
         import torch
@@ -194,7 +227,7 @@ class Artifact(CompressionStep):
             return torch.load(path, map_location="cpu", weights_only=False)
         except Exception as err:  # torch raises many kinds for a damaged or foreign file; each becomes one message
             raise CompressionError(
-                f"artifact: cannot read '{params.path}': {type(err).__name__}: {first_line(err)}",
+                f"artifact: cannot read '{params.path}': {first_line(err)}",
                 hint="check that the file was written by torch.save and copied whole",
             ) from None
 
@@ -223,7 +256,7 @@ class Artifact(CompressionStep):
                 out, expected = trial(ctx.example), parent(ctx.example)
         except Exception as err:  # anything the artifact's own code raises
             raise CompressionError(
-                f"artifact: '{params.path}' fails on a {list(ctx.example.shape)} input: {type(err).__name__}: {first_line(err)}",
+                f"artifact: '{params.path}' fails on a {list(ctx.example.shape)} input: {first_line(err)}",
                 hint="the artifact must take the spec's model.input (size, channels); with input: raw it gets [0, 1] "
                 "images, otherwise images normalised by model.input's mean and std",
             ) from None
@@ -234,9 +267,10 @@ class Artifact(CompressionStep):
         except Exception as err:
             raise CompressionError(
                 f"artifact: '{params.path}' runs on a batch of {len(ctx.example)} but fails on a batch of {len(odd)}: "
-                f"{type(err).__name__}: {first_line(err)}",
-                hint="export it with a dynamic batch dimension, e.g. torch.export.export(net, (x,), "
-                "dynamic_shapes={'x': {0: torch.export.Dim('batch')}}); robustgate evaluates in batches of any size",
+                f"{first_line(err)}",
+                hint="export it with a dynamic batch dimension: dynamic_shapes=({0: torch.export.Dim('batch')},) in "
+                "torch.export.export(net, (x,), ...) or torch.onnx.export(net, (x,), path, ...); robustgate evaluates "
+                "in batches of any size",
             ) from None
         if not isinstance(out, torch.Tensor) or out.shape != expected.shape:
             shown = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__

@@ -70,6 +70,11 @@ class CompressionStep:
         """The result's size as shipped, where it is a file (an artifact's bytes on disk); None: its serialized state."""
         return None
 
+    def missing_runtime(self, params: Any, ctx: StepContext | None = None) -> str | None:
+        """Why the step cannot run on this machine because an optional runtime is not installed (saying which
+        extra installs it), or None. The variant's items skip with that reason instead of failing."""
+        return None
+
     def counts_size(self, model: Classifier, ctx: StepContext) -> bool:
         """Whether params and MACs can be counted on the result (torch's FLOP counter and the state's weight
         names see every layer); False leaves them unknown, and a size gate on them cannot judge."""

@@ -80,7 +80,7 @@ class PostTrainingQuantization(CompressionStep):
             raise
         except Exception as err:  # kernels and compilers fail with many exception types
             raise CompressionError(
-                f"ptq: the int8 model from the {params.path} path fails to run: {type(err).__name__}: {first_line(err)}",
+                f"ptq: the int8 model from the {params.path} path fails to run: {first_line(err)}",
                 hint=_OTHER_PATHS[params.path],
             ) from None
         return model

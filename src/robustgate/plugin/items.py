@@ -31,7 +31,7 @@ from robustgate.spec.fields import dataset_refs
 from robustgate.spec.parse import problems_error
 from robustgate.spec.preflight import factory_problems
 from robustgate.threads import evaluation_share
-from robustgate.plan import applies, missing_data, models
+from robustgate.plan import applies, missing_data, missing_runtime, models
 
 if TYPE_CHECKING:  # built when an item runs: collecting imports no torch
     from robustgate.evaluation import SpecEvaluation
@@ -100,8 +100,9 @@ def model_nodes(parent: pytest.Collector, spec: Spec) -> Iterator["ModelNode"]:
     for model in models(spec):
         if any(applies(contract, model) for contract in spec.contracts):
             node = ModelNode.from_parent(parent, name=model, spec=spec)
-            if missing:  # every item skips with the same message, and results.json lists each
-                node.add_marker(pytest.mark.skip(reason=missing))
+            skipped = missing or missing_runtime(spec, model)
+            if skipped:  # every item skips with the same message, and results.json lists each
+                node.add_marker(pytest.mark.skip(reason=skipped))
             yield node
 
 

@@ -68,7 +68,7 @@ class PT2EPath(QuantizationPath):
             exported = torch.export.export(net, (example,), dynamic_shapes=({0: batch},), strict=True)
         except Exception as err:  # export reports unsupported Python as many different exception types
             raise CompressionError(
-                f"ptq (pt2e): torch.export(strict=True) cannot capture the model: {type(err).__name__}: {first_line(err)}",
+                f"ptq (pt2e): torch.export(strict=True) cannot capture the model: {first_line(err)}",
                 hint="PT2E needs a forward() without data-dependent Python control flow or unsupported calls; "
                 "backend: x86 (FX graph mode) may still quantize it",
             ) from None

@@ -1,0 +1,109 @@
+"""An ONNX model run by ONNX Runtime, behind ``nn.Module``'s call.
+
+Predictions, the attacks' queries and latency timing all call the variant's network; wrapping the runtime as one
+means every contract measures the kernels that ship (ONNX Runtime's CPU execution provider: its fp32 kernels, and
+its int8 ones for QDQ and QOperator graphs), not a PyTorch re-implementation of them. The runtime has no autograd:
+its output never requires grad, so the attack protocol scores it through its indirect legs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from robustgate.errors import CompressionError, first_line
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+# ONNX tensor types robustgate can feed its float images to, and the numpy dtype of each.
+INPUT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
+
+
+def onnx_files(path: Path) -> list[Path]:
+    """The model file and the external-data files its initializers point to (large models keep weights beside
+    the graph): together, the bytes that ship."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    files = [path]
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            location = next((entry.value for entry in tensor.external_data if entry.key == "location"), None)
+            if location is not None and (path.parent / location) not in files:
+                files.append(path.parent / location)
+    return files
+
+
+class OnnxRuntimeNet(nn.Module):
+    """An ONNX file in an ``onnxruntime.InferenceSession`` on the CPU execution provider.
+
+    The session follows torch's thread count at each call (one session per count, made on first use), so the
+    threads robustgate pins for latency contracts and for pytest-xdist workers pin the runtime too. Idle-thread
+    spinning is off: spinning threads would take CPU from the fp32 baseline that latency interleaves with it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._sessions: dict[int, onnxruntime.InferenceSession] = {}
+        session = self._session(torch.get_num_threads())
+        inputs = session.get_inputs()
+        if len(inputs) != 1:
+            names = ", ".join(f"'{entry.name}'" for entry in inputs)
+            raise CompressionError(
+                f"artifact: '{self.path.name}' takes {len(inputs)} inputs ({names}); robustgate feeds a classifier one "
+                "batch of images",
+                hint="export the model with a single image input",
+            )
+        if inputs[0].type not in INPUT_TYPES:
+            raise CompressionError(
+                f"artifact: '{self.path.name}' takes {inputs[0].type} input '{inputs[0].name}'; robustgate feeds float images",
+                hint="export the model with a float32 (or float16) image input; quantize inside the graph",
+            )
+        self.input_name = inputs[0].name
+        self.input_dtype = INPUT_TYPES[inputs[0].type]
+
+    def _session(self, threads: int) -> onnxruntime.InferenceSession:
+        if threads not in self._sessions:
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3  # errors only: ORT logs graph-optimisation notes as warnings
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            try:
+                self._sessions[threads] = onnxruntime.InferenceSession(
+                    str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as err:  # ORT raises its own Fail/InvalidGraph/... kinds for a file it cannot run
+                raise CompressionError(
+                    f"artifact: ONNX Runtime cannot load '{self.path.name}': {first_line(err)}",
+                    hint="check that the file is a whole ONNX model (onnx.checker.check_model) with the opsets ONNX "
+                    "Runtime's CPU provider runs",
+                ) from None
+        return self._sessions[threads]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        array = x.detach().to("cpu", torch.float32).contiguous().numpy().astype(self.input_dtype, copy=False)
+        session = self._session(torch.get_num_threads())
+        try:
+            out = session.run(None, {self.input_name: array})[0]
+        except Exception as err:  # ORT's messages span lines ("... indices\n index: 0 Got: 3 Expected: 2"): one line
+            said = " ".join(str(err).split())
+            raise RuntimeError(f"ONNX Runtime: {said.split(' : ')[-1]}") from None
+        return torch.from_numpy(out).to(device=x.device, dtype=torch.float32)
+
+    def extra_repr(self) -> str:
+        return f"'{self.path.name}' in ONNX Runtime (CPUExecutionProvider)"
+
+    # A session is a native object: copies and pickles carry the file's path and open sessions of their own.
+    def __deepcopy__(self, memo: dict[int, Any]) -> OnnxRuntimeNet:
+        return OnnxRuntimeNet(self.path)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (OnnxRuntimeNet, (self.path,))
