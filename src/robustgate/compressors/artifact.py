@@ -132,11 +132,18 @@ class Artifact(CompressionStep):
     def stored_bytes(self, params: ArtifactParams, ctx: StepContext) -> int | None:
         return sum(path.stat().st_size for path in self.files(params, ctx))
 
+    def runs_in_runtime(self, params: ArtifactParams) -> bool:
+        return self._runtime(params) is not None
+
     def missing_runtime(self, params: ArtifactParams, ctx: StepContext | None = None) -> str | None:
         from robustgate.runtimes import runtime_missing
 
-        runtime = RUNTIME_FORMATS.get(params.format or SUFFIX_FORMATS.get(Path(params.path).suffix.lower(), ""))
+        runtime = self._runtime(params)
         return runtime_missing(runtime) if runtime is not None else None
+
+    @staticmethod
+    def _runtime(params: ArtifactParams) -> str | None:
+        return RUNTIME_FORMATS.get(params.format or SUFFIX_FORMATS.get(Path(params.path).suffix.lower(), ""))
 
     def files(self, params: ArtifactParams, ctx: StepContext | None) -> list[Path]:
         """The artifact's files: the one given, and for an ONNX model the external-data files beside it."""
@@ -212,7 +219,10 @@ class Artifact(CompressionStep):
             raise CompressionError(f"artifact: '{params.path}' needs {missing}", hint="install the extra, or drop the variant")
         from robustgate.runtimes.onnx import OnnxRuntimeNet
 
-        return OnnxRuntimeNet(path)
+        try:
+            return OnnxRuntimeNet(path)
+        except CompressionError as err:
+            raise CompressionError(f"artifact: {err.message}", hint=err.hint) from None
 
     @staticmethod
     def _unpickled(path: Path, params: ArtifactParams) -> object:

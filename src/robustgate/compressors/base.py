@@ -70,6 +70,10 @@ class CompressionStep:
         """The result's size as shipped, where it is a file (an artifact's bytes on disk); None: its serialized state."""
         return None
 
+    def runs_in_runtime(self, params: Any) -> bool:
+        """Whether the result runs in an edge runtime instead of PyTorch (no later step can compress it)."""
+        return False
+
     def missing_runtime(self, params: Any, ctx: StepContext | None = None) -> str | None:
         """Why the step cannot run on this machine because an optional runtime is not installed (saying which
         extra installs it), or None. The variant's items skip with that reason instead of failing."""

@@ -46,22 +46,25 @@ class OnnxRuntimeNet(nn.Module):
     spinning is off: spinning threads would take CPU from the fp32 baseline that latency interleaves with it.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, source: Path | bytes) -> None:
         super().__init__()
-        self.path = Path(path)
+        # a file (an artifact, which may keep its weights in external-data files beside it) or a serialized model
+        # (robustgate's own export, kept in its cache)
+        self.source = source if isinstance(source, bytes) else Path(source)
+        self.name = "the exported model" if isinstance(source, bytes) else f"'{Path(source).name}'"
         self._sessions: dict[int, onnxruntime.InferenceSession] = {}
         session = self._session(torch.get_num_threads())
         inputs = session.get_inputs()
         if len(inputs) != 1:
             names = ", ".join(f"'{entry.name}'" for entry in inputs)
             raise CompressionError(
-                f"artifact: '{self.path.name}' takes {len(inputs)} inputs ({names}); robustgate feeds a classifier one "
+                f"{self.name} takes {len(inputs)} inputs ({names}); robustgate feeds a classifier one "
                 "batch of images",
                 hint="export the model with a single image input",
             )
         if inputs[0].type not in INPUT_TYPES:
             raise CompressionError(
-                f"artifact: '{self.path.name}' takes {inputs[0].type} input '{inputs[0].name}'; robustgate feeds float images",
+                f"{self.name} takes {inputs[0].type} input '{inputs[0].name}'; robustgate feeds float images",
                 hint="export the model with a float32 (or float16) image input; quantize inside the graph",
             )
         self.input_name = inputs[0].name
@@ -78,11 +81,12 @@ class OnnxRuntimeNet(nn.Module):
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
                 self._sessions[threads] = onnxruntime.InferenceSession(
-                    str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+                    self.source if isinstance(self.source, bytes) else str(self.source), sess_options=options,
+                    providers=["CPUExecutionProvider"],
                 )
             except Exception as err:  # ORT raises its own Fail/InvalidGraph/... kinds for a file it cannot run
                 raise CompressionError(
-                    f"artifact: ONNX Runtime cannot load '{self.path.name}': {first_line(err)}",
+                    f"ONNX Runtime cannot load {self.name}: {first_line(err)}",
                     hint="check that the file is a whole ONNX model (onnx.checker.check_model) with the opsets ONNX "
                     "Runtime's CPU provider runs",
                 ) from None
@@ -98,12 +102,18 @@ class OnnxRuntimeNet(nn.Module):
             raise RuntimeError(f"ONNX Runtime: {said.split(' : ')[-1]}") from None
         return torch.from_numpy(out).to(device=x.device, dtype=torch.float32)
 
+    def shipped_bytes(self) -> int:
+        """Bytes of the model as it ships: the serialized model, or the file and its external-data files."""
+        if isinstance(self.source, bytes):
+            return len(self.source)
+        return sum(path.stat().st_size for path in onnx_files(self.source))
+
     def extra_repr(self) -> str:
-        return f"'{self.path.name}' in ONNX Runtime (CPUExecutionProvider)"
+        return f"{self.name} in ONNX Runtime (CPUExecutionProvider)"
 
     # A session is a native object: copies and pickles carry the file's path and open sessions of their own.
     def __deepcopy__(self, memo: dict[int, Any]) -> OnnxRuntimeNet:
-        return OnnxRuntimeNet(self.path)
+        return OnnxRuntimeNet(self.source)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (OnnxRuntimeNet, (self.path,))
+        return (OnnxRuntimeNet, (self.source,))

@@ -320,6 +320,10 @@ class _SpecBuilder:
                              "before it would be thrown away (steps after it compress the loaded model)")
                 continue
             value = self.validate(step.Params, params, loc + (kind,))
+            if value is not None and step.runs_in_runtime(value) and kind != list(body)[-1]:
+                self.problem(loc + (kind,), f"`{kind}:` gives a model that runs in an edge runtime, so it comes last: "
+                             "robustgate's steps after it compress PyTorch networks (put them before it)")
+                continue
             if value is not None:
                 parsed.append(Step(kind, value))
         return Variant(name, tuple(parsed), self.lines.line(loc)) if len(parsed) == len(body) else None
