@@ -79,16 +79,19 @@ def test_nothing_follows_a_model_that_runs_in_a_runtime(tmp_path: Path, variant:
         load_spec(path)
 
 
-def test_a_pruned_model_exported_to_onnx_is_gated_in_onnx_runtime(tiny_project: pytest.Pytester, write_spec) -> None:
+def test_exported_and_onnx_runtime_int8_models_are_gated_in_onnx_runtime(tiny_project: pytest.Pytester, write_spec) -> None:
     specs = tiny_project.path / "robustness_specs"
     spec = edit((specs / "tiny.yaml").read_text(), "  int8: {ptq: {backend: x86, calibrate: {on: digits-train, samples: 128}}}\n",
                 "  onnx: {export: {format: onnx}}\n"
+                "  ort-int8: {ptq: {backend: onnxruntime, calibrate: {on: digits-train, samples: 128}}}\n"
                 "  pruned-onnx: {prune: {method: l1, ratio: 0.25, finetune: {on: digits-train, epochs: 2}}, export: {format: onnx}}\n")
-    write_spec(spec + "  - size: {max_ratio: 1.0, variants: [pruned-onnx]}\n", "tiny.yaml")
+    write_spec(spec + "  - size: {max_ratio: 1.0, variants: [pruned-onnx, ort-int8]}\n", "tiny.yaml")
     result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-report=out")
-    result.assert_outcomes(passed=6)  # the baseline's accuracy; each export's two accuracies; the pruned export's size
+    result.assert_outcomes(passed=9)  # the baseline's accuracy; each ONNX model's two accuracies; two sizes
     items = {(i["model"], i["contract"]): i for i in json.loads((tiny_project.path / "out" / "results.json").read_text())["items"]}
     baseline, onnx = items[("baseline", "accuracy[handwritten]")], items[("onnx", "accuracy[handwritten]")]
     assert onnx["metrics"]["accuracy"] == baseline["metrics"]["accuracy"] and onnx["metrics"]["drop"] == 0  # the same network
-    size = next(i for (model, _), i in items.items() if model == "pruned-onnx" and i["kind"] == "size")
-    assert size["metrics"]["size_ratio"] < 0.75 and "params" not in size["metrics"]  # its ONNX bytes against fp32's
+    assert abs(items[("ort-int8", "accuracy[handwritten]")]["metrics"]["drop"]) <= 0.03
+    sizes = {model: i["metrics"] for (model, _), i in items.items() if i["kind"] == "size"}
+    assert sizes["pruned-onnx"]["size_ratio"] < 0.75 and "params" not in sizes["pruned-onnx"]  # its ONNX bytes against fp32's
+    assert sizes["ort-int8"]["size_ratio"] < 0.6  # int8 weights in the QDQ graph

@@ -81,14 +81,15 @@ class CompressionStep:
 
     def counts_size(self, model: Classifier, ctx: StepContext) -> bool:
         """Whether params and MACs can be counted on the result (torch's FLOP counter and the state's weight
-        names see every layer); False leaves them unknown, and a size gate on them cannot judge."""
-        return True
+        names see every layer); False leaves them unknown, and a size gate on them cannot judge. A network run
+        by an edge runtime has no torch parameters to count."""
+        return not getattr(model.net, "runs_in_runtime", False)
 
     def is_differentiable(self, model: Classifier, ctx: StepContext) -> bool:
-        """Whether the result has autograd: robustgate's int8 networks have none."""
+        """Whether the result has autograd: robustgate's int8 networks and edge runtimes have none."""
         from robustgate.compressors.int8.engine import Int8Net
 
-        return not isinstance(model.net, Int8Net)
+        return not isinstance(model.net, Int8Net) and not getattr(model.net, "runs_in_runtime", False)
 
 
 def net_state(model: Classifier) -> dict[str, Any]:

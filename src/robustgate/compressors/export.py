@@ -68,12 +68,6 @@ class Export(CompressionStep):
 
         return runtime_missing(params.format)
 
-    def counts_size(self, model: Classifier, ctx: StepContext) -> bool:
-        return False  # the runtime's graph has no torch parameters to count; its bytes are its size
-
-    def is_differentiable(self, model: Classifier, ctx: StepContext) -> bool:
-        return False
-
     def _require_runtime(self, params: ExportParams) -> None:
         missing = self.missing_runtime(params)
         if missing is not None:

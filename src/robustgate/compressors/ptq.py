@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from robustgate.compressors.int8.engine import Int8Net
     from robustgate.compressors.int8.path import Calibrate, QuantizationPath
     from robustgate.models.classifier import Classifier
 
@@ -41,6 +40,8 @@ class PostTrainingQuantization(CompressionStep):
                 "ptq: the model is already int8", hint="quantize once: keep one ptq step in the variant, last"
             )
         model = copy.deepcopy(model).cpu().eval()  # paths quantize on the CPU; the parent stays as it is
+        if params.path == "onnxruntime":
+            return self._checked(model, self._onnxruntime(model, params, ctx), params, ctx)
         path = _quantization_path(params.path)
         calibrate = self._calibration(model, params, ctx) if path.calibrated else _nothing
         ctx.progress(f"ptq: quantizing with the {params.path} path ({params.backend})")
@@ -49,19 +50,59 @@ class PostTrainingQuantization(CompressionStep):
 
     def restore(self, parent: Classifier, params: PTQParams, state: dict[str, Any], ctx: StepContext) -> Classifier:
         parent = copy.deepcopy(parent).cpu().eval()
+        if params.path == "onnxruntime":
+            from robustgate.runtimes.onnx import OnnxRuntimeNet
+
+            self._require_runtime(params)
+            return self._checked(parent, OnnxRuntimeNet(state["onnx"]), params, ctx)
         net = _quantization_path(params.path).restore(parent.net, params, state, parent.normalize(ctx.example))
         return self._checked(parent, net, params, ctx)
 
     def state(self, model: Classifier) -> dict[str, Any]:
         from robustgate.compressors.int8.engine import Int8Net
 
+        from robustgate.runtimes.onnx import OnnxRuntimeNet
+
         net = model.net
+        if isinstance(net, OnnxRuntimeNet):
+            return {"onnx": net.source}
         if not isinstance(net, Int8Net):
             raise TypeError(f"ptq caches the state of its own int8 networks, not of a {type(net).__name__}")
         return net.cache_state()
 
+    def runs_in_runtime(self, params: PTQParams) -> bool:
+        return params.path == "onnxruntime"
+
+    def missing_runtime(self, params: PTQParams, ctx: StepContext | None = None) -> str | None:
+        from robustgate.runtimes import runtime_missing
+
+        return runtime_missing("onnx") if params.path == "onnxruntime" else None
+
+    def _require_runtime(self, params: PTQParams) -> None:
+        missing = self.missing_runtime(params)
+        if missing is not None:
+            raise CompressionError(f"ptq: backend onnxruntime needs {missing}", hint="install the extra, or drop the variant")
+
+    def _onnxruntime(self, model: Classifier, params: PTQParams, ctx: StepContext) -> nn.Module:
+        """The fp32 model exported to ONNX (as the export step does), then ONNX Runtime's static int8 quantizer
+        calibrated on the spec's images; the result runs in ONNX Runtime."""
+        from robustgate.compressors.export import ExportParams, onnx_bytes
+        from robustgate.runtimes.onnx import OnnxRuntimeNet
+        from robustgate.runtimes.onnx_quantize import quantize_static_onnx
+
+        self._require_runtime(params)
+        images = self._calibration_images(params, ctx)
+        self._require_finite(model, images, params)
+        ctx.progress("ptq: exporting to ONNX, then quantizing in ONNX Runtime")
+        fp32 = onnx_bytes(model.net, model.normalize(ctx.example), ExportParams(format="onnx"))
+        batch = params.calibrate.batch_size if params.calibrate else 32
+        batches = (model.normalize(images[start : start + batch]) for start in range(0, len(images), batch))
+        per_channel = True if params.per_channel is None else params.per_channel
+        ctx.progress(f"ptq: calibrating on {len(images)} images in ONNX Runtime")
+        return OnnxRuntimeNet(quantize_static_onnx(fp32, batches, params.observer, per_channel))
+
     @staticmethod
-    def _checked(parent: Classifier, net: Int8Net, params: PTQParams, ctx: StepContext) -> Classifier:
+    def _checked(parent: Classifier, net: nn.Module, params: PTQParams, ctx: StepContext) -> Classifier:
         """The int8 classifier, after one forward pass: kernels that cannot run fail here, and the
         PT2E path compiles now, inside the step, rather than inside the first evaluation."""
         import torch
@@ -89,14 +130,8 @@ class PostTrainingQuantization(CompressionStep):
         import torch
 
         images = self._calibration_images(params, ctx)
+        self._require_finite(model, images, params)
         batch = params.calibrate.batch_size if params.calibrate else 32
-        with torch.inference_mode():
-            finite = all(torch.isfinite(model(images[s : s + batch])).all() for s in range(0, len(images), batch))
-        if not finite:  # observers would fail deep inside torch on NaN ranges
-            raise CompressionError(
-                "ptq: the model produces NaN or infinite outputs on the calibration images, so no int8 ranges exist",
-                hint="fix the fp32 model first (check its weights and input normalisation)",
-            )
 
         def calibrate(prepared: nn.Module) -> None:
             ctx.progress(f"ptq: calibrating on {len(images)} images")
@@ -105,6 +140,19 @@ class PostTrainingQuantization(CompressionStep):
                     prepared(model.normalize(images[start : start + batch]))
 
         return calibrate
+
+    @staticmethod
+    def _require_finite(model: Classifier, images: torch.Tensor, params: PTQParams) -> None:
+        import torch
+
+        batch = params.calibrate.batch_size if params.calibrate else 32
+        with torch.inference_mode():
+            finite = all(torch.isfinite(model(images[s : s + batch])).all() for s in range(0, len(images), batch))
+        if not finite:  # observers would fail deep inside torch (or ORT) on NaN ranges
+            raise CompressionError(
+                "ptq: the model produces NaN or infinite outputs on the calibration images, so no int8 ranges exist",
+                hint="fix the fp32 model first (check its weights and input normalisation)",
+            )
 
     @staticmethod
     def _calibration_images(params: PTQParams, ctx: StepContext) -> torch.Tensor:
@@ -138,6 +186,7 @@ _OTHER_PATHS = {
     "eager": "eager mode needs FloatFunctional for tensor arithmetic; try method: fx or backend: pt2e",
     "dynamic": "try method: fx or backend: pt2e",
     "pt2e": "inductor needs a working C++ compiler (g++) for CPU kernels; or try backend: x86 (FX graph mode)",
+    "onnxruntime": "try backend: x86 (torch.ao FX graph mode), or export: {format: onnx} for the fp32 model in ONNX Runtime",
 }
 
 

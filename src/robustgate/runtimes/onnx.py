@@ -46,6 +46,8 @@ class OnnxRuntimeNet(nn.Module):
     spinning is off: spinning threads would take CPU from the fp32 baseline that latency interleaves with it.
     """
 
+    runs_in_runtime = True  # robustgate's steps ask this: no autograd, no torch parameters to count
+
     def __init__(self, source: Path | bytes) -> None:
         super().__init__()
         # a file (an artifact, which may keep its weights in external-data files beside it) or a serialized model

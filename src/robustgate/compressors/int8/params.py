@@ -17,8 +17,9 @@ class CalibrateParams(Params):
 
 class PTQParams(Params):
     # x86/fbgemm/qnnpack/onednn: a torch.ao quantized engine (kernels chosen at run time);
-    # pt2e: torchao's PT2E flow (torch.export, X86InductorQuantizer, inductor-compiled int8 kernels).
-    backend: Literal["x86", "fbgemm", "qnnpack", "onednn", "pt2e"] = "x86"
+    # pt2e: torchao's PT2E flow (torch.export, X86InductorQuantizer, inductor-compiled int8 kernels);
+    # onnxruntime: the model exported to ONNX, quantized by ONNX Runtime's static quantizer (QDQ) and run in it.
+    backend: Literal["x86", "fbgemm", "qnnpack", "onednn", "pt2e", "onnxruntime"] = "x86"
     # torch.ao only. fx: static int8 in FX graph mode (any traceable model); eager: static int8 in
     # eager mode (torchvision ResNets, or a model with its own QuantStub/DeQuantStub); dynamic:
     # int8 Linear weights, activations quantized per batch at run time (no calibration).
@@ -38,6 +39,11 @@ class PTQParams(Params):
                 "backend: pt2e has its own graph capture (torch.export) and is static int8; "
                 "drop method:, or pick a torch.ao backend (x86, qnnpack) for method: eager/dynamic"
             )
+        if self.backend == "onnxruntime" and "method" in given:
+            raise ValueError(
+                "backend: onnxruntime exports the model to ONNX and quantizes it statically in ONNX Runtime; "
+                "drop method:, or pick a torch.ao backend (x86, qnnpack) for method: eager/dynamic"
+            )
         if self.backend == "pt2e" and self.per_channel is False:
             raise ValueError("backend: pt2e (X86InductorQuantizer) quantizes weights per channel only; drop per_channel: false")
         if self.method == "dynamic":
@@ -53,4 +59,4 @@ class PTQParams(Params):
     @property
     def path(self) -> str:
         """The registered quantization path that carries out these parameters."""
-        return "pt2e" if self.backend == "pt2e" else self.method
+        return self.backend if self.backend in ("pt2e", "onnxruntime") else self.method
