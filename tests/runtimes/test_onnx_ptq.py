@@ -35,10 +35,29 @@ def test_onnx_runtime_quantizes_on_the_calibration_images_and_runs_int8_kernels(
     restored = ptq.restore(trained_cnn, params, ptq.state(int8), ctx)
     with torch.no_grad():
         assert torch.equal(restored(images), logits)
-    other = ptq.apply(trained_cnn, PTQParams(backend="onnxruntime", observer="minmax", calibrate={"on": "digits-train", "samples": 128}), ctx)
-    assert other.net.source != int8.net.source  # the observer picks ORT's calibration method (percentile vs min/max)
+    given = PTQParams(backend="onnxruntime", observer="histogram", calibrate={"on": "digits-train", "samples": 128})
+    assert ptq.apply(trained_cnn, given, ctx).net.source != int8.net.source  # ORT's percentile, not its default min/max
 
 
 def test_onnx_runtime_quantization_takes_no_torch_ao_method() -> None:
     with pytest.raises(ValueError, match="backend: onnxruntime exports the model to ONNX and quantizes it statically"):
         PTQParams(backend="onnxruntime", method="fx")
+
+
+def test_a_calibration_that_onnx_runtime_cannot_read_is_one_clear_error(digits) -> None:
+    from tiny_cnn import build
+
+    from robustgate.errors import CompressionError
+    from robustgate.models.classifier import Normalize
+
+    train, _ = digits
+    dead = Classifier(Normalize((0.5,) * 3, (0.25,) * 3), build(width=8)).eval()
+    with torch.no_grad():  # every activation is 1e9 on every image: float32 has no 2,048 histogram bins across it
+        for name, parameter in dead.named_parameters():
+            parameter.fill_(1e9 if name.endswith("bias") else 0.0)
+    ctx = StepContext(dataset=lambda name: train, default_data="digits-train", example=torch.zeros(2, 3, 16, 16), seed=0,
+                      progress=lambda _: None)
+    params = PTQParams(backend="onnxruntime", observer="histogram", calibrate={"on": "digits-train", "samples": 32})
+    with pytest.raises(CompressionError, match=r"ONNX Runtime's static quantizer failed \(histogram calibration\)") as refused:
+        ptq.apply(dead, params, ctx)
+    assert "observer: minmax" in refused.value.hint

@@ -98,8 +98,18 @@ class PostTrainingQuantization(CompressionStep):
         batch = params.calibrate.batch_size if params.calibrate else 32
         batches = (model.normalize(images[start : start + batch]) for start in range(0, len(images), batch))
         per_channel = True if params.per_channel is None else params.per_channel
-        ctx.progress(f"ptq: calibrating on {len(images)} images in ONNX Runtime")
-        return OnnxRuntimeNet(quantize_static_onnx(fp32, batches, params.observer, per_channel))
+        # Unless told, ORT's own default (MinMax): the int8 model a team gets from quantize_static as it ships.
+        observer = params.observer if "observer" in params.model_fields_set else "minmax"
+        ctx.progress(f"ptq: calibrating on {len(images)} images in ONNX Runtime ({observer})")
+        try:
+            quantized = quantize_static_onnx(fp32, batches, observer, per_channel)
+        except Exception as err:  # ORT's quantizer and its numpy histograms raise many kinds
+            raise CompressionError(
+                f"ptq: ONNX Runtime's static quantizer failed ({observer} calibration): {first_line(err)}",
+                hint="observer: minmax (ORT's default) reads plain ranges; the histogram observer needs every "
+                "activation to vary over the calibration images",
+            ) from None
+        return OnnxRuntimeNet(quantized)
 
     @staticmethod
     def _checked(parent: Classifier, net: nn.Module, params: PTQParams, ctx: StepContext) -> Classifier:
