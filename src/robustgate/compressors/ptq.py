@@ -60,7 +60,6 @@ class PostTrainingQuantization(CompressionStep):
 
     def state(self, model: Classifier) -> dict[str, Any]:
         from robustgate.compressors.int8.engine import Int8Net
-
         from robustgate.runtimes.onnx import OnnxRuntimeNet
 
         net = model.net
