@@ -204,3 +204,11 @@ def test_a_rebuild_in_a_known_slot_says_which_component_changed(tmp_path: Path) 
     cache.get_or_create("weights", model, dict)  # still stored: a hit, nothing said
     cache.get_or_create("logits", artifact_key(("logits", 2), env, {"model": edited}), lambda: torch.ones(1))
     assert said[-1] == "logits: rebuilt because its model changed: model code changed (mine.py)"
+
+
+def test_int8_sums_saturate_on_x86_cpus_without_vnni_only() -> None:
+    from robustgate.provenance import int8_sums_saturate
+
+    assert int8_sums_saturate({"avx", "avx2", "fma"})  # e.g. an AMD EPYC before Zen 4: vpmaddubsw's 16-bit sums
+    assert not int8_sums_saturate({"avx2", "avx512f", "avx512_vnni"}) and not int8_sums_saturate({"avx2", "avx_vnni"})
+    assert not int8_sums_saturate({"asimd", "asimddp"})  # ARM's dot product accumulates in 32 bits

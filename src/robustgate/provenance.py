@@ -212,6 +212,14 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
     return set()
 
 
+def int8_sums_saturate(flags: set[str] | None = None) -> bool:
+    """Whether this is an x86 CPU without VNNI, whose int8 kernels (fbgemm, ONNX Runtime's MLAS) add pairs of 8-bit
+    products in 16 bits (vpmaddubsw), which saturate on large codes: the int8 model then computes something its
+    quantized arithmetic does not describe, and a twin cannot follow it."""
+    flags = cpu_flags() if flags is None else flags
+    return "avx2" in flags and not flags & {"avx512_vnni", "avx_vnni"}
+
+
 # -- explaining a rebuild ---------------------------------------------------------
 
 

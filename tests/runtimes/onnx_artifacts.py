@@ -34,6 +34,9 @@ def quantize_onnx(fp32: Path, path: Path, calibration: torch.Tensor, operator_fo
     quantize_static(
         str(fp32), str(path), Batches(), quant_format=QuantFormat.QOperator if operator_form else QuantFormat.QDQ,
         per_channel=True, activation_type=QuantType.QUInt8 if operator_form else QuantType.QInt8,
+        # 7-bit weights, as a team shipping to x86 does: full-range int8 weights saturate the 16-bit sums of x86
+        # int8 kernels on CPUs without VNNI (this machine's kind among them: accuracy 0.94 instead of 0.99)
+        reduce_range=True,
         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
     )
     return path

@@ -71,6 +71,7 @@ class Policy:
             gaps["twin"] = (
                 f"the twin reproduces the int8 model's layers on only {twin_agreement:.1%} of the clean images "
                 f"(min_twin_agreement: {self.min_twin_agreement:g}), so its gradients are not the int8 model's"
+                f"{saturation_note()}"
             )
         refused = {leg: why for leg, why in gaps.items() if leg not in self.accept_missing}
         if refused:
@@ -203,6 +204,18 @@ def plan_legs(
     return Legs(rounds, agreement, unavailable)
 
 
+def saturation_note() -> str:
+    """Why a twin may fail to follow an int8 model on this machine, where that is the likely reason."""
+    from robustgate.provenance import int8_sums_saturate
+
+    if not int8_sums_saturate():
+        return ""
+    return (
+        "; this x86 CPU has no VNNI, and its int8 kernels add pairs of 8-bit products in 16 bits, which saturate on "
+        "large codes (7-bit weights or activations avoid it: ptq's reduce_range, torch's x86 engine)"
+    )
+
+
 def has_autograd(model: nn.Module, example: torch.Tensor) -> bool:
     """Whether ``model``'s output depends differentiably on its input (int8 kernels' does not)."""
     import torch
@@ -233,9 +246,11 @@ def fake_quant_twin(model: nn.Module, example: torch.Tensor) -> Classifier:
     from robustgate.models.classifier import Classifier
 
     net = getattr(model, "net", None)
-    if not isinstance(model, Classifier) or not isinstance(net, Int8Net):
+    # robustgate's int8 networks, and graphs an edge runtime runs that can mirror themselves (an ONNX model)
+    mirrored = isinstance(net, Int8Net) or (getattr(net, "runs_in_runtime", False) and callable(getattr(net, "twin", None)))
+    if not isinstance(model, Classifier) or net is None or not mirrored:
         shown = type(net if net is not None else model).__name__
-        raise NoTwin(f"robustgate builds fake-quant twins of its own int8 networks only, not of a {shown}")
+        raise NoTwin(f"robustgate builds fake-quant twins of its own int8 networks and of ONNX graphs only, not of a {shown}")
     with torch.no_grad():
         normalized = model.normalize(example)
     try:

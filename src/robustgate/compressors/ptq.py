@@ -101,7 +101,7 @@ class PostTrainingQuantization(CompressionStep):
         observer = params.observer if "observer" in params.model_fields_set else "minmax"
         ctx.progress(f"ptq: calibrating on {len(images)} images in ONNX Runtime ({observer})")
         try:
-            quantized = quantize_static_onnx(fp32, batches, observer, per_channel)
+            quantized = quantize_static_onnx(fp32, batches, observer, per_channel, params.reduce_range is not False)
         except Exception as err:  # ORT's quantizer and its numpy histograms raise many kinds
             raise CompressionError(
                 f"ptq: ONNX Runtime's static quantizer failed ({observer} calibration): {first_line(err)}",

@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 CALIBRATION = {"minmax": ("MinMax", False), "histogram": ("Percentile", False), "moving_average": ("MinMax", True)}
 
 
-def quantize_static_onnx(fp32: bytes, batches: Iterator[torch.Tensor], observer: str, per_channel: bool) -> bytes:
+def quantize_static_onnx(
+    fp32: bytes, batches: Iterator[torch.Tensor], observer: str, per_channel: bool, reduce_range: bool = True,
+) -> bytes:
     """The int8 QDQ model of the serialized fp32 model ``fp32``, its activation ranges read on ``batches``
-    (the network's own input, already normalised)."""
+    (the network's own input, already normalised); ``reduce_range``: 7-bit weights (see ``PTQParams.reduce_range``)."""
     import numpy as np
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -41,7 +43,7 @@ def quantize_static_onnx(fp32: bytes, batches: Iterator[torch.Tensor], observer:
         source, target = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
         source.write_bytes(fp32)
         quantize_static(
-            str(source), str(target), Images(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+            str(source), str(target), Images(), quant_format=QuantFormat.QDQ, per_channel=per_channel, reduce_range=reduce_range,
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
             calibrate_method=getattr(CalibrationMethod, method),
             extra_options={"CalibMovingAverage": moving_average},
