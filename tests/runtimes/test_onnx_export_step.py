@@ -85,9 +85,10 @@ def test_exported_and_onnx_runtime_int8_models_are_gated_in_onnx_runtime(tiny_pr
                 "  onnx: {export: {format: onnx}}\n"
                 "  ort-int8: {ptq: {backend: onnxruntime, calibrate: {on: digits-train, samples: 128}}}\n"
                 "  pruned-onnx: {prune: {method: l1, ratio: 0.25, finetune: {on: digits-train, epochs: 2}}, export: {format: onnx}}\n")
-    write_spec(spec + "  - size: {max_ratio: 1.0, variants: [pruned-onnx, ort-int8]}\n", "tiny.yaml")
+    attack = "  - attack: {kind: pgd, eps: 8/255, on: handwritten, samples: 32, steps: 5, queries: 100, min: 0.0, variants: [onnx, ort-int8]}\n"
+    write_spec(spec + "  - size: {max_ratio: 1.0, variants: [pruned-onnx, ort-int8]}\n" + attack, "tiny.yaml")
     result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-report=out")
-    result.assert_outcomes(passed=9)  # the baseline's accuracy; each ONNX model's two accuracies; two sizes
+    result.assert_outcomes(passed=11)  # the baseline's accuracy; each ONNX model's two accuracies; two sizes; two attacks
     items = {(i["model"], i["contract"]): i for i in json.loads((tiny_project.path / "out" / "results.json").read_text())["items"]}
     baseline, onnx = items[("baseline", "accuracy[handwritten]")], items[("onnx", "accuracy[handwritten]")]
     assert onnx["metrics"]["accuracy"] == baseline["metrics"]["accuracy"] and onnx["metrics"]["drop"] == 0  # the same network
@@ -95,3 +96,9 @@ def test_exported_and_onnx_runtime_int8_models_are_gated_in_onnx_runtime(tiny_pr
     sizes = {model: i["metrics"] for (model, _), i in items.items() if i["kind"] == "size"}
     assert sizes["pruned-onnx"]["size_ratio"] < 0.75 and "params" not in sizes["pruned-onnx"]  # its ONNX bytes against fp32's
     assert sizes["ort-int8"]["size_ratio"] < 0.6  # int8 weights in the QDQ graph
+    # Both runtime models are attacked by every leg without accepting a gap: the twin of each ONNX graph follows the
+    # runtime (the fp32 export's logits, the int8 model's codes layer by layer), transfer comes from the torch model
+    attacks = {model: i["metrics"] for (model, _), i in items.items() if i["kind"] == "attack"}
+    for model in ("onnx", "ort-int8"):
+        assert attacks[model]["twin_agreement"] >= 0.99 and {"broken_by_twin", "broken_by_transfer"} <= set(attacks[model])
+    assert "WEAKER PROTOCOL" not in result.stdout.str()

@@ -107,10 +107,11 @@ class ModelStore:
         model_io.check_fits(name, data, self.num_outputs(model), trained)
 
     def differentiable_parent(self, variant: str) -> BuiltModel:
-        """The variant before its last non-differentiable step: the fp32 model it was quantized from."""
+        """The variant before its first non-differentiable step: the fp32 model it was quantized or exported from
+        (for ``export`` then ``ptq: {backend: onnxruntime}``, the torch model, not the fp32 ONNX one between)."""
         steps = self.spec.variants[variant].steps
-        last = max(i for i, step in enumerate(steps) if not compression_steps.get(step.kind).differentiable)
-        return compress(self.baseline(), steps[:last], self._step_context(), self.cache, self._built, self._fingerprint)
+        first = min(i for i, step in enumerate(steps) if not compression_steps.get(step.kind).differentiable)
+        return compress(self.baseline(), steps[:first], self._step_context(), self.cache, self._built, self._fingerprint)
 
     def restored(self, variant: str) -> tuple[Classifier, float]:
         """A fresh copy of ``variant`` restored from the cache, and the seconds that took (its load time).

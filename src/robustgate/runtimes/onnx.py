@@ -48,13 +48,15 @@ class OnnxRuntimeNet(nn.Module):
 
     runs_in_runtime = True  # robustgate's steps ask this: no autograd, no torch parameters to count
 
-    def __init__(self, source: Path | bytes) -> None:
+    def __init__(self, source: Path | bytes, optimize: bool = True) -> None:
         super().__init__()
+        self.optimize = optimize  # False: run the graph as it is (one ORT already optimised)
         # a file (an artifact, which may keep its weights in external-data files beside it) or a serialized model
         # (robustgate's own export, kept in its cache)
         self.source = source if isinstance(source, bytes) else Path(source)
         self.name = "the exported model" if isinstance(source, bytes) else f"'{Path(source).name}'"
         self._sessions: dict[int, onnxruntime.InferenceSession] = {}
+        self._optimized: bytes | None = None
         session = self._session(torch.get_num_threads())
         inputs = session.get_inputs()
         if len(inputs) != 1:
@@ -81,6 +83,8 @@ class OnnxRuntimeNet(nn.Module):
             options.inter_op_num_threads = 1
             options.log_severity_level = 3  # errors only: ORT logs graph-optimisation notes as warnings
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            if not self.optimize:
+                options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
             try:
                 self._sessions[threads] = onnxruntime.InferenceSession(
                     self.source if isinstance(self.source, bytes) else str(self.source), sess_options=options,
@@ -95,14 +99,51 @@ class OnnxRuntimeNet(nn.Module):
         return self._sessions[threads]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return next(iter(self.named_outputs(x).values())).to(torch.float32)
+
+    def named_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every output of the graph on the batch ``x``, by name, in the graph's order (the logits first)."""
         array = x.detach().to("cpu", torch.float32).contiguous().numpy().astype(self.input_dtype, copy=False)
         session = self._session(torch.get_num_threads())
         try:
-            out = session.run(None, {self.input_name: array})[0]
+            outs = session.run(None, {self.input_name: array})
         except Exception as err:  # ORT's messages span lines ("... indices\n index: 0 Got: 3 Expected: 2"): one line
             said = " ".join(str(err).split())
             raise RuntimeError(f"ONNX Runtime: {said.split(' : ')[-1]}") from None
-        return torch.from_numpy(out).to(device=x.device, dtype=torch.float32)
+        names = [entry.name for entry in session.get_outputs()]
+        return {name: torch.from_numpy(out).to(x.device) for name, out in zip(names, outs, strict=True)}
+
+    def with_graph(self, serialized: bytes, optimize: bool = True) -> OnnxRuntimeNet:
+        """Another model (this one, edited) in sessions made as this one's are."""
+        return OnnxRuntimeNet(serialized, optimize)
+
+    def optimized_graph(self) -> bytes:
+        """The graph ORT's CPU provider runs, as ORT saves it: optimised to the extended level, where it fuses QDQ
+        groups into its int8 operators (the further, layout-level rewrites of the default level touch fp32 convs
+        only; measured: the same logits). Saved once per model."""
+        import tempfile
+
+        import onnxruntime
+
+        if self._optimized is None:
+            options = onnxruntime.SessionOptions()
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+            options.log_severity_level = 3
+            with tempfile.TemporaryDirectory() as folder:
+                options.optimized_model_filepath = str(Path(folder) / "optimized.onnx")
+                onnxruntime.InferenceSession(
+                    self.source if isinstance(self.source, bytes) else str(self.source), sess_options=options,
+                    providers=["CPUExecutionProvider"],
+                )
+                self._optimized = Path(options.optimized_model_filepath).read_bytes()
+        return self._optimized
+
+    def twin(self, example: torch.Tensor) -> nn.Module:
+        """The differentiable twin of this graph, in lockstep with the runtime (``onnx_twin.py``); ``example``: a
+        batch of its inputs. Raises ``NoTwin`` naming an operator the twin does not compute."""
+        from robustgate.runtimes.onnx_twin import onnx_twin
+
+        return onnx_twin(self, example)
 
     def shipped_bytes(self) -> int:
         """Bytes of the model as it ships: the serialized model, or the file and its external-data files."""
@@ -115,7 +156,7 @@ class OnnxRuntimeNet(nn.Module):
 
     # A session is a native object: copies and pickles carry the file's path and open sessions of their own.
     def __deepcopy__(self, memo: dict[int, Any]) -> OnnxRuntimeNet:
-        return OnnxRuntimeNet(self.source)
+        return OnnxRuntimeNet(self.source, self.optimize)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (OnnxRuntimeNet, (self.source,))
+        return (OnnxRuntimeNet, (self.source, self.optimize))
