@@ -85,10 +85,13 @@ def test_exported_and_onnx_runtime_int8_models_are_gated_in_onnx_runtime(tiny_pr
                 "  onnx: {export: {format: onnx}}\n"
                 "  ort-int8: {ptq: {backend: onnxruntime, calibrate: {on: digits-train, samples: 128}}}\n"
                 "  pruned-onnx: {prune: {method: l1, ratio: 0.25, finetune: {on: digits-train, epochs: 2}}, export: {format: onnx}}\n")
+    # The pruned model's drop on the printed digits is its fine-tuning's (0.115 on an AVX2 CPU with one thread, near
+    # the 0.15 bar), not the export's: it is gated on the handwritten digits only.
+    spec = edit(spec, "  - accuracy: {on: printed, max_drop: 0.15}\n", "  - accuracy: {on: printed, max_drop: 0.15, variants: [onnx, ort-int8]}\n")
     attack = "  - attack: {kind: pgd, eps: 8/255, on: handwritten, samples: 32, steps: 5, queries: 100, min: 0.0, variants: [onnx, ort-int8]}\n"
     write_spec(spec + "  - size: {max_ratio: 1.0, variants: [pruned-onnx, ort-int8]}\n" + attack, "tiny.yaml")
     result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-report=out")
-    result.assert_outcomes(passed=11)  # the baseline's accuracy; each ONNX model's two accuracies; two sizes; two attacks
+    result.assert_outcomes(passed=10)  # the baseline's accuracy; five ONNX models' accuracies; two sizes; two attacks
     items = {(i["model"], i["contract"]): i for i in json.loads((tiny_project.path / "out" / "results.json").read_text())["items"]}
     baseline, onnx = items[("baseline", "accuracy[handwritten]")], items[("onnx", "accuracy[handwritten]")]
     assert onnx["metrics"]["accuracy"] == baseline["metrics"]["accuracy"] and onnx["metrics"]["drop"] == 0  # the same network
