@@ -15,6 +15,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "robustgate: installing pinned dependencies into .venv (first time: a few minutes)"
   # -qq: the machine's pip config names index folders that may be absent, and pip warns about each one.
   .venv/bin/python -m pip install -qq --upgrade pip
-  .venv/bin/python -m pip install -qq -c constraints.txt -e ".[test,onnx]"
+  .venv/bin/python -m pip install -qq -c constraints.txt -e ".[test,onnx,timm]"
   echo "$want" > "$stamp"
 fi

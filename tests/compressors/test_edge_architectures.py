@@ -12,11 +12,12 @@ import torch
 import torchvision
 from torch import nn
 
-from robustgate.attacks.protocol import MIN_TWIN_AGREEMENT, IncompleteProtocol, Policy, fake_quant_twin
+from int8_checks import assert_faithful_twin, per_arch
+
+from robustgate.attacks.protocol import MIN_TWIN_AGREEMENT
 from robustgate.attacks.run import predictions
 from robustgate.compressors import StepContext, compression_steps
 from robustgate.compressors.distill import DistillParams
-from robustgate.compressors.int8.engine import Int8Net
 from robustgate.compressors.int8.lockstep import twin_fidelity
 from robustgate.compressors.int8.pt2e import PT2EPath
 from robustgate.compressors.int8.twin import pt2e_twin
@@ -30,7 +31,6 @@ from robustgate.errors import CompressionError
 from robustgate.models.classifier import Classifier, Normalize
 from robustgate.models.state import load_state
 from robustgate.models.train import train_classifier
-from robustgate.provenance import int8_sums_saturate
 from robustgate.spec.model import TrainParams
 
 SIZE = 48  # not 32: at 1x1 final feature maps torch.ao's quantized mean fails on ShuffleNet (channels_last)
@@ -45,10 +45,6 @@ EAGER = {"resnet18", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
 PRUNING_UNSUPPORTED = {"shufflenet_v2_x0_5"}  # Torch-Pruning cannot map channels through its channel shuffle
 ptq = compression_steps.get("ptq")
 
-
-def per_arch(archs: list[str]) -> list:
-    """Under pytest-xdist (--dist loadgroup) one worker gets all tests of an architecture, so it is trained once."""
-    return [pytest.param(arch, marks=pytest.mark.xdist_group(arch)) for arch in archs]
 
 FAST = {"observer": "minmax", "calibrate": {"on": "digits-train", "samples": 64}}  # mechanics: quick calibration
 
@@ -85,29 +81,6 @@ def briefly_trained(arch: str, train: ImageSet, cache: dict[str, Classifier]) ->
         load_state(model, train_classifier(model, train, params, seed=0, device=torch.device("cpu"), progress=lambda _: None))
         cache[arch] = model.eval()
     return cache[arch]
-
-
-def assert_faithful_twin(int8: Classifier, images: torch.Tensor) -> None:
-    """The protocol's own twin: its forward pass is the int8 model's, it reproduces every int8 layer from
-    that layer's int8 input on the images, and its input gradients are finite and not zero."""
-    assert isinstance(int8.net, Int8Net)
-    assert int8(images[:2].clone().requires_grad_(True)).grad_fn is None  # int8 kernels: no autograd
-    images = images[:128]
-    twin = fake_quant_twin(int8, images[:2])
-    with torch.no_grad():
-        assert torch.equal(twin(images), int8(images))
-    fidelity = float(twin_fidelity(twin, images).float().mean())
-    if fidelity < MIN_TWIN_AGREEMENT and int8_sums_saturate():
-        # An x86 CPU without VNNI (an AVX2 one): fbgemm's int8 kernels saturate 16-bit sums on some layers (seen on
-        # pruned RegNet's group convolutions: 94-97% of their codes reproduced), which the twin's exact int8
-        # arithmetic cannot follow. The protocol must refuse such a twin, saying why, not trust its gradients.
-        with pytest.raises(IncompleteProtocol, match="has no VNNI"):
-            Policy().gaps({}, fidelity)
-        return
-    assert fidelity >= MIN_TWIN_AGREEMENT, fidelity
-    x = images[:8].clone().requires_grad_(True)
-    gradient = torch.autograd.grad(twin(x).logsumexp(1).sum(), x)[0]
-    assert torch.isfinite(gradient).all() and (gradient != 0).float().mean() > 0.5
 
 
 @pytest.mark.parametrize("arch", per_arch(ARCHS))

@@ -1,4 +1,4 @@
-"""Building an untrained network from `arch:`: any torchvision classifier by name, or a user factory."""
+"""Building an untrained network from `arch:`: any torchvision classifier by name, a timm model, or a user factory."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch import nn
 
 from robustgate.errors import ModelError
 from robustgate.provenance import MODEL_CODE
-from robustgate.spec.factories import architecture_problem, import_factory
+from robustgate.spec.factories import TIMM, architecture_problem, import_factory, timm_problem
 
 
 def build_network(arch: str, kwargs: dict[str, Any]) -> nn.Module:
@@ -21,7 +21,22 @@ def build_network(arch: str, kwargs: dict[str, Any]) -> nn.Module:
     prefix, _, name = arch.rpartition(":")
     if prefix in ("", "torchvision"):
         return _torchvision(name, kwargs)
+    if prefix == TIMM:
+        return _timm(name, kwargs)
     return _factory(arch, kwargs)
+
+
+def _timm(name: str, kwargs: dict[str, Any]) -> nn.Module:
+    problem = timm_problem(name)
+    if problem:
+        raise ModelError(problem, hint="use a name from timm.list_models(), e.g. timm:mobilenetv3_small_100")
+    import timm
+
+    try:
+        # pretrained=False: nothing is downloaded; trained or pretrained weights come from the spec's `weights:`.
+        return timm.create_model(name, pretrained=False, **kwargs)
+    except TypeError as err:
+        raise ModelError(f"timm:{name} does not accept kwargs {kwargs}: {err}") from None
 
 
 def _torchvision(name: str, kwargs: dict[str, Any]) -> nn.Module:
@@ -63,16 +78,21 @@ def model_code(net: nn.Module, arch: str) -> dict[str, str]:
     """SHA-256 of the source of every non-torch module defining ``net`` or its factory, by file:
     ``{"model code (mypkg/models.py)": ...}``, a named cache-key component, so a rebuild says which file changed.
 
-    torch and torchvision classes are covered by their versions (part of every cache key); for user
+    torch and torchvision classes are covered by their versions (part of every cache key), timm's by its version
+    (a component here); for user
     classes and factories the whole file is hashed, so editing ``forward`` or the factory (even a comment)
     invalidates cached weights and predictions, and the run says why.
     """
     modules = {type(m).__module__ for m in net.modules()}
     prefix, _, _ = arch.rpartition(":")
-    if prefix not in ("", "torchvision"):
+    if prefix not in ("", "torchvision", TIMM):
         modules.add(prefix)
     found = {}
-    for module_name in sorted(m for m in modules if m.split(".")[0] not in ("torch", "torchvision")):
+    if any(m.split(".")[0] == TIMM for m in modules):  # a library's classes: its version stands for its code
+        import timm
+
+        found["timm"] = timm.__version__
+    for module_name in sorted(m for m in modules if m.split(".")[0] not in ("torch", "torchvision", TIMM)):
         label, source = _module_source(module_name)
         found[f"{MODEL_CODE} ({label})"] = hashlib.sha256(source).hexdigest()
     return found

@@ -1,12 +1,13 @@
-"""What ``arch:`` names, checked without building anything: a torchvision classifier, or a user factory
-``"module:function"`` imported from where pytest users expect.
+"""What ``arch:`` names, checked without building anything: a torchvision classifier, a timm model
+(``timm:NAME``, with the ``timm`` extra), or a user factory ``"module:function"`` imported from where pytest users
+expect.
 
 A factory module is looked up on ``sys.path`` with two folders in front, under ``pytest`` as under
 ``robustgate validate``: the spec file's own folder and the rootdir (the nearest folder at or above the spec
 holding pytest.ini, pyproject.toml, tox.ini or setup.cfg; else the working directory). So ``mymodels.py``
 next to the spec, or at the top of the project, imports under plain ``pytest`` without ``pythonpath = .``.
 
-Nothing here imports torch: torchvision's classifier names are read from its source files, and a factory's
+Nothing here imports torch: torchvision's and timm's model names are read from their source files, and a factory's
 module is imported only when :func:`find_factory` is asked for it (the module itself may import torch).
 """
 
@@ -29,15 +30,18 @@ from robustgate.registry import did_you_mean
 
 ROOTDIR_MARKERS = ("pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
 TORCHVISION = "torchvision"
+TIMM = "timm"  # pytorch-image-models: ``timm:mobilenetv3_small_100``, built by timm.create_model(pretrained=False)
 # `@register_model()` (or `@register_model(name="x")`) above a builder function, in torchvision/models/*.py
 _REGISTERED = re.compile(r"^@register_model\((?:\s*(?:name\s*=\s*)?[\"'](\w+)[\"']\s*)?\)", re.MULTILINE)
 _DEF = re.compile(r"^def (\w+)", re.MULTILINE)
+# timm's: `@register_model` right above `def name(pretrained=False, **kwargs)`, in timm/models/*.py
+_TIMM_REGISTERED = re.compile(r"^@register_model\s*\ndef (\w+)", re.MULTILINE)
 
 
 def is_factory(arch: str) -> bool:
     """Whether ``arch`` names a user factory (``module:function``) rather than a torchvision architecture."""
     prefix, _, _ = arch.rpartition(":")
-    return prefix not in ("", TORCHVISION)
+    return prefix not in ("", TORCHVISION, TIMM)
 
 
 def rootdir(start: Path) -> Path:
@@ -141,7 +145,9 @@ def architecture_problem(arch: str) -> str | None:
     ``robustgate validate`` imports). ``mymodels.build`` (a factory written with a dot) gets its colon form."""
     if is_factory(arch):
         return None
-    name = arch.rpartition(":")[2]
+    prefix, _, name = arch.rpartition(":")
+    if prefix == TIMM:
+        return timm_problem(name)
     available = torchvision_architectures()
     if name in available:
         return None
@@ -159,9 +165,27 @@ def arch_json_schema(schema: dict[str, Any]) -> None:
     names = torchvision_architectures()
     schema["anyOf"] = [
         {"enum": [*names, *(f"{TORCHVISION}:{name}" for name in names)]},
+        {"pattern": rf"^{TIMM}:[A-Za-z0-9_]+$", "description": "a timm model (pip install 'robustgate[timm]')"},
         {"pattern": rf"^(?!{TORCHVISION}:)[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$",
          "description": "a factory, module:function, whose module is importable from the spec's folder or the rootdir"},
     ]
+
+
+def timm_problem(name: str) -> str | None:
+    """What is wrong with ``timm:NAME`` here: timm not installed, or no such model (None: fine)."""
+    if importlib.util.find_spec(TIMM) is None:
+        return f"arch 'timm:{name}' needs timm, which is not installed here: pip install 'robustgate[timm]'"
+    available = timm_architectures()
+    if not available or name in available:  # names unreadable from its files: timm.create_model will say
+        return None
+    return f"unknown timm architecture '{name}'; {did_you_mean(name, available)}"
+
+
+@functools.lru_cache(maxsize=1)
+def timm_architectures() -> list[str]:
+    """The models timm registers (``@register_model`` builders in timm/models/*.py), read from its files: importing
+    timm takes seconds, and a spec names one model."""
+    return sorted(set(_scan_model_files(TIMM, lambda text: _TIMM_REGISTERED.findall(text))))
 
 
 @functools.lru_cache(maxsize=1)
@@ -170,7 +194,7 @@ def torchvision_architectures() -> list[str]:
     ``@register_model()`` builders in torchvision/models/*.py rather than by importing torchvision (seconds);
     torchvision's own list where it is imported already or its files do not read as expected."""
     if "torchvision.models" not in sys.modules:
-        scanned = _scan_torchvision_models()
+        scanned = sorted(_scan_model_files(TORCHVISION, _torchvision_registered))
         if scanned:
             return scanned
     import torchvision
@@ -178,18 +202,25 @@ def torchvision_architectures() -> list[str]:
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
-def _scan_torchvision_models() -> list[str]:
-    spec = importlib.util.find_spec(TORCHVISION)  # finds the package without importing it
+def _torchvision_registered(text: str) -> list[str]:
+    names = []
+    for registered in _REGISTERED.finditer(text):
+        builder = _DEF.search(text, registered.end())
+        if builder is not None:
+            names.append(registered.group(1) or builder.group(1))
+    return names
+
+
+def _scan_model_files(package: str, registered: Callable[[str], list[str]]) -> list[str]:
+    """The names ``registered`` finds in ``package``/models/*.py, found without importing the package; [] where a
+    file does not read."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return []
     names = []
     for source in sorted((Path(spec.submodule_search_locations[0]) / "models").glob("*.py")):
         try:
-            text = source.read_text(encoding="utf-8")
+            names += registered(source.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError):
             return []
-        for registered in _REGISTERED.finditer(text):
-            builder = _DEF.search(text, registered.end())
-            if builder is not None:
-                names.append(registered.group(1) or builder.group(1))
-    return sorted(names)
+    return names
