@@ -8,7 +8,9 @@ yet, so it has no column.
 
 - Accuracy: each architecture trained on the digits' train part at --size px (--epochs, AdamW at LR[arch], seed 0),
   BatchNorm statistics recomputed over the train part, compressed with 256 calibration images, scored on the test part; agreement is the share of test images whose top-1 class
-  matches the model's torch fp32 parent (what a runtime must preserve).
+  matches the model's torch fp32 parent (what a runtime must preserve); twin is the attack protocol's twin agreement
+  (twin_fidelity: the share of test images on which the model's differentiable twin reproduces every int8 layer
+  within one step, and the logits; for ONNX models the twin of the graph ORT runs).
 - Latency: the same four recipes at 224x224, batch 1, random weights (latency does not depend on them), the four
   models interleaved query by query in one process so machine noise hits all alike; medians, and the median of
   per-query fp32-eager/model ratios.
@@ -23,17 +25,21 @@ import time
 import torch
 import torchvision
 
+from robustgate.attacks.protocol import fake_quant_twin
 from robustgate.compressors import StepContext, compression_steps
+from robustgate.compressors.int8.lockstep import twin_fidelity
 from robustgate.compressors.export import ExportParams
 from robustgate.compressors.ptq import PTQParams
 from robustgate.data.digits import load_digits_domain
 from robustgate.data.imageset import ImageSet
 from robustgate.data.resize import to_model_geometry
 from robustgate.data.splits import stratified_part
+from robustgate.latency.machine import cpu_model
 from robustgate.latency.measure import torch_threads
 from robustgate.models.classifier import Classifier, Normalize
 from robustgate.models.state import load_state
 from robustgate.models.train import train_classifier
+from robustgate.provenance import int8_sums_saturate
 from robustgate.spec.model import TrainParams
 
 ARCHS = ("resnet18", "mobilenet_v3_small")
@@ -69,7 +75,7 @@ def accuracy_table(epochs: int, size: int) -> None:
     test = digits.subset(stratified_part(digits.labels, "test", 0.8, 0))
     x, y = test.floats(), torch.as_tensor(test.labels)
     print(f"\naccuracy on the digits' test part ({len(y)} images, {size}x{size}), and top-1 agreement with the torch fp32 parent")
-    print(f"{'arch':20} {'model':12} {'accuracy':>9} {'agreement':>10} {'build s':>8}")
+    print(f"{'arch':20} {'model':12} {'accuracy':>9} {'agreement':>10} {'twin':>6} {'build s':>8}")
     for arch in ARCHS:
         model = network(arch)
         params = TrainParams(on="train", epochs=epochs, lr=LR[arch], augment=False)
@@ -82,8 +88,9 @@ def accuracy_table(epochs: int, size: int) -> None:
             reference = model(x).argmax(1)
             for name, built in models.items():
                 predicted = torch.cat([built(batch).argmax(1) for batch in x.split(64)])
+                twin = "-" if name == "eager fp32" else f"{float(twin_fidelity(fake_quant_twin(built, x[:2]), x).float().mean()):.4f}"
                 print(f"{arch:20} {name:12} {float((predicted == y).float().mean()):9.4f} "
-                      f"{float((predicted == reference).float().mean()):10.4f} {seconds.get(name, 0.0):8.1f}")
+                      f"{float((predicted == reference).float().mean()):10.4f} {twin:>6} {seconds.get(name, 0.0):8.1f}")
 
 
 def latency_table(queries: int, threads: int) -> None:
@@ -117,7 +124,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--size", type=int, default=64)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}; ONNX Runtime {__import__('onnxruntime').__version__}; ExecuTorch: not wired (no column)")
+    print(f"torch {torch.__version__}; ONNX Runtime {__import__('onnxruntime').__version__}; ExecuTorch: not wired (no column); "
+          f"CPU: {cpu_model()}, int8 sums saturate (no VNNI): {int8_sums_saturate()}")
     latency_table(args.queries, args.threads)
     accuracy_table(args.epochs, args.size)
 
