@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from robustgate.runtimes.onnx import OnnxRuntimeNet
 
-ONNX_DOMAINS = ("", "ai.onnx")  # the standard operator set; com.microsoft's contrib ops have no twin
+ONNX_DOMAINS = ("", "ai.onnx")  # the standard operator set; of com.microsoft's, only CONTRIB_OPS
 # How close the twin's logits must come to the runtime's (relative to their largest magnitude, plus a floor): float
 # reassociation between two correct implementations, as export's check allows (export.py's RTOL and ATOL).
 LOGIT_RTOL, LOGIT_ATOL = 1e-3, 1e-4
