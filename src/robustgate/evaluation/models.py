@@ -107,8 +107,8 @@ class ModelStore:
         model_io.check_fits(name, data, self.num_outputs(model), trained)
 
     def differentiable_parent(self, variant: str) -> BuiltModel:
-        """The variant before its first non-differentiable step: the fp32 model it was quantized or exported from
-        (for ``export`` then ``ptq: {backend: onnxruntime}``, the torch model, not the fp32 ONNX one between)."""
+        """The variant before its first non-differentiable step: the fp32 torch model it was quantized or exported
+        from (for an artifact, the spec's baseline)."""
         steps = self.spec.variants[variant].steps
         first = min(i for i, step in enumerate(steps) if not compression_steps.get(step.kind).differentiable)
         return compress(self.baseline(), steps[:first], self._step_context(), self.cache, self._built, self._fingerprint)

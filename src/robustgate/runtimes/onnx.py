@@ -81,15 +81,11 @@ class OnnxRuntimeNet(nn.Module):
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-            options.log_severity_level = 3  # errors only: ORT logs graph-optimisation notes as warnings
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             if not self.optimize:
                 options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
             try:
-                self._sessions[threads] = onnxruntime.InferenceSession(
-                    self.source if isinstance(self.source, bytes) else str(self.source), sess_options=options,
-                    providers=["CPUExecutionProvider"],
-                )
+                self._sessions[threads] = self._open(options)
             except Exception as err:  # ORT raises its own Fail/InvalidGraph/... kinds for a file it cannot run
                 raise CompressionError(
                     f"ONNX Runtime cannot load {self.name}: {first_line(err)}",
@@ -113,10 +109,6 @@ class OnnxRuntimeNet(nn.Module):
         names = [entry.name for entry in session.get_outputs()]
         return {name: torch.from_numpy(out).to(x.device) for name, out in zip(names, outs, strict=True)}
 
-    def with_graph(self, serialized: bytes, optimize: bool = True) -> OnnxRuntimeNet:
-        """Another model (this one, edited) in sessions made as this one's are."""
-        return OnnxRuntimeNet(serialized, optimize)
-
     def optimized_graph(self) -> bytes:
         """The graph ORT's CPU provider runs, as ORT saves it: optimised to the extended level, where it fuses QDQ
         groups into its int8 operators (the further, layout-level rewrites of the default level touch fp32 convs
@@ -128,15 +120,19 @@ class OnnxRuntimeNet(nn.Module):
         if self._optimized is None:
             options = onnxruntime.SessionOptions()
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-            options.log_severity_level = 3
             with tempfile.TemporaryDirectory() as folder:
                 options.optimized_model_filepath = str(Path(folder) / "optimized.onnx")
-                onnxruntime.InferenceSession(
-                    self.source if isinstance(self.source, bytes) else str(self.source), sess_options=options,
-                    providers=["CPUExecutionProvider"],
-                )
+                self._open(options)
                 self._optimized = Path(options.optimized_model_filepath).read_bytes()
         return self._optimized
+
+    def _open(self, options: onnxruntime.SessionOptions) -> onnxruntime.InferenceSession:
+        """A session of this model on the CPU provider, logging errors only (ORT logs optimisation notes as warnings)."""
+        import onnxruntime
+
+        options.log_severity_level = 3
+        source = self.source if isinstance(self.source, bytes) else str(self.source)
+        return onnxruntime.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
 
     def twin(self, example: torch.Tensor) -> nn.Module:
         """The differentiable twin of this graph, in lockstep with the runtime (``onnx_twin.py``); ``example``: a

@@ -127,6 +127,8 @@ def onnx_twin(net: OnnxRuntimeNet, example: torch.Tensor) -> LockstepTwin:
     """The lockstep twin of ``net`` (see the module docstring); ``example``: a batch of its inputs (normalised)."""
     import onnx
 
+    from robustgate.runtimes.onnx import OnnxRuntimeNet
+
     model = onnx.load_from_string(net.source) if isinstance(net.source, bytes) else onnx.load(str(net.source))
     quantized = any(node.op_type in CODE_OUTPUTS for node in model.graph.node)
     if quantized:  # the graph ORT runs: its int8 ops fused as its kernels compute them (onnx_qlinear_ops.py)
@@ -142,7 +144,7 @@ def onnx_twin(net: OnnxRuntimeNet, example: torch.Tensor) -> LockstepTwin:
     except Exception as err:  # a malformed attribute or initializer: a reason, not a traceback
         raise NoTwin(f"building the twin of the ONNX graph failed: {first_line(err)}") from None
     # The optimised graph with its codes exposed, run as it is (optimising it again could fuse differently)
-    codes = net.with_graph(_with_codes_as_outputs(model, graph).SerializeToString(), optimize=False) if graph.activation_codes else None
+    codes = OnnxRuntimeNet(_with_codes_as_outputs(model, graph).SerializeToString(), optimize=False) if graph.activation_codes else None
 
     def reference(x: torch.Tensor) -> dict[str, torch.Tensor]:
         values = {graph.output: net(x)}  # the shipped model's logits
