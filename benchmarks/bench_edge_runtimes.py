@@ -1,17 +1,18 @@
-"""Eager PyTorch against ONNX Runtime, fp32 and int8, built by robustgate's own steps.
+"""Eager PyTorch against ONNX Runtime and ExecuTorch, fp32 and int8, built by robustgate's own steps.
 
     .venv/bin/python benchmarks/bench_edge_runtimes.py [--queries 60] [--threads 2] [--epochs 4] [--size 64]
 
-For ResNet-18 and MobileNetV3-small, four models: eager fp32, eager int8 (ptq, torch.ao FX, x86 engine), ORT fp32
-(export: {format: onnx}) and ORT int8 (ptq: {backend: onnxruntime}, QDQ). ExecuTorch is not wired into robustgate
-yet, so it has no column.
+For ResNet-18 and MobileNetV3-small, five models: eager fp32, eager int8 (ptq, torch.ao FX, x86 engine), ORT fp32
+(export: {format: onnx}), ORT int8 (ptq: {backend: onnxruntime}, QDQ) and ExecuTorch XNNPACK int8 (ptq: {backend:
+xnnpack}: PT2E with the XNNPACKQuantizer, lowered to a .pte).
 
 - Accuracy: each architecture trained on the digits' train part at --size px (--epochs, AdamW at LR[arch], seed 0),
   BatchNorm statistics recomputed over the train part, compressed with 256 calibration images, scored on the test part; agreement is the share of test images whose top-1 class
   matches the model's torch fp32 parent (what a runtime must preserve); twin is the attack protocol's twin agreement
   (twin_fidelity: the share of test images on which the model's differentiable twin reproduces every int8 layer
-  within one step, and the logits; for ONNX models the twin of the graph ORT runs).
-- Latency: the same four recipes at 224x224, batch 1, random weights (latency does not depend on them), the four
+  within one step, and the logits; for ONNX models the twin of the graph ORT runs, for the .pte the PT2E graph it was
+  lowered from, judged at the program's logits).
+- Latency: the same five recipes at 224x224, batch 1, random weights (latency does not depend on them), the five
   models interleaved query by query in one process so machine noise hits all alike; medians, and the median of
   per-query fp32-eager/model ratios.
 """
@@ -43,7 +44,7 @@ from robustgate.provenance import int8_sums_saturate
 from robustgate.spec.model import TrainParams
 
 ARCHS = ("resnet18", "mobilenet_v3_small")
-MODELS = ("eager fp32", "eager int8", "ORT fp32", "ORT int8")
+MODELS = ("eager fp32", "eager int8", "ORT fp32", "ORT int8", "ET int8")
 LR = {"resnet18": 0.01, "mobilenet_v3_small": 0.002}  # MobileNetV3 stays at chance at 0.01
 
 
@@ -59,6 +60,7 @@ def compressed(fp32: Classifier, calibration: ImageSet, size: int) -> tuple[dict
         "eager int8": lambda: ptq.apply(fp32, PTQParams(), ctx),
         "ORT fp32": lambda: export.apply(fp32, ExportParams(format="onnx"), ctx),
         "ORT int8": lambda: ptq.apply(fp32, PTQParams(backend="onnxruntime"), ctx),
+        "ET int8": lambda: ptq.apply(fp32, PTQParams(backend="xnnpack"), ctx),
     }
     built, seconds = {"eager fp32": fp32}, {}
     for name, recipe in recipes.items():
@@ -124,7 +126,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--size", type=int, default=64)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}; ONNX Runtime {__import__('onnxruntime').__version__}; ExecuTorch: not wired (no column); "
+    from importlib.metadata import version
+
+    print(f"torch {torch.__version__}; ONNX Runtime {version('onnxruntime')}; ExecuTorch {version('executorch')}; "
           f"CPU: {cpu_model()}, int8 sums saturate (no VNNI): {int8_sums_saturate()}")
     latency_table(args.queries, args.threads)
     accuracy_table(args.epochs, args.size)

@@ -16,5 +16,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # -qq: the machine's pip config names index folders that may be absent, and pip warns about each one.
   .venv/bin/python -m pip install -qq --upgrade pip
   .venv/bin/python -m pip install -qq -c constraints.txt -e ".[test,onnx,timm]"
+  # The executorch extra without executorch's own dependency list: it names coremltools, pandas, hydra and
+  # tokenizers (other backends, LLM tooling), and py-cpuinfo, which ships the same `cpuinfo` package as
+  # pytest-benchmark's py-cpuinfo2 and would overwrite it. The runtime and the XNNPACK lowering import only
+  # torch, torchao, numpy, sympy, flatbuffers, PyYAML (all installed above), ruamel.yaml and tabulate.
+  .venv/bin/python -m pip install -qq -c constraints.txt --no-deps executorch ruamel.yaml tabulate
   echo "$want" > "$stamp"
 fi

@@ -144,7 +144,7 @@ contracts:
         ("own: {prune: {method: l1, ratio: 0.5}, artifact: m.pt}", "variants.own.artifact: `artifact:` loads the variant's model "
          "from a file, so it comes first"),
         ("own: {artifact: {path: m.pt, format: tflite}}", "variants.own.artifact.format: input should be 'state_dict', 'module', "
-         "'torchscript', 'export' or 'onnx'"),
+         "'torchscript', 'export', 'onnx' or 'executorch'"),
     ],
 )
 def test_artifact_mistakes_are_refused_when_the_spec_is_read(tmp_path: Path, variant: str, message: str) -> None:

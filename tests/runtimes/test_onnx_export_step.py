@@ -69,7 +69,11 @@ contracts:
          "variants.late.export: `export:` gives a model that runs in an edge runtime, so it comes last"),
         ("late: {artifact: m.onnx, ptq: {backend: x86}}",
          "variants.late.artifact: `artifact:` gives a model that runs in an edge runtime, so it comes last"),
-        ("pte: {export: {format: executorch}}", "variants.pte.export.format: input should be 'onnx'"),
+        ("pte: {export: {format: executorch}, ptq: {backend: x86}}",
+         "variants.pte.export: `export:` gives a model that runs in an edge runtime, so it comes last"),
+        ("xnn: {ptq: {backend: xnnpack}, prune: {method: l1, ratio: 0.5}}",
+         "variants.xnn.ptq: `ptq:` gives a model that runs in an edge runtime, so it comes last"),
+        ("tfl: {export: {format: tflite}}", "variants.tfl.export.format: input should be 'onnx' or 'executorch'"),
     ],
 )
 def test_nothing_follows_a_model_that_runs_in_a_runtime(tmp_path: Path, variant: str, message: str) -> None:

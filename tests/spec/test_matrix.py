@@ -87,7 +87,7 @@ def test_a_bad_value_in_the_list_is_reported_at_the_variant(tmp_path: Path) -> N
               - accuracy: {on: test, max_drop: 0.05}
             """,
         )
-    assert "spec.yaml:12: variants.int8-{backend}.ptq.backend: input should be 'x86', 'fbgemm', 'qnnpack', 'onednn', 'pt2e' or 'onnxruntime'" in str(err.value)
+    assert "spec.yaml:12: variants.int8-{backend}.ptq.backend: input should be 'x86', 'fbgemm', 'qnnpack', 'onednn', 'pt2e', 'onnxruntime' or 'xnnpack'" in str(err.value)
 
 
 @settings(max_examples=40, deadline=None)

@@ -8,9 +8,11 @@
 - ``torchscript``: a ``torch.jit.save`` file;
 - ``export``: a ``torch.export.save`` program (``.pt2``);
 - ``onnx``: an ONNX model (``.onnx``, fp32 or int8 QDQ/QOperator), run by ONNX Runtime's CPU provider
-  (``robustgate[onnx]``; without it the variant's items skip, saying which extra to install).
+  (``robustgate[onnx]``; without it the variant's items skip, saying which extra to install);
+- ``executorch``: an ExecuTorch program (``.pte``, e.g. XNNPACK-delegated fp32 or int8), run by ExecuTorch's runtime
+  (``robustgate[executorch]``).
 
-The format is read off the suffix (``.pt2``, ``.onnx``) or, for ``.pt``/``.pth`` files, off the zip archive's members
+The format is read off the suffix (``.pt2``, ``.onnx``, ``.pte``) or, for ``.pt``/``.pth`` files, off the zip archive's members
 (TorchScript writes ``code/``, ``torch.save`` a ``data.pkl`` alone). The artifact is the variant's model
 itself, so the step comes first; the spec's baseline is its fp32 reference (accuracy drops, the transfer leg of
 attacks, latency speed-ups). Its size is its bytes on disk (an ONNX model's external-data files included). An artifact without autograd (int8 kernels) is
@@ -35,12 +37,12 @@ if TYPE_CHECKING:
 
     from robustgate.models.classifier import Classifier
 
-Format = Literal["state_dict", "module", "torchscript", "export", "onnx"]
-FORMATS: tuple[str, ...] = ("state_dict", "module", "torchscript", "export", "onnx")
-SUFFIX_FORMATS = {".pt2": "export", ".onnx": "onnx"}
-RUNTIME_FORMATS = {"onnx": "onnx"}  # format -> the runtime (robustgate.runtimes) that runs it
+Format = Literal["state_dict", "module", "torchscript", "export", "onnx", "executorch"]
+FORMATS: tuple[str, ...] = ("state_dict", "module", "torchscript", "export", "onnx", "executorch")
+SUFFIX_FORMATS = {".pt2": "export", ".onnx": "onnx", ".pte": "executorch"}
+RUNTIME_FORMATS = {"onnx": "onnx", "executorch": "executorch"}  # format -> the runtime (robustgate.runtimes) that runs it
 # Formats of edge runtimes that this release does not run; named so the message says so instead of "unknown".
-RUNTIME_SUFFIXES = {".pte": "ExecuTorch", ".tflite": "TensorFlow Lite"}
+RUNTIME_SUFFIXES = {".tflite": "TensorFlow Lite"}
 
 
 class ArtifactParams(Params):
@@ -66,8 +68,8 @@ class ArtifactParams(Params):
         if suffix in RUNTIME_SUFFIXES:
             raise ValueError(
                 f"'{self.path}' is for {RUNTIME_SUFFIXES[suffix]}, which this release of robustgate cannot run yet; "
-                f"give a PyTorch artifact (a state_dict, a pickled module, TorchScript or a torch.export program, .pt2) "
-                f"or an ONNX model (.onnx)"
+                f"give a PyTorch artifact (a state_dict, a pickled module, TorchScript or a torch.export program, .pt2), "
+                f"an ONNX model (.onnx) or an ExecuTorch program (.pte)"
             )
         fmt = self.format or SUFFIX_FORMATS.get(suffix)
         if (self.arch is not None or self.kwargs is not None) and fmt not in (None, "state_dict"):
@@ -217,9 +219,13 @@ class Artifact(CompressionStep):
         missing = self.missing_runtime(params)
         if missing is not None:
             raise CompressionError(f"artifact: '{params.path}' needs {missing}", hint="install the extra, or drop the variant")
-        from robustgate.runtimes.onnx import OnnxRuntimeNet
-
         try:
+            if fmt == "executorch":
+                from robustgate.runtimes.executorch import ExecuTorchNet
+
+                return ExecuTorchNet(path)
+            from robustgate.runtimes.onnx import OnnxRuntimeNet
+
             return OnnxRuntimeNet(path)
         except CompressionError as err:
             raise CompressionError(f"artifact: {err.message}", hint=err.hint) from None

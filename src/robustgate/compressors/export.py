@@ -1,11 +1,13 @@
-"""``export: {format: onnx}``: the variant's model as the file an edge runtime ships, evaluated in that runtime.
+"""``export: {format: onnx | executorch}``: the variant's model as the file an edge runtime ships, evaluated in it.
 
-The network entering the step (the baseline, or a pruned or distilled one) is exported with ``torch.onnx.export``
-(the dynamo exporter, batch dimension dynamic) and from then on runs in ONNX Runtime (``robustgate.runtimes.onnx``):
-predictions, the attacks' queries and latency all measure the runtime's kernels. The model's normalisation stays in
+The network entering the step (the baseline, or a pruned or distilled one) is exported and from then on runs in the
+runtime: ``onnx``: ``torch.onnx.export`` (the dynamo exporter, batch dimension dynamic), run by ONNX Runtime
+(``robustgate.runtimes.onnx``); ``executorch``: ``torch.export`` lowered to an XNNPACK-delegated ExecuTorch program
+(``.pte``), run by ExecuTorch's runtime (``robustgate.runtimes.executorch``). Predictions, the attacks' queries and
+latency all measure the runtime's kernels. (int8 for either runtime: ``ptq: {backend: onnxruntime | xnnpack}``.) The model's normalisation stays in
 PyTorch in front of it, so the ONNX graph takes normalised images, as an artifact with ``input: normalized`` does.
-An export is checked against its parent on seeded images when it is made; a graph that computes other logits is an
-error, not a variant. The cache keeps the serialized model; its size is those bytes.
+An export is checked against its parent on seeded images when it is made; a program that computes other logits is
+an error, not a variant. The cache keeps the serialized model; its size is those bytes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from robustgate.compressors.base import CompressionStep, StepContext, compression_steps
 from robustgate.errors import CompressionError, first_line
@@ -32,8 +34,14 @@ RTOL, ATOL = 1e-3, 1e-4
 
 
 class ExportParams(Params):
-    format: Literal["onnx"]  # ExecuTorch (.pte) is not run by this release
-    opset: int | None = Field(default=None, ge=17)  # None: the exporter's default opset
+    format: Literal["onnx", "executorch"]
+    opset: int | None = Field(default=None, ge=17)  # onnx only; None: the exporter's default opset
+
+    @model_validator(mode="after")
+    def _opset_is_onnx(self) -> "ExportParams":
+        if self.format != "onnx" and self.opset is not None:
+            raise ValueError(f"opset: is an ONNX operator-set version; format {self.format} has none: drop opset:")
+        return self
 
 
 class Export(CompressionStep):
@@ -45,23 +53,37 @@ class Export(CompressionStep):
 
     def apply(self, model: Classifier, params: ExportParams, ctx: StepContext) -> Classifier:
         self._require_runtime(params)
-        ctx.progress(f"export: torch.onnx.export, then ONNX Runtime ({params.format})")
-        exported = self._runtime(model, onnx_bytes(model.net, model.normalize(ctx.example), params))
-        _check_agreement(model, exported, ctx.example)
+        example = model.normalize(ctx.example)
+        if params.format == "executorch":
+            from robustgate.runtimes.executorch_lower import lower_fp32
+
+            ctx.progress("export: torch.export, lowered to an ExecuTorch program (XNNPACK)")
+            lowered = lower_fp32(model.net, example)
+            exported = self._runtime(model, params, lowered.program, lowered.reference)
+        else:
+            ctx.progress("export: torch.onnx.export, then ONNX Runtime")
+            exported = self._runtime(model, params, onnx_bytes(model.net, example, params))
+        _check_agreement(model, exported, ctx.example, params)
         return exported
 
     def state(self, model: Classifier) -> dict[str, Any]:
+        from robustgate.runtimes.executorch import ExecuTorchNet
         from robustgate.runtimes.onnx import OnnxRuntimeNet
 
-        assert isinstance(model.net, OnnxRuntimeNet)  # what apply() made
-        return {"onnx": model.net.source}
+        net = model.net
+        assert isinstance(net, (OnnxRuntimeNet, ExecuTorchNet)) and isinstance(net.source, bytes)  # what apply() made
+        if isinstance(net, ExecuTorchNet):
+            return {"pte": net.source, "reference": net.reference}
+        return {"onnx": net.source}
 
     def runs_in_runtime(self, params: ExportParams) -> bool:
         return True
 
     def restore(self, parent: Classifier, params: ExportParams, state: dict[str, Any], ctx: StepContext) -> Classifier:
         self._require_runtime(params)
-        return self._runtime(parent, state["onnx"])
+        if params.format == "executorch":
+            return self._runtime(parent, params, state["pte"], state["reference"])
+        return self._runtime(parent, params, state["onnx"])
 
     def missing_runtime(self, params: ExportParams, ctx: StepContext | None = None) -> str | None:
         from robustgate.runtimes import runtime_missing
@@ -74,11 +96,18 @@ class Export(CompressionStep):
             raise CompressionError(f"export: format {params.format} needs {missing}", hint="install the extra, or drop the variant")
 
     @staticmethod
-    def _runtime(parent: Classifier, serialized: bytes) -> Classifier:
-        from robustgate.runtimes.onnx import OnnxRuntimeNet
+    def _runtime(parent: Classifier, params: ExportParams, serialized: bytes, reference: bytes | None = None) -> Classifier:
 
+        net: nn.Module
         try:
-            net = OnnxRuntimeNet(serialized)
+            if params.format == "executorch":
+                from robustgate.runtimes.executorch import ExecuTorchNet
+
+                net = ExecuTorchNet(serialized, reference)
+            else:
+                from robustgate.runtimes.onnx import OnnxRuntimeNet
+
+                net = OnnxRuntimeNet(serialized)
         except CompressionError as err:
             raise CompressionError(f"export: {err.message}", hint=err.hint) from None
         return parent.with_net(net).eval()
@@ -104,7 +133,7 @@ def onnx_bytes(net: nn.Module, example: torch.Tensor, params: ExportParams) -> b
         return path.read_bytes()
 
 
-def _check_agreement(parent: Classifier, exported: Classifier, example: torch.Tensor) -> None:
+def _check_agreement(parent: Classifier, exported: Classifier, example: torch.Tensor, params: ExportParams) -> None:
     import torch
 
     generator = torch.Generator().manual_seed(0)
@@ -113,7 +142,8 @@ def _check_agreement(parent: Classifier, exported: Classifier, example: torch.Te
         expected, got = parent(images), exported(images)
     if not torch.allclose(got, expected, rtol=RTOL, atol=ATOL):
         raise CompressionError(
-            f"export: the ONNX model computes other logits than the network it was exported from (max |difference| "
+            f"export: the {'ExecuTorch program' if params.format == 'executorch' else 'ONNX model'} computes other "
+            f"logits than the network it was exported from (max |difference| "
             f"{float((got - expected).abs().max()):.3g} on seeded images, allowed {ATOL} + {RTOL} x |logit|)",
             hint="an exporter or runtime bug on one of the network's ops; export a simpler graph or gate the torch model",
         )

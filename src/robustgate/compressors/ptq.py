@@ -13,7 +13,7 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from robustgate.compressors.base import CompressionStep, StepContext, compression_steps
-from robustgate.compressors.int8.params import CalibrateParams, PTQParams
+from robustgate.compressors.int8.params import RUNTIME_PATHS, CalibrateParams, PTQParams
 from robustgate.errors import CompressionError, RobustgateError, first_line
 
 if TYPE_CHECKING:
@@ -42,6 +42,8 @@ class PostTrainingQuantization(CompressionStep):
         model = copy.deepcopy(model).cpu().eval()  # paths quantize on the CPU; the parent stays as it is
         if params.path == "onnxruntime":
             return self._checked(model, self._onnxruntime(model, params, ctx), params, ctx)
+        if params.path == "xnnpack":
+            return self._checked(model, self._xnnpack(model, params, ctx), params, ctx)
         path = _quantization_path(params.path)
         calibrate = self._calibration(model, params, ctx) if path.calibrated else _nothing
         ctx.progress(f"ptq: quantizing with the {params.path} path ({params.backend})")
@@ -55,32 +57,40 @@ class PostTrainingQuantization(CompressionStep):
 
             self._require_runtime(params)
             return self._checked(parent, OnnxRuntimeNet(state["onnx"]), params, ctx)
+        if params.path == "xnnpack":
+            from robustgate.runtimes.executorch import ExecuTorchNet
+
+            self._require_runtime(params)
+            return self._checked(parent, ExecuTorchNet(state["pte"], state["reference"]), params, ctx)
         net = _quantization_path(params.path).restore(parent.net, params, state, parent.normalize(ctx.example))
         return self._checked(parent, net, params, ctx)
 
     def state(self, model: Classifier) -> dict[str, Any]:
         from robustgate.compressors.int8.engine import Int8Net
+        from robustgate.runtimes.executorch import ExecuTorchNet
         from robustgate.runtimes.onnx import OnnxRuntimeNet
 
         net = model.net
         if isinstance(net, OnnxRuntimeNet):
             return {"onnx": net.source}
+        if isinstance(net, ExecuTorchNet):
+            return {"pte": net.source, "reference": net.reference}
         if not isinstance(net, Int8Net):
             raise TypeError(f"ptq caches the state of its own int8 networks, not of a {type(net).__name__}")
         return net.cache_state()
 
     def runs_in_runtime(self, params: PTQParams) -> bool:
-        return params.path == "onnxruntime"
+        return params.path in RUNTIME_PATHS
 
     def missing_runtime(self, params: PTQParams, ctx: StepContext | None = None) -> str | None:
         from robustgate.runtimes import runtime_missing
 
-        return runtime_missing("onnx") if params.path == "onnxruntime" else None
+        return runtime_missing(RUNTIME_PATHS[params.path]) if params.path in RUNTIME_PATHS else None
 
     def _require_runtime(self, params: PTQParams) -> None:
         missing = self.missing_runtime(params)
         if missing is not None:
-            raise CompressionError(f"ptq: backend onnxruntime needs {missing}", hint="install the extra, or drop the variant")
+            raise CompressionError(f"ptq: backend {params.backend} needs {missing}", hint="install the extra, or drop the variant")
 
     def _onnxruntime(self, model: Classifier, params: PTQParams, ctx: StepContext) -> nn.Module:
         """The fp32 model exported to ONNX (as the export step does), then ONNX Runtime's static int8 quantizer
@@ -109,6 +119,19 @@ class PostTrainingQuantization(CompressionStep):
                 "activation to vary over the calibration images",
             ) from None
         return OnnxRuntimeNet(quantized)
+
+    def _xnnpack(self, model: Classifier, params: PTQParams, ctx: StepContext) -> nn.Module:
+        """PT2E with ExecuTorch's XNNPACKQuantizer, calibrated on the spec's images, lowered to an XNNPACK-delegated
+        ExecuTorch program that runs in ExecuTorch's runtime (the converted graph kept for the twin)."""
+        from robustgate.runtimes.executorch import ExecuTorchNet
+        from robustgate.runtimes.executorch_lower import lower_int8
+
+        self._require_runtime(params)
+        calibrate = self._calibration(model, params, ctx)
+        ctx.progress("ptq: PT2E with the XNNPACKQuantizer, then lowering to an ExecuTorch program (XNNPACK)")
+        per_channel = True if params.per_channel is None else params.per_channel
+        lowered = lower_int8(model.net, model.normalize(ctx.example), calibrate, params.observer, per_channel)
+        return ExecuTorchNet(lowered.program, lowered.reference)
 
     @staticmethod
     def _checked(parent: Classifier, net: nn.Module, params: PTQParams, ctx: StepContext) -> Classifier:
@@ -196,6 +219,7 @@ _OTHER_PATHS = {
     "dynamic": "try method: fx or backend: pt2e",
     "pt2e": "inductor needs a working C++ compiler (g++) for CPU kernels; or try backend: x86 (FX graph mode)",
     "onnxruntime": "try backend: x86 (torch.ao FX graph mode), or export: {format: onnx} for the fp32 model in ONNX Runtime",
+    "xnnpack": "try backend: onnxruntime, or export: {format: executorch} for the fp32 model in ExecuTorch",
 }
 
 

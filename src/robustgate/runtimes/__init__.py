@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib.util
 
 # runtime -> (the modules that must import, the runtime's name, the extra that installs them)
-RUNTIMES: dict[str, tuple[tuple[str, ...], str, str]] = {"onnx": (("onnxruntime", "onnx"), "ONNX Runtime", "onnx")}
+RUNTIMES: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "onnx": (("onnxruntime", "onnx"), "ONNX Runtime", "onnx"),
+    "executorch": (("executorch",), "ExecuTorch", "executorch"),
+}
 
 
 def runtime_missing(runtime: str) -> str | None:

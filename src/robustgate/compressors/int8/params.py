@@ -18,8 +18,9 @@ class CalibrateParams(Params):
 class PTQParams(Params):
     # x86/fbgemm/qnnpack/onednn: a torch.ao quantized engine (kernels chosen at run time);
     # pt2e: torchao's PT2E flow (torch.export, X86InductorQuantizer, inductor-compiled int8 kernels);
-    # onnxruntime: the model exported to ONNX, quantized by ONNX Runtime's static quantizer (QDQ) and run in it.
-    backend: Literal["x86", "fbgemm", "qnnpack", "onednn", "pt2e", "onnxruntime"] = "x86"
+    # onnxruntime: the model exported to ONNX, quantized by ONNX Runtime's static quantizer (QDQ) and run in it;
+    # xnnpack: PT2E with ExecuTorch's XNNPACKQuantizer, lowered to an XNNPACK-delegated ExecuTorch program, run in it.
+    backend: Literal["x86", "fbgemm", "qnnpack", "onednn", "pt2e", "onnxruntime", "xnnpack"] = "x86"
     # torch.ao only. fx: static int8 in FX graph mode (any traceable model); eager: static int8 in
     # eager mode (torchvision ResNets, or a model with its own QuantStub/DeQuantStub); dynamic:
     # int8 Linear weights, activations quantized per batch at run time (no calibration).
@@ -49,6 +50,11 @@ class PTQParams(Params):
                 "backend: onnxruntime exports the model to ONNX and quantizes it statically in ONNX Runtime; "
                 "drop method:, or pick a torch.ao backend (x86, qnnpack) for method: eager/dynamic"
             )
+        if self.backend == "xnnpack" and "method" in given:
+            raise ValueError(
+                "backend: xnnpack quantizes statically with PT2E (torch.export) and lowers the model to an ExecuTorch "
+                "program; drop method:, or pick a torch.ao backend (x86, qnnpack) for method: eager/dynamic"
+            )
         if self.backend != "onnxruntime" and self.reduce_range is not None:
             raise ValueError(
                 "reduce_range: chooses ONNX Runtime's 7-bit weights (backend: onnxruntime); torch's x86 and fbgemm "
@@ -69,4 +75,8 @@ class PTQParams(Params):
     @property
     def path(self) -> str:
         """The registered quantization path that carries out these parameters."""
-        return self.backend if self.backend in ("pt2e", "onnxruntime") else self.method
+        return self.backend if self.backend in RUNTIME_PATHS or self.backend == "pt2e" else self.method
+
+
+# Backends whose int8 model runs in an edge runtime rather than in PyTorch, and the runtime (robustgate.runtimes).
+RUNTIME_PATHS = {"onnxruntime": "onnx", "xnnpack": "executorch"}

@@ -235,12 +235,15 @@ class _GraphValues(torch.fx.Interpreter):
         return out
 
 
-def pt2e_twin(converted: torch.fx.GraphModule, compiled: Callable[[torch.Tensor], torch.Tensor]) -> LockstepTwin:
+def pt2e_twin(
+    converted: torch.fx.GraphModule, compiled: Callable[[torch.Tensor], torch.Tensor], logit_step: float | None = None,
+) -> LockstepTwin:
     """The lockstep twin of a converted PT2E graph: its quantize/dequantize pairs become a straight-through
     fake quantization, its int8 weights are dequantized, and in-place ops become out-of-place.
 
     Forward it follows the converted graph's reference execution at every quantize (the int8 codes),
-    and ``compiled`` (the inductor-compiled int8 kernels the variant runs) at the logits."""
+    and ``compiled`` (the int8 kernels the variant runs: inductor's, or an ExecuTorch program's) at the logits;
+    ``logit_step``: how far the twin's logits may be from those kernels' and count as agreeing (None: not tallied)."""
     twin, state = copy.deepcopy(converted), Lockstep()
     decomposed = torch.ops.quantized_decomposed
     functions = {
@@ -250,6 +253,8 @@ def pt2e_twin(converted: torch.fx.GraphModule, compiled: Callable[[torch.Tensor]
     }
     output = next(node for node in twin.graph.nodes if node.op == "output")
     logits = output.args[0]
+    if isinstance(logits, (tuple, list)):  # an exported program's module returns its outputs as a tuple
+        logits = logits[0]
     for node in list(twin.graph.nodes):
         if node.op != "call_function":
             continue
@@ -263,7 +268,7 @@ def pt2e_twin(converted: torch.fx.GraphModule, compiled: Callable[[torch.Tensor]
         else:
             node.target = _out_of_place(node.target)
     if isinstance(logits, torch.fx.Node):
-        _insert_snap(twin, logits, Snap("logits", None, state))
+        _insert_snap(twin, logits, Snap("logits", None, state, step=logit_step))
     twin.recompile()
 
     def reference(x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,0 +1,165 @@
+"""An ExecuTorch program (``.pte``) run by ExecuTorch's Python runtime, behind ``nn.Module``'s call.
+
+As with ONNX Runtime (``onnx.py``), predictions, the attacks' queries and latency all go through the program's
+``forward`` method in ExecuTorch's runtime, so every contract measures the kernels that ship: XNNPACK's fp32 and
+int8 kernels for a delegated program, ExecuTorch's portable ops for the rest.
+
+A program's memory is planned for an input shape when it is made: its batch dimension is either static (one size)
+or bounded (any size up to the bound). robustgate evaluates batches of any size, so a batch above the bound runs in
+chunks, and a static program gets its short chunks padded to its size (the padded rows are dropped). Padding costs
+time, never accuracy: a latency contract on a static program of another batch size times the padded batch, which
+can only make the program look slower, never faster.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from robustgate.errors import CompressionError, first_line
+
+if TYPE_CHECKING:
+    from robustgate.compressors.int8.lockstep import LockstepTwin
+
+FLOAT32 = 6  # ExecuTorch's ScalarType code for float32 (the dtype of a program's input tensor metadata)
+
+
+class ExecuTorchNet(nn.Module):
+    """A serialized ExecuTorch program (or a ``.pte`` file) in ExecuTorch's runtime.
+
+    ``reference``: for a program robustgate lowered from a PT2E int8 graph, that converted graph (a
+    ``torch.export`` program, saved): the graph its twin mirrors. A program from elsewhere has none: its delegate
+    blobs hold XNNPACK's packed kernels, not a graph robustgate can compute with torch ops.
+
+    XNNPACK's thread pool follows torch's thread count at each call, so the threads robustgate pins for latency
+    contracts and for pytest-xdist workers pin the runtime too.
+    """
+
+    runs_in_runtime = True  # robustgate's steps ask this: no autograd, no torch parameters to count
+
+    def __init__(self, source: Path | bytes, reference: bytes | None = None) -> None:
+        super().__init__()
+        self.source = source if isinstance(source, bytes) else Path(source)
+        self.reference = reference
+        self.name = "the ExecuTorch program" if isinstance(source, bytes) else f"'{Path(source).name}'"
+        self._method = self._load()
+        metadata = self._method.metadata
+        if metadata.num_inputs() != 1:
+            raise CompressionError(
+                f"{self.name} takes {metadata.num_inputs()} inputs; robustgate feeds a classifier one batch of images",
+                hint="export the model with a single image input",
+            )
+        meta = metadata.input_tensor_meta(0)
+        if meta.dtype() != FLOAT32:
+            raise CompressionError(
+                f"{self.name} takes an input of ExecuTorch dtype code {meta.dtype()}; robustgate feeds float32 images",
+                hint="export the model with a float32 image input; quantize inside the graph (PT2E)",
+            )
+        self.planned_shape = tuple(meta.sizes())
+        self.batch_bound = self.planned_shape[0] if self.planned_shape else 1
+        self.static_batch = self.batch_bound > 1 and not self._runs_batch(1)
+
+    def _load(self) -> Any:
+        try:
+            with warnings.catch_warnings():  # "This API is experimental": the runtime's Python API, as documented
+                warnings.simplefilter("ignore")
+                from executorch.runtime import Runtime
+
+            with _native_stderr_quiet():  # the runtime's CPU probe logs lines about /sys files on x86
+                program = Runtime.get().load_program(self.source if isinstance(self.source, bytes) else str(self.source))
+                if "forward" not in program.method_names:
+                    raise CompressionError(
+                        f"{self.name} has no forward method (it has {', '.join(sorted(program.method_names))})",
+                        hint="lower the model's forward: to_edge_transform_and_lower(torch.export.export(net, (x,)), ...)",
+                    )
+                return program.load_method("forward")
+        except CompressionError:
+            raise
+        except Exception as err:  # the runtime raises RuntimeError/ValueError with its error code for a bad program
+            raise CompressionError(
+                f"ExecuTorch cannot load {self.name}: {first_line(err)}",
+                hint="check that the file is a whole .pte written by to_executorch() with backends this runtime has "
+                "(XNNPACK, portable ops)",
+            ) from None
+
+    def _runs_batch(self, size: int) -> bool:
+        example = torch.zeros((size, *self.planned_shape[1:]))
+        try:
+            with _native_stderr_quiet():  # a static program refuses with a C++ log line before the exception
+                self._method.execute([example])
+        except RuntimeError:
+            return False
+        return True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _follow_torch_threads()
+        images = x.detach().to("cpu", torch.float32).contiguous()
+        outs = []
+        for start in range(0, len(images), self.batch_bound):
+            chunk = images[start : start + self.batch_bound]
+            size = len(chunk)
+            if self.static_batch and size < self.batch_bound:
+                chunk = torch.cat([chunk, chunk.new_zeros((self.batch_bound - size, *chunk.shape[1:]))])
+            try:
+                out = self._method.execute([chunk])[0]
+            except RuntimeError as err:
+                raise RuntimeError(
+                    f"ExecuTorch: {self.name} fails on a {list(chunk.shape)} input (planned for "
+                    f"{list(self.planned_shape)}): {first_line(err)}"
+                ) from None
+            outs.append(out[:size].clone())  # the runtime reuses its output buffer on the next call
+        return torch.cat(outs).to(device=x.device, dtype=torch.float32)
+
+    def twin(self, example: torch.Tensor) -> LockstepTwin:
+        """The twin of a program robustgate lowered from a PT2E int8 graph (``executorch_twin.py``); raises
+        ``NoTwin`` for a program from elsewhere."""
+        from robustgate.runtimes.executorch_twin import executorch_twin
+
+        return executorch_twin(self, example)
+
+    def shipped_bytes(self) -> int:
+        return len(self.source) if isinstance(self.source, bytes) else self.source.stat().st_size
+
+    def extra_repr(self) -> str:
+        batch = f"static batch {self.batch_bound}" if self.static_batch else f"batch up to {self.batch_bound}"
+        return f"{self.name} in ExecuTorch ({batch})"
+
+    # A loaded method is a native object: copies and pickles carry the program and load their own.
+    def __deepcopy__(self, memo: dict[int, Any]) -> ExecuTorchNet:
+        return ExecuTorchNet(self.source, self.reference)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ExecuTorchNet, (self.source, self.reference))
+
+
+def _follow_torch_threads() -> None:
+    from executorch.extension.pybindings import portable_lib
+
+    threads = torch.get_num_threads()
+    if portable_lib._threadpool_get_thread_count() != threads:
+        # "unsafe" only while a program runs on the pool: robustgate calls the runtime from one thread.
+        with _native_stderr_quiet():  # it logs each reset
+            portable_lib._unsafe_reset_threadpool(threads)
+
+
+@contextmanager
+def _native_stderr_quiet() -> Iterator[None]:
+    """File descriptor 2 sent to /dev/null: ExecuTorch's C++ runtime logs there, beneath Python's sys.stderr."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

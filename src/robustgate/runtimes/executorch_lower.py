@@ -1,0 +1,127 @@
+"""Torch networks lowered to ExecuTorch programs delegated to XNNPACK: fp32, or int8 through PT2E.
+
+What ExecuTorch's own documentation has a team run for a CPU target: ``torch.export`` with a bounded dynamic batch,
+``to_edge_transform_and_lower`` with the ``XnnpackPartitioner``, ``to_executorch``; for int8, the PT2E flow with
+ExecuTorch's ``XNNPACKQuantizer`` (symmetric int8 activations and weights) between the export and the lowering.
+Written here only to feed it robustgate's networks, calibration images and options.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from robustgate.errors import CompressionError, first_line
+
+# A program's memory is planned for this many images at most; larger batches run in chunks (executorch.py).
+BATCH_BOUND = 32
+# With torch 2.14, XNNPACK's lowering re-traces convolutions and torch's fake conv adds the guard "batch < 16" when
+# the example batch is smaller: the planned bound silently becomes 15 whatever max says. So the example is the bound.
+EXAMPLE_BATCH = BATCH_BOUND
+REFERENCE_BOUND = 1 << 16  # the converted graph kept for the twin runs in torch, on batches of any size
+
+
+@dataclass(frozen=True)
+class Lowered:
+    program: bytes  # the .pte
+    reference: bytes  # the graph it was lowered from (int8: the converted PT2E graph), torch.export.save'd: the twin's
+
+
+def lower_fp32(net: nn.Module, example: torch.Tensor) -> Lowered:
+    """``net`` (fp32, in eval mode) as an XNNPACK-delegated ExecuTorch program taking up to BATCH_BOUND images."""
+    return _with_reference(net.eval(), example, "export")
+
+
+def lower_int8(net: nn.Module, example: torch.Tensor, calibrate: Callable[[nn.Module], None], observer: str, per_channel: bool) -> Lowered:
+    """``net`` quantized to int8 by PT2E with the XNNPACKQuantizer (calibrated by ``calibrate``, which runs the
+    prepared module on the calibration images; ``observer``: robustgate's name of the activation observer), then
+    lowered to XNNPACK."""
+    with _quiet():
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
+
+        quantizer = XNNPACKQuantizer().set_global(_quantization_config(observer, per_channel))
+        prepared = prepare_pt2e(_exported(net.eval(), example, "ptq (xnnpack)").module(), quantizer)
+    calibrate(prepared)
+    with _quiet():
+        converted = convert_pt2e(prepared)
+    return _with_reference(converted, example, "ptq (xnnpack)")
+
+
+def _with_reference(net: nn.Module, example: torch.Tensor, step: str) -> Lowered:
+    saved = io.BytesIO()  # the twin runs on attack batches of any size: exported again without the program's bound
+    torch.export.save(_exported(net, example, step, REFERENCE_BOUND), saved)
+    return Lowered(_lowered(_exported(net, example, step), step), saved.getvalue())
+
+
+def load_reference(saved: bytes) -> torch.fx.GraphModule:
+    """The converted PT2E graph saved beside an int8 program, as a module."""
+    with _quiet():
+        return torch.export.load(io.BytesIO(saved)).module()
+
+
+def _quantization_config(observer: str, per_channel: bool) -> Any:
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config  # imported quietly by lower_int8
+    from torchao.quantization.pt2e import observer as torchao_observers
+
+    from robustgate.compressors.int8.observers import ACTIVATION_OBSERVERS
+
+    config = get_symmetric_quantization_config(is_per_channel=per_channel)
+    chosen = getattr(torchao_observers, ACTIVATION_OBSERVERS[observer]).with_args(eps=2**-12)
+    activation = replace(config.input_activation, observer_or_fake_quant_ctr=chosen)
+    return replace(config, input_activation=activation, output_activation=activation)
+
+
+def _exported(net: nn.Module, example: torch.Tensor, step: str, bound: int = BATCH_BOUND) -> torch.export.ExportedProgram:
+    batch = torch.export.Dim("batch", min=1, max=bound)
+    images = example[torch.arange(EXAMPLE_BATCH) % len(example)]
+    try:
+        with _quiet():
+            return torch.export.export(net, (images,), dynamic_shapes=({0: batch},), strict=True)
+    except Exception as err:  # export reports unsupported Python as many different exception types
+        raise CompressionError(
+            f"{step}: torch.export(strict=True) cannot capture the model for ExecuTorch: {first_line(err)}",
+            hint="ExecuTorch needs a forward() without data-dependent Python control flow or unsupported calls, and a "
+            "float network (put the step after prune or distill, not after another ptq)",
+        ) from None
+
+
+def _lowered(program: torch.export.ExportedProgram, step: str) -> bytes:
+    with _quiet():
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import to_edge_transform_and_lower
+    try:
+        with _quiet():
+            return bytes(to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch().buffer)
+    except Exception as err:  # EXIR's passes and the delegate preprocessors raise many kinds
+        raise CompressionError(
+            f"{step}: ExecuTorch cannot lower the model to XNNPACK: {first_line(err)}",
+            hint="an op XNNPACK's partitioner or ExecuTorch's edge dialect does not take; gate the torch model, or "
+            "the ONNX export (export: {format: onnx})",
+        ) from None
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    # torchao and executorch log a pytree deprecation notice at import on torch 2.14, and EXIR warns about
+    # its own internals while lowering: not the user's concern.
+    logger = logging.getLogger("torch.utils._pytree")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"torchao|torch\.ao|executorch|torch\._export")
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", message="This API is experimental")  # ExecuTorch's pybindings
+            yield
+    finally:
+        logger.setLevel(level)
