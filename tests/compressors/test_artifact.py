@@ -115,6 +115,37 @@ def test_an_int8_torchscript_artifact_is_sized_on_disk_and_has_no_autograd_or_co
     assert rebuilt.key != key and rebuilt.differentiable and rebuilt.size.macs is not None
 
 
+def test_a_pt2e_int8_export_artifact_has_no_autograd_and_a_twin_of_its_own_graph(
+    trained_cnn: Classifier, digits, tmp_path: Path
+) -> None:
+    """A team's PT2E int8 program saved with torch.export.save: its quantize ops stop gradients, and the protocol's
+    twin is the PT2E twin of that very graph, so the white-box leg runs on it (no accept_missing needed)."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
+
+    from robustgate.attacks.base import AttackSettings
+    from robustgate.attacks.protocol import fake_quant_twin, has_autograd, robust_correct
+    from robustgate.compressors.int8.lockstep import twin_fidelity
+
+    train, test = digits
+    images, labels = test.floats()[:64], torch.as_tensor(test.labels[:64])
+    normalized = trained_cnn.normalize(train.floats()[:64])
+    batch = ({0: torch.export.Dim("batch")},)
+    quantizer = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
+    prepared = prepare_pt2e(torch.export.export(trained_cnn.net, (normalized[:4],), dynamic_shapes=batch).module(), quantizer)
+    prepared(normalized)
+    torch.export.save(torch.export.export(convert_pt2e(prepared), (normalized[:4],), dynamic_shapes=batch), tmp_path / "int8.pt2")
+    ctx = context(tmp_path, train)
+    own = artifact.apply(trained_cnn, ArtifactParams(path="int8.pt2"), ctx)
+    # its output carries a gradient, which its rounding zeroes: attacked as a model without autograd
+    assert has_autograd(own, images[:2]) and not artifact.is_differentiable(own, ctx) and not artifact.counts_size(own, ctx)
+    twin = fake_quant_twin(own, images[:2])
+    assert float(twin_fidelity(twin, images).float().mean()) == 1.0  # the graph it mirrors is the one that runs
+    result = robust_correct("pgd", AttackSettings(16 / 255, "Linf", 5, None, 1), own, trained_cnn, images, labels,
+                            seed=0, queries=20, differentiable=False)
+    assert result.legs[0] == "twin" and result.counts()["twin"] > 0
+
+
 def test_an_artifact_that_gives_the_wrong_logits_fails_when_loaded(tmp_path: Path) -> None:
     torch.jit.save(torch.jit.script(build(num_classes=7)), tmp_path / "seven.pt")
     with pytest.raises(CompressionError, match=r"returns \[2, 7\] on the spec's input, the baseline \[2, 10\]"):

@@ -39,7 +39,8 @@ def test_a_teams_own_int8_torchscript_and_fp32_student_are_gated_against_the_bas
         "*size: max_params cannot be judged for 'own-int8': its params cannot be counted*",
         "*fix: gate its bytes on disk with max_mb or max_ratio instead*",
         "*the attack protocol for a model without autograd cannot run its twin leg (twin: robustgate builds fake-quant "
-        "twins of its own int8 networks and of ONNX graphs only, not of a RecursiveScriptModule)*",
+        "twins of its own int8 networks, of ONNX graphs, of PT2E torch.export programs and of the ExecuTorch programs it "
+        "lowers only, not of a RecursiveScriptModule)*",
     ])
     document = json.loads((tiny_project.path / "out" / "results.json").read_text())
     items = {(i["model"], i["contract"]): i for i in document["items"]}

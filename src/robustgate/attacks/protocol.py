@@ -224,6 +224,21 @@ def has_autograd(model: nn.Module, example: torch.Tensor) -> bool:
         return bool(model(example.clone().requires_grad_(True)).requires_grad)
 
 
+def gradient_reaches_input(model: nn.Module, example: torch.Tensor) -> bool:
+    """Whether ``model`` has autograd and its input gradient is finite and somewhere nonzero, on seeded images of
+    ``example``'s shape (the example may be blank). A graph whose quantize ops are computed by float ops (a PT2E int8
+    program run as saved) carries a gradient that its rounding makes zero everywhere: a white-box attack on it would
+    take that for robustness, so such a model is attacked as one without autograd."""
+    import torch
+
+    if not has_autograd(model, example):
+        return False
+    images = torch.rand(example.shape, generator=torch.Generator().manual_seed(0)).to(example.device).requires_grad_(True)
+    with torch.enable_grad():
+        (gradient,) = torch.autograd.grad(model(images).float().logsumexp(1).sum(), images, allow_unused=True)
+    return gradient is not None and bool(torch.isfinite(gradient).all()) and bool((gradient != 0).any())
+
+
 def incomplete(refused: dict[str, str]) -> IncompleteProtocol:
     legs = " and ".join(refused)
     why = "; ".join(f"{leg}: {reason}" for leg, reason in refused.items())
@@ -246,11 +261,15 @@ def fake_quant_twin(model: nn.Module, example: torch.Tensor) -> Classifier:
     from robustgate.models.classifier import Classifier
 
     net = getattr(model, "net", None)
-    # robustgate's int8 networks, and graphs an edge runtime runs that can mirror themselves (an ONNX model)
-    mirrored = isinstance(net, Int8Net) or (getattr(net, "runs_in_runtime", False) and callable(getattr(net, "twin", None)))
+    # robustgate's int8 networks, and networks that can mirror themselves (an ONNX model, a .pte robustgate lowered, a
+    # PT2E torch.export artifact)
+    mirrored = isinstance(net, Int8Net) or callable(getattr(net, "twin", None))
     if not isinstance(model, Classifier) or net is None or not mirrored:
         shown = type(net if net is not None else model).__name__
-        raise NoTwin(f"robustgate builds fake-quant twins of its own int8 networks and of ONNX graphs only, not of a {shown}")
+        raise NoTwin(
+            "robustgate builds fake-quant twins of its own int8 networks, of ONNX graphs, of PT2E torch.export programs "
+            f"and of the ExecuTorch programs it lowers only, not of a {shown}"
+        )
     with torch.no_grad():
         normalized = model.normalize(example)
     try:

@@ -15,9 +15,11 @@
 The format is read off the suffix (``.pt2``, ``.onnx``, ``.pte``) or, for ``.pt``/``.pth`` files, off the zip archive's members
 (TorchScript writes ``code/``, ``torch.save`` a ``data.pkl`` alone). The artifact is the variant's model
 itself, so the step comes first; the spec's baseline is its fp32 reference (accuracy drops, the transfer leg of
-attacks, latency speed-ups). Its size is its bytes on disk (an ONNX model's external-data files included). An artifact without autograd (int8 kernels) is
-attacked by the protocol's indirect legs; robustgate builds no fake-quant twin of a foreign graph, so a
-contract must accept going without that leg by name (``accept_missing: [twin]``).
+attacks, latency speed-ups). Its size is its bytes on disk (an ONNX model's external-data files included). An artifact
+without autograd (int8 kernels) is attacked by the protocol's indirect legs, and white-box through a twin where its
+graph can be mirrored: an ONNX model (``runtimes/onnx_twin.py``) and a PT2E int8 ``torch.export`` program. Of a
+TorchScript int8 model or an ExecuTorch program from elsewhere robustgate builds no twin, so a contract must accept
+going without that leg by name (``accept_missing: [twin]``).
 """
 
 from __future__ import annotations
@@ -157,9 +159,10 @@ class Artifact(CompressionStep):
         return [path]
 
     def is_differentiable(self, model: Classifier, ctx: StepContext) -> bool:
-        from robustgate.attacks.protocol import has_autograd
+        # An artifact's gradient must reach its input: a PT2E int8 program carries one that rounding zeroes.
+        from robustgate.attacks.protocol import gradient_reaches_input
 
-        return has_autograd(model, ctx.example)
+        return gradient_reaches_input(model, ctx.example)
 
     def counts_size(self, model: Classifier, ctx: StepContext) -> bool:
         # A float graph shows torch's FLOP counter every op and names its weights; an int8 TorchScript or
@@ -314,6 +317,19 @@ def _exported_type() -> type:
 
         def forward(self, x):  # type: ignore[no-untyped-def]
             return self.program(x)
+
+        def twin(self, example):  # type: ignore[no-untyped-def]
+            """A PT2E int8 program (quantize/dequantize ops around float ops, as convert_pt2e writes them) has no
+            autograd through its quantize ops; its twin is robustgate's PT2E twin of that very graph."""
+            from torchao.quantization.pt2e import allow_exported_model_train_eval
+
+            from robustgate.compressors.int8.twin import NoTwin, pt2e_twin
+
+            graph = getattr(self.program, "graph", None)
+            if graph is None or not any("quantized_decomposed" in str(node.target) for node in graph.nodes):
+                raise NoTwin("robustgate builds twins of torch.export programs quantized by PT2E (convert_pt2e) only")
+            program = allow_exported_model_train_eval(self.program)
+            return pt2e_twin(program, program)
 
     return Exported
 
