@@ -18,7 +18,8 @@ fi
 # serial tests, or none), not for both.
 parallel=0
 serial=0
-OMP_NUM_THREADS=1 .venv/bin/pytest tests -n "$workers" --dist loadgroup -m "not serial" "$@" || parallel=$?
+# --durations: the slowest tests, in CI's log, for whoever next has to keep the suite inside CI's time
+OMP_NUM_THREADS=1 .venv/bin/pytest tests -n "$workers" --dist loadgroup -m "not serial" --durations=25 "$@" || parallel=$?
 .venv/bin/pytest tests -m serial "$@" || serial=$?
 if [ "$parallel" = 5 ] && [ "$serial" = 5 ]; then exit 5; fi
 for status in "$parallel" "$serial"; do

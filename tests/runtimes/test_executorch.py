@@ -92,6 +92,24 @@ def test_the_twin_of_an_xnnpack_int8_program_agrees_with_it_and_drives_the_white
     assert result.counts()["twin"] > 0
 
 
+def test_a_change_of_torch_threads_between_calls_loads_the_program_again_on_the_new_pool(programs, digits) -> None:
+    from executorch.extension.pybindings import portable_lib
+
+    images = digits[1].floats()[:16]
+    with torch.no_grad():
+        expected = {name: program(images) for name, program in programs.items()}
+    previous = torch.get_num_threads()
+    try:
+        for threads in (2, 1, 2, 1):  # resizing the pool under a loaded program hung or crashed the process
+            torch.set_num_threads(threads)
+            with torch.no_grad():
+                for name, program in programs.items():
+                    torch.testing.assert_close(program(images), expected[name], rtol=1e-5, atol=1e-6)
+            assert portable_lib._threadpool_get_thread_count() == threads
+    finally:
+        torch.set_num_threads(previous)
+
+
 def test_a_twin_of_another_network_than_the_program_is_caught_at_the_logits(programs, digits) -> None:
     images = digits[1].floats()[:64]
     int8 = programs["int8"]

@@ -4,8 +4,9 @@ The network entering the step (the baseline, or a pruned or distilled one) is ex
 runtime: ``onnx``: ``torch.onnx.export`` (the dynamo exporter, batch dimension dynamic), run by ONNX Runtime
 (``robustgate.runtimes.onnx``); ``executorch``: ``torch.export`` lowered to an XNNPACK-delegated ExecuTorch program
 (``.pte``), run by ExecuTorch's runtime (``robustgate.runtimes.executorch``). Predictions, the attacks' queries and
-latency all measure the runtime's kernels. (int8 for either runtime: ``ptq: {backend: onnxruntime | xnnpack}``.) The model's normalisation stays in
-PyTorch in front of it, so the ONNX graph takes normalised images, as an artifact with ``input: normalized`` does.
+latency all measure the runtime's kernels. (int8 for either runtime: ``ptq: {backend: onnxruntime | xnnpack}``.)
+The model's normalisation stays in PyTorch in front of it, so the exported graph takes normalised images, as an
+artifact with ``input: normalized`` does.
 An export is checked against its parent on seeded images when it is made; a program that computes other logits is
 an error, not a variant. The cache keeps the serialized model; its size is those bytes.
 """
@@ -97,7 +98,6 @@ class Export(CompressionStep):
 
     @staticmethod
     def _runtime(parent: Classifier, params: ExportParams, serialized: bytes, reference: bytes | None = None) -> Classifier:
-
         net: nn.Module
         try:
             if params.format == "executorch":

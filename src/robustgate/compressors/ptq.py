@@ -2,8 +2,10 @@
 
 The step picks calibration images, checks the fp32 model is finite on them, and hands a CPU copy
 of the network to one quantization path (``robustgate.compressors.int8``): torch.ao FX (default),
-eager or dynamic under a quantized engine, or torchao's PT2E compiled by inductor. Every path
-gives real int8 kernels and no autograd; the step then runs the int8 model once, so a model a
+eager or dynamic under a quantized engine, or torchao's PT2E compiled by inductor; or quantizes it
+for an edge runtime, which then runs it: ONNX Runtime's static quantizer (``backend: onnxruntime``)
+or ExecuTorch's XNNPACK int8 flow (``backend: xnnpack``). Every path gives real int8 kernels and
+no autograd; the step then runs the int8 model once, so a model a
 path cannot run fails here with the reason, not later inside an evaluation.
 """
 

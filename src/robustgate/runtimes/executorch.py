@@ -39,7 +39,10 @@ class ExecuTorchNet(nn.Module):
     blobs hold XNNPACK's packed kernels, not a graph robustgate can compute with torch ops.
 
     XNNPACK's thread pool follows torch's thread count at each call, so the threads robustgate pins for latency
-    contracts and for pytest-xdist workers pin the runtime too.
+    contracts and for pytest-xdist workers pin the runtime too. The pool is one per process, and each loaded method's
+    XNNPACK runtime keeps a pointer to the pool it was loaded with: resizing the pool frees it (hence ExecuTorch's
+    "_unsafe_reset_threadpool"; a method run after it crashed the test process). So a resize starts a new pool
+    generation, and every method loaded in an older one is loaded again before it runs.
     """
 
     runs_in_runtime = True  # robustgate's steps ask this: no autograd, no torch parameters to count
@@ -49,7 +52,7 @@ class ExecuTorchNet(nn.Module):
         self.source = source if isinstance(source, bytes) else Path(source)
         self.reference = reference
         self.name = "the ExecuTorch program" if isinstance(source, bytes) else f"'{Path(source).name}'"
-        self._method = self._load()
+        self._method, self._generation = self._load(), _POOL.generation
         metadata = self._method.metadata
         if metadata.num_inputs() != 1:
             raise CompressionError(
@@ -99,7 +102,9 @@ class ExecuTorchNet(nn.Module):
         return True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _follow_torch_threads()
+        _POOL.follow(torch.get_num_threads())
+        if self._generation != _POOL.generation:  # loaded with a pool that no longer exists
+            self._method, self._generation = self._load(), _POOL.generation
         images = x.detach().to("cpu", torch.float32).contiguous()
         outs = []
         for start in range(0, len(images), self.batch_bound):
@@ -139,14 +144,23 @@ class ExecuTorchNet(nn.Module):
         return (ExecuTorchNet, (self.source, self.reference))
 
 
-def _follow_torch_threads() -> None:
-    from executorch.extension.pybindings import portable_lib
+class _ThreadPool:
+    """ExecuTorch's process-wide thread pool, resized to torch's thread count when that changes; ``generation``
+    counts the pools, so methods loaded with a freed one know to load again."""
 
-    threads = torch.get_num_threads()
-    if portable_lib._threadpool_get_thread_count() != threads:
-        # "unsafe" only while a program runs on the pool: robustgate calls the runtime from one thread.
-        with _native_stderr_quiet():  # it logs each reset
-            portable_lib._unsafe_reset_threadpool(threads)
+    def __init__(self) -> None:
+        self.generation = 0
+
+    def follow(self, threads: int) -> None:
+        from executorch.extension.pybindings import portable_lib
+
+        if portable_lib._threadpool_get_thread_count() != threads:
+            with _native_stderr_quiet():  # it logs each reset
+                portable_lib._unsafe_reset_threadpool(threads)
+            self.generation += 1
+
+
+_POOL = _ThreadPool()
 
 
 @contextmanager
