@@ -19,6 +19,8 @@ from robustgate.compressors.ptq import PTQParams
 from robustgate.models.classifier import Classifier
 from robustgate.runtimes.executorch import ExecuTorchNet
 
+pytestmark = pytest.mark.xdist_group("executorch")  # one worker builds the module's programs once
+
 export, ptq, artifact = (compression_steps.get(name) for name in ("export", "ptq", "artifact"))
 
 
@@ -82,7 +84,11 @@ def test_the_twin_of_an_xnnpack_int8_program_agrees_with_it_and_drives_the_white
 ) -> None:
     images, labels = digits[1].floats(), torch.as_tensor(digits[1].labels)
     int8 = programs["int8"]
+    assert int8.net.codes is not None  # lowered again with XNNPACK's codes exposed: the twin runs in lockstep with them
     twin = fake_quant_twin(int8, images[:2])
+    with torch.no_grad(), twin.net.tallying() as tally:
+        twin(images[:8])
+    assert len(tally) > 2  # every int8 activation is compared with XNNPACK's codes, not only the logits
     with torch.no_grad():
         torch.testing.assert_close(twin(images), int8(images), rtol=0, atol=0)  # the program's logits forward
     assert float(twin_fidelity(twin, images).float().mean()) >= 0.99

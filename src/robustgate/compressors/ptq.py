@@ -63,7 +63,7 @@ class PostTrainingQuantization(CompressionStep):
             from robustgate.runtimes.executorch import ExecuTorchNet
 
             self._require_runtime(params)
-            return self._checked(parent, ExecuTorchNet(state["pte"], state["reference"]), params, ctx)
+            return self._checked(parent, ExecuTorchNet(state["pte"], state["reference"], state["codes"]), params, ctx)
         net = _quantization_path(params.path).restore(parent.net, params, state, parent.normalize(ctx.example))
         return self._checked(parent, net, params, ctx)
 
@@ -76,7 +76,7 @@ class PostTrainingQuantization(CompressionStep):
         if isinstance(net, OnnxRuntimeNet):
             return {"onnx": net.source}
         if isinstance(net, ExecuTorchNet):
-            return {"pte": net.source, "reference": net.reference}
+            return {"pte": net.source, "reference": net.reference, "codes": net.codes}
         if not isinstance(net, Int8Net):
             raise TypeError(f"ptq caches the state of its own int8 networks, not of a {type(net).__name__}")
         return net.cache_state()
@@ -133,7 +133,7 @@ class PostTrainingQuantization(CompressionStep):
         ctx.progress("ptq: PT2E with the XNNPACKQuantizer, then lowering to an ExecuTorch program (XNNPACK)")
         per_channel = True if params.per_channel is None else params.per_channel
         lowered = lower_int8(model.net, model.normalize(ctx.example), calibrate, params.observer, per_channel)
-        return ExecuTorchNet(lowered.program, lowered.reference)
+        return ExecuTorchNet(lowered.program, lowered.reference, lowered.codes)
 
     @staticmethod
     def _checked(parent: Classifier, net: nn.Module, params: PTQParams, ctx: StepContext) -> Classifier:

@@ -47,10 +47,10 @@ class ExecuTorchNet(nn.Module):
 
     runs_in_runtime = True  # robustgate's steps ask this: no autograd, no torch parameters to count
 
-    def __init__(self, source: Path | bytes, reference: bytes | None = None) -> None:
+    def __init__(self, source: Path | bytes, reference: bytes | None = None, codes: bytes | None = None) -> None:
         super().__init__()
         self.source = source if isinstance(source, bytes) else Path(source)
-        self.reference = reference
+        self.reference, self.codes = reference, codes  # codes: the program with its int8 codes exposed (lower_int8)
         self.name = "the ExecuTorch program" if isinstance(source, bytes) else f"'{Path(source).name}'"
         self._method, self._generation = self._load(), _POOL.generation
         metadata = self._method.metadata
@@ -102,25 +102,29 @@ class ExecuTorchNet(nn.Module):
         return True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.outputs(x)[0].to(device=x.device, dtype=torch.float32)
+
+    def outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every output of the program on the batch ``x`` (on the CPU), the logits first."""
         _POOL.follow(torch.get_num_threads())
         if self._generation != _POOL.generation:  # loaded with a pool that no longer exists
             self._method, self._generation = self._load(), _POOL.generation
         images = x.detach().to("cpu", torch.float32).contiguous()
-        outs = []
+        chunks: list[list[torch.Tensor]] = []
         for start in range(0, len(images), self.batch_bound):
             chunk = images[start : start + self.batch_bound]
             size = len(chunk)
             if self.static_batch and size < self.batch_bound:
                 chunk = torch.cat([chunk, chunk.new_zeros((self.batch_bound - size, *chunk.shape[1:]))])
             try:
-                out = self._method.execute([chunk])[0]
+                outs = self._method.execute([chunk])
             except RuntimeError as err:
                 raise RuntimeError(
                     f"ExecuTorch: {self.name} fails on a {list(chunk.shape)} input (planned for "
                     f"{list(self.planned_shape)}): {first_line(err)}"
                 ) from None
-            outs.append(out[:size].clone())  # the runtime reuses its output buffer on the next call
-        return torch.cat(outs).to(device=x.device, dtype=torch.float32)
+            chunks.append([out[:size].clone() for out in outs])  # the runtime reuses its output buffers
+        return [torch.cat(parts) for parts in zip(*chunks, strict=True)]
 
     def twin(self, example: torch.Tensor) -> LockstepTwin:
         """The twin of a program robustgate lowered from a PT2E int8 graph (``executorch_twin.py``); raises
@@ -138,10 +142,10 @@ class ExecuTorchNet(nn.Module):
 
     # A loaded method is a native object: copies and pickles carry the program and load their own.
     def __deepcopy__(self, memo: dict[int, Any]) -> ExecuTorchNet:
-        return ExecuTorchNet(self.source, self.reference)
+        return ExecuTorchNet(self.source, self.reference, self.codes)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (ExecuTorchNet, (self.source, self.reference))
+        return (ExecuTorchNet, (self.source, self.reference, self.codes))
 
 
 class _ThreadPool:

@@ -33,6 +33,10 @@ REFERENCE_BOUND = 1 << 16  # the converted graph kept for the twin runs in torch
 class Lowered:
     program: bytes  # the .pte
     reference: bytes  # the graph it was lowered from (int8: the converted PT2E graph), torch.export.save'd: the twin's
+    # int8: the same graph lowered with every activation's int8 codes as extra outputs (None: fp32, or a lowering
+    # whose logits were not the shipped program's). XNNPACK's intermediate codes cannot be read off the shipped
+    # program; this one computes them with the same kernels, so the twin can run in lockstep with XNNPACK.
+    codes: bytes | None = None
 
 
 def lower_fp32(net: nn.Module, example: torch.Tensor) -> Lowered:
@@ -53,7 +57,42 @@ def lower_int8(net: nn.Module, example: torch.Tensor, calibrate: Callable[[nn.Mo
     calibrate(prepared)
     with _quiet():
         converted = convert_pt2e(prepared)
-    return _with_reference(converted, example, "ptq (xnnpack)")
+    lowered = _with_reference(converted, example, "ptq (xnnpack)")
+    return replace(lowered, codes=_codes_program(lowered, example))
+
+
+def activation_quantizes(graph_module: torch.fx.GraphModule) -> list[torch.fx.Node]:
+    """The graph's quantize ops, in order: each gives one activation's int8 codes (weights are int8 constants)."""
+    quantize = torch.ops.quantized_decomposed.quantize_per_tensor.default
+    return [node for node in graph_module.graph.nodes if node.target is quantize]
+
+
+class _WithCodes(nn.Module):
+    def __init__(self, graph_module: torch.fx.GraphModule) -> None:
+        super().__init__()
+        self.graph_module = graph_module
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.graph_module(x))
+
+
+def _codes_program(lowered: Lowered, example: torch.Tensor) -> bytes | None:
+    """The converted graph lowered with its activations' codes as outputs after the logits, if that program's
+    logits are the shipped program's, bit for bit, on seeded images (then its kernels are the shipped ones)."""
+    from robustgate.runtimes.executorch import ExecuTorchNet
+
+    graph_module = load_reference(lowered.reference)
+    output = next(node for node in graph_module.graph.nodes if node.op == "output")
+    logits = output.args[0][0] if isinstance(output.args[0], (tuple, list)) else output.args[0]
+    output.args = ((logits, *activation_quantizes(graph_module)),)
+    graph_module.graph._codegen = torch.fx.graph.CodeGen()  # flat outputs, not the exported program's one-item tree
+    graph_module.recompile()
+    program = _lowered(_exported(_WithCodes(graph_module), example, "ptq (xnnpack)"), "ptq (xnnpack)")
+    images = torch.randn((5, *example.shape[1:]), generator=torch.Generator().manual_seed(0))
+    shipped, exposed = ExecuTorchNet(lowered.program), ExecuTorchNet(program)
+    with torch.no_grad():
+        same = torch.equal(shipped(images), exposed.outputs(images)[0])
+    return program if same else None
 
 
 def _with_reference(net: nn.Module, example: torch.Tensor, step: str) -> Lowered:

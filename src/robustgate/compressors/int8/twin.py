@@ -237,13 +237,16 @@ class _GraphValues(torch.fx.Interpreter):
 
 def pt2e_twin(
     converted: torch.fx.GraphModule, compiled: Callable[[torch.Tensor], torch.Tensor], logit_step: float | None = None,
+    codes: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None,
 ) -> LockstepTwin:
     """The lockstep twin of a converted PT2E graph: its quantize/dequantize pairs become a straight-through
     fake quantization, its int8 weights are dequantized, and in-place ops become out-of-place.
 
     Forward it follows the converted graph's reference execution at every quantize (the int8 codes),
     and ``compiled`` (the int8 kernels the variant runs: inductor's, or an ExecuTorch program's) at the logits;
-    ``logit_step``: how far the twin's logits may be from those kernels' and count as agreeing (None: not tallied)."""
+    ``logit_step``: how far the twin's logits may be from those kernels' and count as agreeing (None: not tallied);
+    ``codes``: the kernels' own int8 codes at the quantize ops, by node name, where they can be read (an ExecuTorch
+    program lowered with them exposed), in place of the graph's reference execution."""
     twin, state = copy.deepcopy(converted), Lockstep()
     decomposed = torch.ops.quantized_decomposed
     functions = {
@@ -272,6 +275,8 @@ def pt2e_twin(
     twin.recompile()
 
     def reference(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if codes is not None:
+            return {**codes(x), "logits": compiled(x).float()}
         values = _GraphValues(converted)
         values.run(x)
         return {**values.values, "logits": compiled(x).float()}
