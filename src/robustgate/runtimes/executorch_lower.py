@@ -104,6 +104,8 @@ def _with_reference(net: nn.Module, example: torch.Tensor, step: str) -> Lowered
 def load_reference(saved: bytes) -> torch.fx.GraphModule:
     """The converted PT2E graph saved beside an int8 program, as a module."""
     with _quiet():
+        import torchao.quantization.pt2e  # noqa: F401  (registers the quantized_decomposed ops the graph calls)
+
         return torch.export.load(io.BytesIO(saved)).module()
 
 
