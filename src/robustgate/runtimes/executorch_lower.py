@@ -9,7 +9,6 @@ Written here only to feed it robustgate's networks, calibration images and optio
 from __future__ import annotations
 
 import io
-import logging
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -81,10 +80,11 @@ def _codes_program(lowered: Lowered, example: torch.Tensor) -> bytes | None:
     logits are the shipped program's, bit for bit, on seeded images (then its kernels are the shipped ones)."""
     from robustgate.runtimes.executorch import ExecuTorchNet
 
+    from robustgate.compressors.int8.twin import graph_logits
+
     graph_module = load_reference(lowered.reference)
     output = next(node for node in graph_module.graph.nodes if node.op == "output")
-    logits = output.args[0][0] if isinstance(output.args[0], (tuple, list)) else output.args[0]
-    output.args = ((logits, *activation_quantizes(graph_module)),)
+    output.args = ((graph_logits(graph_module), *activation_quantizes(graph_module)),)
     graph_module.graph._codegen = torch.fx.graph.CodeGen()  # flat outputs, not the exported program's one-item tree
     graph_module.recompile()
     program = _lowered(_exported(_WithCodes(graph_module), example, "ptq (xnnpack)"), "ptq (xnnpack)")
@@ -152,17 +152,11 @@ def _lowered(program: torch.export.ExportedProgram, step: str) -> bytes:
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    # torchao and executorch log a pytree deprecation notice at import on torch 2.14, and EXIR warns about
-    # its own internals while lowering: not the user's concern.
-    logger = logging.getLogger("torch.utils._pytree")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            warnings.filterwarnings("ignore", category=UserWarning, module=r"torchao|torch\.ao|executorch|torch\._export")
-            warnings.filterwarnings("ignore", category=FutureWarning)
-            warnings.filterwarnings("ignore", message="This API is experimental")  # ExecuTorch's pybindings
-            yield
-    finally:
-        logger.setLevel(level)
+    # torchao's quiet imports (pt2e.py), and EXIR's warnings about its own internals while lowering: not the user's concern.
+    from robustgate.compressors.int8.pt2e import quiet_torchao
+
+    with quiet_torchao(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"executorch|torch\._export")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", message="This API is experimental")  # ExecuTorch's pybindings
+        yield

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from robustgate.compressors.int8.twin import NoTwin, pt2e_twin
+from robustgate.compressors.int8.twin import NoTwin, graph_logits, pt2e_twin
 from robustgate.runtimes.onnx_twin import LOGIT_ATOL, LOGIT_RTOL
 
 if TYPE_CHECKING:
@@ -68,9 +68,7 @@ def _xnnpack_codes(net: ExecuTorchNet, converted: torch.fx.GraphModule) -> Calla
 
 def _output_grid(converted: torch.fx.GraphModule) -> float:
     """The step of the int8 grid the graph's logits are dequantized from (0.0 when they are floats)."""
-    output = next(node for node in converted.graph.nodes if node.op == "output")
-    flat = output.args[0]
-    logits = flat[0] if isinstance(flat, (tuple, list)) else flat
+    logits = graph_logits(converted)
     dequantize = torch.ops.quantized_decomposed.dequantize_per_tensor.default
     if not isinstance(logits, torch.fx.Node) or logits.target is not dequantize:
         return 0.0

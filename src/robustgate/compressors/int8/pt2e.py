@@ -73,7 +73,7 @@ class PT2EPath(QuantizationPath):
                 "backend: x86 (FX graph mode) may still quantize it",
             ) from None
         quantizer = xiq.X86InductorQuantizer().set_global(_quantization_config(params, xiq))
-        with _quiet_torchao():
+        with quiet_torchao():
             return prepare_pt2e(exported.module(), quantizer)
 
     @staticmethod
@@ -81,7 +81,7 @@ class PT2EPath(QuantizationPath):
         from torchao.quantization.pt2e import allow_exported_model_train_eval
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-        with _quiet_torchao():
+        with quiet_torchao():
             converted = convert_pt2e(prepared)
         _drop_unused_tensors(converted)
         # Exported graphs refuse .eval()/.train(); the harness calls .eval() on every model it holds.
@@ -90,7 +90,7 @@ class PT2EPath(QuantizationPath):
 
 def import_torchao() -> None:
     """Import torchao's PT2E modules once, quietly (they log a pytree deprecation notice on torch 2.14)."""
-    with _quiet_torchao():
+    with quiet_torchao():
         import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401
         import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
 
@@ -158,7 +158,7 @@ class CompiledInt8Net(Int8Net):
 
 
 @contextmanager
-def _quiet_torchao() -> Iterator[None]:
+def quiet_torchao() -> Iterator[None]:
     # torchao logs a pytree deprecation notice at import on torch 2.14; not the user's concern.
     with _quiet_loggers("torch.utils._pytree"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)

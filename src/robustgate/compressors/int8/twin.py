@@ -254,10 +254,7 @@ def pt2e_twin(
         decomposed.dequantize_per_tensor.default: _pt2e_dequantize,
         decomposed.dequantize_per_channel.default: _pt2e_dequantize_per_channel,
     }
-    output = next(node for node in twin.graph.nodes if node.op == "output")
-    logits = output.args[0]
-    if isinstance(logits, (tuple, list)):  # an exported program's module returns its outputs as a tuple
-        logits = logits[0]
+    logits = graph_logits(twin)
     for node in list(twin.graph.nodes):
         if node.op != "call_function":
             continue
@@ -282,6 +279,14 @@ def pt2e_twin(
         return {**values.values, "logits": compiled(x).float()}
 
     return LockstepTwin(twin, reference, state)
+
+
+def graph_logits(graph_module: torch.fx.GraphModule) -> Any:
+    """What the graph returns as its logits: its output, or the first of its outputs (an exported program's module
+    returns a tuple)."""
+    output = next(node for node in graph_module.graph.nodes if node.op == "output")
+    returned = output.args[0]
+    return returned[0] if isinstance(returned, (tuple, list)) else returned
 
 
 def _out_of_place(target: Any) -> Any:
