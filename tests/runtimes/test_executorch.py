@@ -53,6 +53,7 @@ def test_an_executorch_export_computes_its_parent_in_the_runtime(programs, train
     with torch.no_grad():
         logits = program(images)
         torch.testing.assert_close(logits, trained_cnn(images), rtol=1e-4, atol=1e-5)
+    assert program.net.per_call == 32  # it answers each image in a batch as alone: batches of 32 per call
     restored = export.restore(trained_cnn, ExportParams(format="executorch"), export.state(program), ctx)
     with torch.no_grad():
         assert torch.equal(restored(images), logits)
@@ -146,6 +147,35 @@ def test_a_teams_static_batch_program_is_padded_and_attacked_without_a_twin(tmp_
     with pytest.raises(IncompleteProtocol, match="twin leg"):
         robust_correct("pgd", AttackSettings(8 / 255, "Linf", 2, None, 1), own, trained_cnn, images, labels,
                        seed=0, queries=10, differentiable=False)
+
+
+class BatchMixing(torch.nn.Module):
+    """A network whose answer for an image depends on the other images of its batch (their mean logits)."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.net(x)
+        return logits + 0.5 * logits.mean(0, keepdim=True)
+
+
+def test_a_program_that_answers_otherwise_in_a_batch_is_run_one_image_per_call(tmp_path: Path, trained_cnn: Classifier, digits) -> None:
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    images = digits[1].floats()[:40]
+    example, batch = (trained_cnn.normalize(images[:32]),), ({0: torch.export.Dim("batch", min=1, max=64)},)
+    exported = torch.export.export(BatchMixing(trained_cnn.net).eval(), example, dynamic_shapes=batch)
+    (tmp_path / "mixing.pte").write_bytes(to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch().buffer)
+    own = artifact.apply(trained_cnn, ArtifactParams(path="mixing.pte"), context(digits[0], spec_dir=tmp_path))
+    with pytest.warns(RuntimeWarning, match="answers an image differently in a batch of 32 than alone.*one image per call"):
+        with torch.no_grad():
+            scored = own(images)
+    # alone, an image's batch mean is itself: 1.5 times its logits, what a device answering one image at a time gets
+    torch.testing.assert_close(scored, 1.5 * trained_cnn(images), rtol=1e-4, atol=1e-5)
+    assert own.net.per_call == 1 and "one image per call" in repr(own.net)
 
 
 def test_a_file_that_is_not_a_program_is_one_clear_error(tmp_path: Path, trained_cnn: Classifier, digits) -> None:

@@ -9,6 +9,12 @@ or bounded (any size up to the bound). robustgate evaluates batches of any size,
 chunks, and a static program gets its short chunks padded to its size (the padded rows are dropped). Padding costs
 time, never accuracy: a latency contract on a static program of another batch size times the padded batch, which
 can only make the program look slower, never faster.
+
+A program's answer for an image should not depend on the batch it runs in, but it can: ExecuTorch 1.5.1's XNNPACK
+delegate gave a MobileNetV3-small (int8, 32 px, batch bounded at 32) other logits for every image in batches of more
+than 8 than alone (up to two steps of the logits' int8 grid; the same on one thread). A device answering one image
+at a time runs the batch-1 computation. So before its first batched call, a program runs seeded images together and
+one by one; if any answer differs, it is run one image per call from then on (slower, and it says so in a warning).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ if TYPE_CHECKING:
     from robustgate.compressors.int8.lockstep import LockstepTwin
 
 FLOAT32 = 6  # ExecuTorch's ScalarType code for float32 (the dtype of a program's input tensor metadata)
+BATCH_CHECKED = 32  # the most images one call runs: a batch of them is checked against one-image calls first
 
 
 class ExecuTorchNet(nn.Module):
@@ -68,6 +75,7 @@ class ExecuTorchNet(nn.Module):
         self.planned_shape = tuple(meta.sizes())
         self.batch_bound = self.planned_shape[0] if self.planned_shape else 1
         self.static_batch = self.batch_bound > 1 and not self._runs_batch(1)
+        self.per_call: int | None = None  # images per call: set by the first batched call (_checked_per_call)
 
     def _load(self) -> Any:
         try:
@@ -110,9 +118,14 @@ class ExecuTorchNet(nn.Module):
         if self._generation != _POOL.generation:  # loaded with a pool that no longer exists
             self._method, self._generation = self._load(), _POOL.generation
         images = x.detach().to("cpu", torch.float32).contiguous()
+        if len(images) > 1 and self.per_call is None:
+            self.per_call = self._checked_per_call(images.shape[1:])
+        return self._run(images, self.per_call or 1)
+
+    def _run(self, images: torch.Tensor, per_call: int) -> list[torch.Tensor]:
         chunks: list[list[torch.Tensor]] = []
-        for start in range(0, len(images), self.batch_bound):
-            chunk = images[start : start + self.batch_bound]
+        for start in range(0, len(images), per_call):
+            chunk = images[start : start + per_call]
             size = len(chunk)
             if self.static_batch and size < self.batch_bound:
                 chunk = torch.cat([chunk, chunk.new_zeros((self.batch_bound - size, *chunk.shape[1:]))])
@@ -126,6 +139,21 @@ class ExecuTorchNet(nn.Module):
             chunks.append([out[:size].clone() for out in outs])  # the runtime reuses its output buffers
         return [torch.cat(parts) for parts in zip(*chunks, strict=True)]
 
+    def _checked_per_call(self, image_shape: torch.Size) -> int:
+        """How many images one call may run: a full call's worth (up to BATCH_CHECKED) if seeded images get the same
+        outputs together as one by one, else 1 (see the module docstring)."""
+        per_call = min(self.batch_bound, BATCH_CHECKED)
+        images = torch.randn((per_call, *image_shape), generator=torch.Generator().manual_seed(0))
+        together, alone = self._run(images, per_call), self._run(images, 1)
+        if all(torch.equal(a, b) for a, b in zip(together, alone, strict=True)):
+            return per_call
+        warnings.warn(
+            f"{self.name} answers an image differently in a batch of {per_call} than alone; robustgate runs it one "
+            "image per call, as a device answering one image at a time does (slower)",
+            RuntimeWarning, stacklevel=3,
+        )
+        return 1
+
     def twin(self, example: torch.Tensor) -> LockstepTwin:
         """The twin of a program robustgate lowered from a PT2E int8 graph (``executorch_twin.py``); raises
         ``NoTwin`` for a program from elsewhere."""
@@ -136,9 +164,16 @@ class ExecuTorchNet(nn.Module):
     def shipped_bytes(self) -> int:
         return len(self.source) if isinstance(self.source, bytes) else self.source.stat().st_size
 
+    def runtime_label(self) -> str:
+        """What runs this program, for a latency's record."""
+        from importlib.metadata import version
+
+        return f"ExecuTorch {version('executorch')}"
+
     def extra_repr(self) -> str:
         batch = f"static batch {self.batch_bound}" if self.static_batch else f"batch up to {self.batch_bound}"
-        return f"{self.name} in ExecuTorch ({batch})"
+        per_call = ", one image per call" if self.per_call == 1 else ""
+        return f"{self.name} in ExecuTorch ({batch}{per_call})"
 
     # A loaded method is a native object: copies and pickles carry the program and load their own.
     def __deepcopy__(self, memo: dict[int, Any]) -> ExecuTorchNet:
