@@ -57,7 +57,7 @@ def test_latency_items_are_benchmarks_with_percentiles_and_a_failing_slowed_mode
         [
             "robustgate contract broken: slowed :: latency[[]min_speedup]*",
             "*speedup*>= 1.5*FAIL*",
-            "*measured on *, * cores, 1 thread(s), torch *, quantized engine *; batch 1, * queries*",
+            "*measured in eager PyTorch * (quantized engine *) on *, * cores, 1 thread(s); batch 1, * queries*",
         ]
     )
     data = json.loads((latency_project.path / "bench.json").read_text())
@@ -68,6 +68,7 @@ def test_latency_items_are_benchmarks_with_percentiles_and_a_failing_slowed_mode
     assert extra["p90_ms"] <= extra["p90_ms_high"]
     assert extra["queries"] == benches["int8::latency"]["stats"]["rounds"] >= 30
     assert extra["machine"]["threads"] == 1 and extra["machine"]["quantized_engine"]
+    assert extra["machine"]["runtime"].startswith("eager PyTorch")
     assert extra["throughput"] > 0 and extra["load_seconds"] > 0 and extra["peak_memory_mb"] > 0
     slowed = benches["slowed::latency[min_speedup]"]["extra_info"]
     assert slowed["speedup"] < 1 and slowed["p50_ms"] >= 3.0  # the sleep is in every query

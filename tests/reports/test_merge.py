@@ -113,6 +113,16 @@ def test_another_torch_is_refused_unless_allowed_and_then_recorded() -> None:
     assert merged["items"][1]["notes"] == ["merged with --allow-mismatch: ran with torch 0.0.1 (the merged environment is a.json's)"]
 
 
+def test_an_optional_runtime_installed_in_one_shard_only_is_a_mismatch() -> None:
+    with_runtime = shard("int8")
+    with_runtime["environment"]["onnxruntime"] = "0.0.2"  # an artifact variant ran in ONNX Runtime's kernels here
+    without = shard("baseline")
+    without["environment"].pop("onnxruntime", None)
+    with pytest.raises(MergeRefused) as refused:
+        merge_results([("a.json", without), ("b.json", with_runtime)])
+    assert "b.json ran in another environment than a.json: onnxruntime '0.0.2' (a.json: not installed)" in str(refused.value)
+
+
 def test_another_platform_string_is_not_a_mismatch() -> None:
     merged = merge_results([("a.json", shard("baseline")), ("b.json", shard("int8", platform="Linux-6.1-other"))])
     assert merged["environment"]["platform"] != "Linux-6.1-other" and "platform in b.json" not in merged["environment"]

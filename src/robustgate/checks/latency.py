@@ -100,9 +100,8 @@ class LatencyContract(ContractKind):
             m["peak_memory_mb"] = result.peak_memory_mb
         machine = result.machine
         outcome.notes.append(
-            f"measured on {machine.get('cpu')}, {machine.get('cores')} cores, {params.threads} thread(s), torch "
-            f"{machine.get('torch')}, quantized engine {machine.get('quantized_engine')}; batch {params.batch_size}, "
-            f"{len(result.seconds)} queries"
+            f"measured in {machine.get('runtime')} on {machine.get('cpu')}, {machine.get('cores')} cores, "
+            f"{params.threads} thread(s); batch {params.batch_size}, {len(result.seconds)} queries"
         )
         read = reading(evaluation.confidence)
         level = read.level

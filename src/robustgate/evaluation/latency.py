@@ -14,6 +14,7 @@ from robustgate.latency.measure import (
     LatencyResult, Plan, RoundRunner, loop_runner, peak_memory_mb, queries_needed, query_of, time_queries, torch_threads,
 )
 from robustgate.phases import PhaseClock
+from robustgate.runtimes import runtime_of
 from robustgate.spec.model import BASELINE, Spec
 
 
@@ -38,6 +39,10 @@ class LatencyEvaluation:
         model, _ = self.models.restored(variant)
         query_of(model, self._batch(params.batch_size))()
 
+    def runtime(self, variant: str) -> str:
+        """What runs ``variant`` when it is timed (an edge runtime, or eager PyTorch)."""
+        return runtime_of(self.models.model(variant).model)
+
     def measure(self, variant: str, params: Any) -> LatencyResult:
         """Time ``variant`` under a latency contract on the CPU (never cached: timings are of this run)."""
         model, load_seconds = self.models.restored(variant)
@@ -60,7 +65,7 @@ class LatencyEvaluation:
         return LatencyResult(
             seconds=timings.seconds, reference=timings.reference, speedups=timings.ratios, throughput_seconds=throughput,
             load_seconds=load_seconds, peak_memory_mb=peak, previous_p50_ms=self.previous_p50_ms,
-            machine=describe(params.threads),
+            machine=describe(params.threads, runtime_of(model)),
         )
 
     def _batch(self, size: int, generator: torch.Generator | None = None) -> torch.Tensor:

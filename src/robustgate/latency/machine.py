@@ -19,8 +19,9 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def describe(threads: int) -> dict[str, str | int]:
-    return {
+def describe(threads: int, runtime: str | None = None) -> dict[str, str | int]:
+    """The machine, and ``runtime`` (what ran the timed model: robustgate.runtimes.runtime_of) when known."""
+    described: dict[str, str | int] = {
         "cpu": cpu_model(),
         "cores": os.cpu_count() or 0,
         "threads": threads,
@@ -28,3 +29,6 @@ def describe(threads: int) -> dict[str, str | int]:
         "quantized_engine": torch.backends.quantized.engine,
         "platform": platform.platform(),
     }
+    if runtime is not None:
+        described["runtime"] = runtime
+    return described

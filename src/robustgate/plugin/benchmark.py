@@ -45,12 +45,12 @@ def benchmark_runner(benchmark: Any) -> RoundRunner:
     return run
 
 
-def fill_extra_info(benchmark: Any, outcome: Outcome, params: Any) -> None:
-    """Percentiles and the machine (as ``params``, the latency contract's, pinned it) go into the benchmark's
-    extra_info, and so into --benchmark-json."""
+def fill_extra_info(benchmark: Any, outcome: Outcome, params: Any, runtime: str) -> None:
+    """Percentiles and the machine (as ``params``, the latency contract's, pinned it, and the ``runtime`` that ran
+    the model) go into the benchmark's extra_info, and so into --benchmark-json."""
     if benchmark.disabled:
         return
     keep = ("p50_ms", "p90_ms", "p99_ms", "p50_ms_high", "p90_ms_high", "p99_ms_high", "max_ms", "mean_ms",
             "queries", "speedup", "speedup_low", "throughput", "load_seconds", "peak_memory_mb", "slowdown")
     benchmark.extra_info.update({k: outcome.metrics[k] for k in keep if k in outcome.metrics})
-    benchmark.extra_info["machine"] = describe(params.threads)
+    benchmark.extra_info["machine"] = describe(params.threads, runtime)

@@ -252,9 +252,9 @@ class ContractItem(pytest.Function):
         try:
             outcome = self.run_contract(replace(evaluation, latency=latency))
         except ContractViolation as violation:
-            fill_extra_info(benchmark, violation.outcome, self.contract.params)
+            fill_extra_info(benchmark, violation.outcome, self.contract.params, latency.runtime(self.variant))
             raise
-        fill_extra_info(benchmark, outcome, self.contract.params)
+        fill_extra_info(benchmark, outcome, self.contract.params, latency.runtime(self.variant))
 
     def run_contract(self, evaluation: SpecEvaluation | None = None) -> Any:
         evaluation = evaluation or self.robustgate_session.evaluation(self.spec)

@@ -39,13 +39,14 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from robustgate.errors import RobustgateError
-from robustgate.reports.results import READABLE_VERSIONS, SCHEMA, SCHEMA_VERSION, upgraded
+from robustgate.reports.results import OPTIONAL_LIBRARIES, READABLE_VERSIONS, SCHEMA, SCHEMA_VERSION, upgraded
 
 # The fields that decide what a run measures: library versions change kernels and numerics, the
 # quantized engine changes int8 arithmetic, and the CPU changes every latency. ``platform`` is left
 # out: it holds the kernel release and libc version, which differ between runners of one CI image
 # without changing a number; an architecture change shows in ``cpu`` and ``quantized_engine`` anyway.
-COMPARED_ENVIRONMENT = ("python", "torch", "torchvision", "quantized_engine", "robustgate", "cpu")
+# The optional runtimes' versions (absent where not installed) run an artifact variant's kernels.
+COMPARED_ENVIRONMENT = ("python", "torch", "torchvision", "quantized_engine", "robustgate", "cpu", *OPTIONAL_LIBRARIES)
 
 OVERRIDE = "pass --allow-mismatch to merge anyway"
 
@@ -244,13 +245,17 @@ def _environment_mismatches(docs: Sequence[tuple[str, dict[str, Any]]]) -> list[
         env = doc["environment"]
         fields = [f for f in COMPARED_ENVIRONMENT if env.get(f) != reference.get(f)]
         if fields:
-            shown = ", ".join(f"{f} {env.get(f)!r} (not {reference.get(f)!r})" for f in fields)
+            shown = ", ".join(f"{f} {_version(env.get(f))} ({owner}: {_version(reference.get(f))})" for f in fields)
             values = ", ".join(f"{f} {env.get(f)}" for f in fields)
             found.append(Mismatch(
                 f"{name} ran in another environment than {owner}: {shown}", shard,
                 f"merged with --allow-mismatch: ran with {values} (the merged environment is {owner}'s)",
                 recorded={f"{f} in {name}": env[f] if isinstance(env.get(f), (str, int)) else "missing" for f in fields}))
     return found
+
+
+def _version(value: Any) -> str:
+    return "not installed" if value is None else repr(value)  # an optional runtime is absent from an environment
 
 
 def _previous_release_mismatches(docs: Sequence[tuple[str, dict[str, Any]]]) -> list[Mismatch]:

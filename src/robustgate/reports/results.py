@@ -181,7 +181,7 @@ def environment() -> dict[str, str | int]:
     import robustgate
     from robustgate.latency.machine import cpu_model
 
-    return {
+    found = {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu_model(),
@@ -190,6 +190,23 @@ def environment() -> dict[str, str | int]:
         "quantized_engine": torch.backends.quantized.engine,
         "robustgate": robustgate.__version__,
     }
+    return found | optional_versions()
+
+
+OPTIONAL_LIBRARIES = ("onnxruntime", "executorch", "timm")  # the extras' runtimes and models, where installed
+
+
+def optional_versions() -> dict[str, str]:
+    """The installed versions of the optional extras' libraries: an artifact's numbers are its runtime's kernels."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for library in OPTIONAL_LIBRARIES:
+        try:
+            found[library] = version(library)
+        except PackageNotFoundError:
+            continue
+    return found
 
 
 def document(records: list[ItemRecord], specs: dict[str, dict[str, str]], exit_status: int, interrupted: bool,

@@ -147,6 +147,12 @@ class OnnxRuntimeNet(nn.Module):
             return len(self.source)
         return sum(path.stat().st_size for path in onnx_files(self.source))
 
+    def runtime_label(self) -> str:
+        """What runs this model, for a latency's record."""
+        from importlib.metadata import version
+
+        return f"ONNX Runtime {version('onnxruntime')} (CPUExecutionProvider)"
+
     def extra_repr(self) -> str:
         return f"{self.name} in ONNX Runtime (CPUExecutionProvider)"
 
