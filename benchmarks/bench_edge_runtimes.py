@@ -11,7 +11,7 @@ xnnpack}: PT2E with the XNNPACKQuantizer, lowered to a .pte).
   matches the model's torch fp32 parent (what a runtime must preserve); twin is the attack protocol's twin agreement
   (twin_fidelity: the share of test images on which the model's differentiable twin reproduces every int8 layer
   within one step, and the logits; for ONNX models the twin of the graph ORT runs, for the .pte the PT2E graph it was
-  lowered from, judged at the program's logits).
+  lowered from, fed XNNPACK's own codes and judged layer by layer the same way).
 - Latency: the same five recipes at 224x224, batch 1, random weights (latency does not depend on them), the five
   models interleaved query by query in one process so machine noise hits all alike; medians, and the median of
   per-query fp32-eager/model ratios.
