@@ -33,9 +33,13 @@ def hits(n: int, right: int) -> list[int]:
 @dataclass
 class FakeModels:
     sizes: dict[str, dict[str, float | int]] = field(default_factory=dict)  # variant -> size metrics
+    missing: dict[str, str] = field(default_factory=dict)  # model -> why it cannot be built here
 
     def size_metrics(self, variant: str) -> dict[str, float | int]:
         return dict(self.sizes[variant])
+
+    def unavailable(self, model: str) -> str | None:
+        return self.missing.get(model)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from fake_evaluation import FakeModels
 from tiny_spec_edits import edit
 
 from robustgate.checks import contract_kinds
@@ -50,6 +51,7 @@ class FakePredictions:
 @dataclass
 class FakeEvaluation:
     predictions: FakePredictions
+    models: FakeModels = field(default_factory=FakeModels)
     case: str | None = None
     cases: dict[str, FakeEvaluation] = field(default_factory=dict)
     confidence: float | str = 0.95
@@ -150,6 +152,14 @@ def test_different_images_are_compared_as_independent_samples_and_a_note_says_so
 def test_a_case_this_run_does_not_include_leaves_the_gate_unread() -> None:
     outcome = KIND.check(evaluation({"int8": INT8}, case="a"), "int8", params(than="b::pruned"))
     assert not outcome.gates and "case b is not in this run" in outcome.unread[0]
+
+
+def test_a_model_whose_runtime_is_missing_here_leaves_the_gate_unread() -> None:
+    fake = evaluation({"int8": INT8, "pruned": PRUNED})
+    fake.models.missing["pruned"] = "variant pruned (artifact) needs ONNX Runtime: pip install 'robustgate[onnx]'"
+    outcome = KIND.check(fake, "int8", params())
+    assert not outcome.gates and outcome.unread == [
+        "there is nothing to compare with: variant pruned (artifact) needs ONNX Runtime: pip install 'robustgate[onnx]'"]
 
 
 def test_several_datasets_get_a_gate_each_with_their_metrics_named_by_dataset() -> None:

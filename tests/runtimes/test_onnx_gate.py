@@ -17,6 +17,7 @@ CONTRACTS = (
     "  - size: {max_mb: 1.0, variants: [own-int8]}\n"
     "  - attack: {kind: pgd, eps: 16/255, on: handwritten, samples: 32, min: 0.0, steps: 5, queries: 200,"
     " variants: [own-int8]}\n"
+    "  - compare: {better: baseline, than: own-int8, on: handwritten, by: -0.5}\n"
 )
 
 
@@ -32,9 +33,9 @@ def test_a_teams_onnx_runtime_int8_model_is_gated_in_onnx_runtime(
     write_spec(spec, "tiny.yaml")
 
     result = tiny_project.runpytest("-p", "no:cacheprovider", "--robustgate-report=out")
-    result.assert_outcomes(passed=5)  # the baseline's accuracy, own-int8's two accuracies, its size, its attack
+    result.assert_outcomes(passed=6)  # the baseline's accuracy, own-int8's two accuracies, its size, its attack, the comparison
     result.stdout.fnmatch_lines([
-        "*attacking own-int8 with pgd at 16/255*through its fake-quant twin, transfer from its fp32 parent and a gradient-free attack",
+        "*attacking own-int8 with pgd at 16/255*through a fake-quant twin where one can be built, transfer from its fp32 parent and a gradient-free attack",
         "*own-int8*attack[[]pgd:16/255@handwritten]*PASS*robust_accuracy*",
     ])
     assert "WEAKER PROTOCOL" not in result.stdout.str()  # the twin of the ONNX graph itself: every leg ran
@@ -51,8 +52,11 @@ def test_a_teams_onnx_runtime_int8_model_is_gated_in_onnx_runtime(
 
     monkeypatch.setitem(robustgate.runtimes.RUNTIMES, "onnx", (("onnxruntime_not_here",), "ONNX Runtime", "onnx"))
     missing = tiny_project.runpytest("-p", "no:cacheprovider", "-rs")
-    missing.assert_outcomes(passed=1, skipped=4)  # the baseline is still gated
+    missing.assert_outcomes(passed=1, skipped=5)  # the baseline is still gated
     missing.stdout.fnmatch_lines([
+        # the baseline's comparison with it cannot be judged either: it skips, naming the extra, rather than fail
+        "SKIPPED [[]1[]]*there is nothing to compare with: variant own-int8 (artifact) needs ONNX Runtime*"
+        "pip install 'robustgate[[]onnx[]]', and this contract gates nothing else",
         "SKIPPED [[]4[]]*variant own-int8 (artifact) needs ONNX Runtime, which is not installed here "
         "(onnxruntime_not_here): pip install 'robustgate[[]onnx[]]'",
     ])

@@ -23,6 +23,10 @@ class Models(Protocol):
 
     def size_metrics(self, variant: str) -> dict[str, float | int]: ...
 
+    def unavailable(self, model: str) -> str | None:
+        """Why ``model`` cannot be built on this machine (a runtime its variant needs is not installed), or None."""
+        ...
+
 
 class Predictions(Protocol):
     """Labels and logits (:class:`robustgate.evaluation.predictions.Predictions`)."""

@@ -121,6 +121,10 @@ class CompareContract(ContractKind):
             outcome.unread.append(f"case {case} is not in this run (a profile or a selection narrowed the "
                                   "matrix), so there is nothing to compare with")
             return outcome
+        missing = other.models.unavailable(than_model)
+        if missing is not None:  # its own items skip saying so; a comparison with it cannot be judged either
+            outcome.unread.append(f"there is nothing to compare with: {missing}")
+            return outcome
         read = reading(evaluation.confidence)
         for dataset in params.on:
             suffix = f"@{dataset}" if len(params.on) > 1 else ""

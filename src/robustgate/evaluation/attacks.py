@@ -60,7 +60,9 @@ class AttackEvaluation:
 
         def run() -> dict[str, Any]:
             indirect = not built.differentiable and attack_kinds.get(params.kind).needs_gradients
-            how = "through its fake-quant twin, transfer from its fp32 parent and a gradient-free attack" if indirect else "directly"
+            # said before the legs run: whether a twin can be built is known only then (the item reports which ran)
+            how = ("through a fake-quant twin where one can be built, transfer from its fp32 parent and a gradient-free "
+                   "attack") if indirect else "directly"
             how += " and by a gradient-free attack (symmetric)" if symmetric else ""
             self.progress(
                 f"attacking {variant} with {params.kind} at {format_strength(strength)} on '{params.on}' "

@@ -36,6 +36,12 @@ class ModelStore:
         self._on_device: dict[str, Classifier] = {}  # evaluation copies of fp32 models on spec.device
         self._outputs: dict[int, int] = {}  # logits per image, by model identity
 
+    def unavailable(self, model: str) -> str | None:
+        """Why ``model`` cannot be built here: a runtime its variant needs is not installed (None: it can)."""
+        from robustgate.plan import missing_runtime
+
+        return missing_runtime(self.spec, model)
+
     def model(self, variant: str) -> BuiltModel:
         """The baseline, or a variant built by its compression pipeline (on the CPU)."""
         if variant == BASELINE:
