@@ -26,16 +26,9 @@ def _exir_imported_here_first() -> None:
 INT8 = "  int8: {ptq: {backend: x86, calibrate: {on: digits-train, samples: 128}}}\n"
 
 
-@pytest.mark.parametrize("runtime", ["onnx", "executorch"])
-def test_an_export_is_timed_in_its_runtime_against_the_baseline(tiny_project: pytest.Pytester, write_spec, runtime: str) -> None:
-    specs = tiny_project.path / "robustness_specs"
-    spec = edit((specs / "tiny.yaml").read_text(), INT8, f"  {runtime}: {{export: {{format: {runtime}}}}}\n")
-    _assert_timed(tiny_project, write_spec, spec, runtime, "ONNX Runtime" if runtime == "onnx" else "ExecuTorch")
-
-
-@pytest.mark.parametrize("suffix", ["onnx", "pte"])
-def test_a_teams_own_int8_file_is_timed_in_its_runtime(
-    tiny_project: pytest.Pytester, write_spec, trained_cnn: Classifier, digits, suffix: str
+@pytest.mark.parametrize("runtime, suffix, name", [("onnx", "onnx", "ONNX Runtime"), ("executorch", "pte", "ExecuTorch")])
+def test_an_export_and_a_teams_own_int8_file_are_timed_in_their_runtime_against_the_baseline(
+    tiny_project: pytest.Pytester, write_spec, trained_cnn: Classifier, digits, runtime: str, suffix: str, name: str
 ) -> None:
     specs = tiny_project.path / "robustness_specs"
     calibration = trained_cnn.normalize(digits[0].floats()[:128])  # the team's file takes normalised images
@@ -43,19 +36,19 @@ def test_a_teams_own_int8_file_is_timed_in_its_runtime(
         quantize_onnx(export_onnx(trained_cnn.net, calibration[:2], tiny_project.path / "fp32.onnx"), specs / "own.onnx", calibration)
     else:
         lower_int8_as_a_team_does(trained_cnn.net, calibration, specs / "own.pte")
-    spec = edit((specs / "tiny.yaml").read_text(), INT8, f"  own: {{artifact: own.{suffix}}}\n")
-    _assert_timed(tiny_project, write_spec, spec, "own", "ONNX Runtime" if suffix == "onnx" else "ExecuTorch")
-
-
-def _assert_timed(tiny_project: pytest.Pytester, write_spec, spec: str, variant: str, runtime: str) -> None:
-    spec += (f"  - latency: {{p90_ms: 1000, {FAST}, variants: [{variant}]}}\n"
-             f"  - latency: {{min_speedup: 0.01, {FAST}, variants: [{variant}]}}\n")
+    variants = f"  {runtime}: {{export: {{format: {runtime}}}}}\n  own: {{artifact: own.{suffix}}}\n"
+    spec = edit((specs / "tiny.yaml").read_text(), INT8, variants)
+    for variant in (runtime, "own"):
+        spec += (f"  - latency: {{p90_ms: 1000, {FAST}, variants: [{variant}]}}\n"
+                 f"  - latency: {{min_speedup: 0.01, {FAST}, variants: [{variant}]}}\n")
     write_spec(spec, "tiny.yaml")
     result = tiny_project.runpytest("-p", "no:cacheprovider", "--benchmark-json=bench.json", "-k", "latency")
-    result.assert_outcomes(passed=2, deselected=3)
+    result.assert_outcomes(passed=4, deselected=5)
     benches = {b["name"]: b["extra_info"] for b in json.loads((tiny_project.path / "bench.json").read_text())["benchmarks"]}
-    absolute, relative = benches[f"{variant}::latency[p90_ms]"], benches[f"{variant}::latency[min_speedup]"]
-    assert 0 < absolute["p50_ms"] <= absolute["p90_ms"] and absolute["machine"]["threads"] == 1
-    assert absolute["machine"]["runtime"].startswith(runtime) and relative["machine"]["runtime"].startswith(runtime)  # not eager torch
-    # interleaved with the fp32 baseline in eager PyTorch; the tiny net's ratio is what it is, but both were timed
-    assert 0 < relative["speedup_low"] <= relative["speedup"] and relative["queries"] >= 60
+    for variant in (runtime, "own"):
+        absolute, relative = benches[f"{variant}::latency[p90_ms]"], benches[f"{variant}::latency[min_speedup]"]
+        # what was timed is the runtime, not eager torch
+        assert absolute["machine"]["runtime"].startswith(name) and relative["machine"]["runtime"].startswith(name)
+        assert 0 < absolute["p50_ms"] <= absolute["p90_ms"] and absolute["machine"]["threads"] == 1
+        # interleaved with the fp32 baseline in eager PyTorch; the tiny net's ratio is what it is, but both were timed
+        assert 0 < relative["speedup_low"] <= relative["speedup"] and relative["queries"] >= 60
