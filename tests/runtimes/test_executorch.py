@@ -3,6 +3,7 @@ XNNPACK's real kernels, made from the trained tiny network."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,7 @@ def test_a_program_that_answers_otherwise_in_a_batch_is_run_one_image_per_call(t
     # alone, an image's batch mean is itself: 1.5 times its logits, what a device answering one image at a time gets
     torch.testing.assert_close(scored, 1.5 * trained_cnn(images), rtol=1e-4, atol=1e-5)
     assert own.net.per_call == 1 and "one image per call" in repr(own.net)
+    assert copy.deepcopy(own.net).per_call == 1  # a copy of the same program keeps the check's answer
 
 
 def test_a_file_that_is_not_a_program_is_one_clear_error(tmp_path: Path, trained_cnn: Classifier, digits) -> None:

@@ -177,7 +177,9 @@ class ExecuTorchNet(nn.Module):
 
     # A loaded method is a native object: copies and pickles carry the program and load their own.
     def __deepcopy__(self, memo: dict[int, Any]) -> ExecuTorchNet:
-        return ExecuTorchNet(self.source, self.reference, self.codes)
+        copied = ExecuTorchNet(self.source, self.reference, self.codes)
+        copied.per_call = self.per_call  # the same program in this process: its batch check holds for the copy
+        return copied
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ExecuTorchNet, (self.source, self.reference, self.codes))
