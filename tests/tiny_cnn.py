@@ -1,7 +1,7 @@
 """The one tiny network of robustgate's tests, and variants of it that plant one defect each.
 
 Tests that train in-process import it (``from tiny_cnn import build``); every pytester project gets a copy of this
-file as ``tinynet.py`` (the root conftest's ``tiny_project``), so specs there name it ``tinynet:build``.
+file as ``tinynet.py`` (tests/conftest.py's ``tiny_project``), so specs there name it ``tinynet:build``.
 """
 
 import torch

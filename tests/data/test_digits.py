@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -39,6 +42,17 @@ def test_handwritten_is_sklearns_digits() -> None:
     assert labels.tolist() == bunch.target.tolist()
     expected = torch.tensor([[[round(v * 255 / 16) for v in row] for row in image] for image in bunch.images.tolist()])
     assert torch.equal(images[:, 0].long(), expected)
+
+
+def test_handwritten_loads_without_importing_scikit_learn() -> None:
+    """Importing scikit-learn costs seconds on every run; its digits file is read directly."""
+    script = (
+        "import sys; from robustgate.data.digits import load_digits_domain; "
+        "images, labels, _ = load_digits_domain('handwritten'); "
+        "print(len(labels), 'sklearn' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["1797", "False"]
 
 
 def test_printed_has_fifty_per_class() -> None:
