@@ -57,7 +57,7 @@ def test_an_edited_attack_changes_the_attacks_digest_alone(tmp_path: Path, monke
     unedited = {kind: environment(kind) for kind in provenance.ARTIFACT_CODE}
     monkeypatch.setattr(provenance, "SOURCE_ROOT", edited_source(tmp_path, "attacks/fgsm.py"))
     edited = {kind: environment(kind) for kind in provenance.ARTIFACT_CODE}
-    assert [kind for kind in unedited if unedited[kind] != edited[kind]] == ["attacks", "masking"]
+    assert [kind for kind in unedited if unedited[kind] != edited[kind]] == ["attacks", "masking", "adversarial"]
     changed = {name for name in edited["attacks"] if edited["attacks"][name] != unedited["attacks"][name]}
     assert changed == {"robustgate attacks code"}
 
@@ -69,6 +69,7 @@ def test_editing_an_attack_recomputes_attacks_only(tiny_project: pytest.Pytester
     cold.assert_outcomes(passed=3)
     built = entries(tiny_project.path / "cache")
     assert built["weights"] == 1 and built["steps"] == 1 and built["attacks"] == 1 and built["masking"] == 1
+    assert built["adversarial"] == 1  # the baseline's white-box images, which an int8 transfer leg would read
 
     monkeypatch.setattr(provenance, "SOURCE_ROOT", edited_source(tiny_project.path, "attacks/fgsm.py"))
     warm = tiny_project.runpytest(*RUN)
@@ -79,9 +80,9 @@ def test_editing_an_attack_recomputes_attacks_only(tiny_project: pytest.Pytester
     warm.stdout.fnmatch_lines(["robustgate: masking: robustgate attacks code changed"])
     assert "training" not in out and "compressing" not in out and "robustgate: logits:" not in out
     after = entries(tiny_project.path / "cache")
-    # Weights, the int8 model and every prediction were read back; attacks and their checks were made anew.
-    assert after == {**built, "attacks": 2, "masking": 2}
-    warm.stdout.fnmatch_lines([f"cache: {sum(built.values()) - 2} artifacts reused, 2 built*"])
+    # Weights, the int8 model and every prediction were read back; attacks, their images and checks were made anew.
+    assert after == {**built, "attacks": 2, "masking": 2, "adversarial": 2}
+    warm.stdout.fnmatch_lines([f"cache: {sum(built.values()) - 3} artifacts reused, 3 built*"])
 
 
 @pytest.mark.cold_cache  # asserts the rebuild explanations of a warm run

@@ -30,7 +30,7 @@ TEMPORARY = "left by an interrupted write"
 @dataclass(frozen=True)
 class CacheFile:
     path: Path
-    kind: str  # the artifact kind: weights, steps, logits, attacks, masking
+    kind: str  # the artifact kind: weights, steps, logits, attacks, masking, adversarial
     size: int
     last_used: float  # seconds since the epoch
     state: str  # CURRENT, OTHER_VERSIONS, DAMAGED or TEMPORARY

@@ -53,6 +53,7 @@ ARTIFACT_CODE: dict[str, tuple[str, ...]] = {
     "corrupted-logits": ("corruptions", "data", "inference", "models"),
     "attacks": ("attacks", "compressors", "inference", "models", "data"),
     "masking": ("attacks", "compressors", "inference", "models", "data"),
+    "adversarial": ("attacks", "inference", "models", "data"),  # a differentiable model's adversarial images
 }
 TRAINING = frozenset({"weights", "steps"})  # builds whose weights depend on the thread count (tests/test_threads.py)
 

@@ -238,3 +238,47 @@ def test_symmetric_adds_the_gradient_free_leg_to_a_differentiable_model(trained_
     assert int((both.found_by == METHODS.index("white-box")).sum()) == int((direct.found_by == METHODS.index("white-box")).sum())
     quantized = robust_correct("pgd", pgd(4 / 255), int8, trained_cnn, images, labels, seed=0, queries=50, symmetric=True)
     assert quantized.legs == ("twin", "transfer", "gradient-free")  # an int8 model has its three legs either way
+
+
+def test_the_transfer_leg_scores_the_parents_own_white_box_images_made_once(trained_cnn, int8, batch) -> None:
+    """The fp32 parent's white-box attack and an int8 variant's transfer leg attack one model the same way: its
+    adversarial images are made once and scored on each, with the same results as two separate attacks."""
+    images, labels = batch
+    kept: dict[str, dict[str, torch.Tensor]] = {}
+    made: list[int] = []
+
+    def reuse(make):  # the session's store, as AttackEvaluation keys it by model, images and attack
+        if "parent" not in kept:
+            made.append(1)
+            kept["parent"] = make()
+        return kept["parent"]
+
+    settings = pgd(4 / 255)
+    fp32_alone = robust_correct("pgd", settings, trained_cnn, None, images, labels, seed=0, queries=20, differentiable=True)
+    int8_alone = robust_correct("pgd", settings, int8, trained_cnn, images, labels, seed=0, queries=20)
+    fp32 = robust_correct("pgd", settings, trained_cnn, None, images, labels, seed=0, queries=20, differentiable=True,
+                          reuse={"white-box": reuse})
+    int8_result = robust_correct("pgd", settings, int8, trained_cnn, images, labels, seed=0, queries=20,
+                                 reuse={"transfer": reuse})
+    assert made == [1]
+    assert kept["parent"]["images"].shape == images.shape
+    assert not torch.equal(kept["parent"]["images"], images)  # really perturbed
+    assert torch.equal(fp32.correct, fp32_alone.correct) and torch.equal(fp32.first_fooled, fp32_alone.first_fooled)
+    assert torch.equal(int8_result.correct, int8_alone.correct) and torch.equal(int8_result.found_by, int8_alone.found_by)
+    assert int(fp32.counts()["white-box"]) > 0  # the attack broke images, so the reuse was scored on something
+
+
+def test_restarts_after_the_first_attack_per_scorer_even_with_reuse(trained_cnn, int8, batch) -> None:
+    """Later restarts attack the images the scorer still gets right, which differ by scorer: they always run."""
+    images, labels = batch
+    settings = AttackSettings(4 / 255, "Linf", 2, None, 3)
+    kept: dict[str, dict[str, torch.Tensor]] = {}
+
+    def reuse(make):
+        if "parent" not in kept:
+            kept["parent"] = make()
+        return kept["parent"]
+
+    alone = leg_correct("pgd", settings, trained_cnn, int8, images, labels, seed=0)
+    reused = leg_correct("pgd", settings, trained_cnn, int8, images, labels, seed=0, reuse=reuse)
+    assert torch.equal(alone, reused)

@@ -36,8 +36,12 @@ from robustgate.attacks.base import AttackSettings, attack_kinds
 from robustgate.errors import RobustgateError, first_line
 
 if TYPE_CHECKING:  # attack contracts read this module's constants when specs are read; torch is imported to attack
+    from collections.abc import Mapping
+
     import torch
     from torch import nn
+
+    from robustgate.attacks.run import Reuse
 
     from robustgate.models.classifier import Classifier
 
@@ -117,12 +121,16 @@ def robust_correct(
     differentiable: bool | None = None,
     policy: Policy = Policy(),
     symmetric: bool = False,
+    reuse: Mapping[str, Reuse] | None = None,
 ) -> RobustResult:
     """Per image: is ``model`` right on it after every leg of the protocol?
 
     ``differentiable``: whether ``model`` has autograd (None: find out with one forward pass); ``parent``: the differentiable model a
     non-differentiable ``model`` was quantized from (None: there is none). Raises
-    :class:`IncompleteProtocol` before attacking when a leg cannot run and ``policy`` does not accept it."""
+    :class:`IncompleteProtocol` before attacking when a leg cannot run and ``policy`` does not accept it.
+    ``reuse``: per leg (``white-box``, ``transfer``), where the adversarial images of the model that leg attacks are
+    kept (:func:`robustgate.attacks.run.leg_correct`): the transfer leg of every variant of one fp32 parent, and that
+    parent's own white-box attack, are one attack."""
     import torch
 
     from robustgate.attacks.run import leg_correct, predictions
@@ -144,7 +152,8 @@ def robust_correct(
         if method == "gradient-free":
             survived = leg_correct("square", free, attacker, model, images, labels, seed)
         else:
-            survived = leg_correct(kind, settings, attacker, model, images, labels, seed, recorded)
+            kept = (reuse or {}).get(method)
+            survived = leg_correct(kind, settings, attacker, model, images, labels, seed, recorded, kept)
         found[correct & ~survived] = METHODS.index(method)
         correct &= survived
     first_fooled = torch.cat(trace) if trace else None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
@@ -40,7 +43,19 @@ def attacked_correct(
     with ``seed`` and the batch index inside ``fork_rng``, so results do not depend on what ran before.
     ``trace`` collects each batch's ``first_fooled`` when the attack records one (PGD does).
     """
-    device, out = device_of(attacker), []
+    out = []
+    for y, adversarial, first_fooled in _attacked_batches(perturb, attacker, images, labels, seed):
+        if trace is not None and first_fooled is not None:
+            trace.append(first_fooled)
+        out.append(predictions(scorer, adversarial) == y)
+    return torch.cat(out)
+
+
+def _attacked_batches(
+    perturb: Perturb, attacker: nn.Module, images: torch.Tensor, labels: torch.Tensor, seed: int,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """Per batch of :data:`BATCH`: its labels, adversarial images (on the CPU) and ``first_fooled`` (or None)."""
+    device = device_of(attacker)
     cuda = [device.index or 0] if device.type == "cuda" else []
     attacker.eval()
     for index, start in enumerate(range(0, len(images), BATCH)):
@@ -51,11 +66,25 @@ def attacked_correct(
             adversarial = perturb(x, y).detach()
         if adversarial.shape != x.shape or not bool(((adversarial >= 0) & (adversarial <= 1)).all()):
             raise RobustgateError("an attack returned images of another shape or outside [0, 1]; this is a robustgate bug")
-        first_fooled = getattr(perturb, "first_fooled", None)
-        if trace is not None and first_fooled is not None:
-            trace.append(first_fooled)
-        out.append(predictions(scorer, adversarial.cpu()) == y.cpu())
-    return torch.cat(out)
+        yield y.cpu(), adversarial.cpu(), getattr(perturb, "first_fooled", None)
+
+
+Reuse = Callable[[Callable[[], dict[str, Any]]], dict[str, Any]]
+"""Where an attack's adversarial images of every image are kept: called with the function that makes them
+(``{"images": ..., "first_fooled": ...}``), it returns them, made now or kept from an earlier call with the same
+model, images, attack settings and seed."""
+
+
+def adversarial_images(perturb: Perturb, attacker: nn.Module, images: torch.Tensor, labels: torch.Tensor, seed: int) -> dict[str, Any]:
+    """The adversarial image of every image (batched and seeded as :func:`attacked_correct` does, so the same bits),
+    and ``first_fooled`` per image when the attack records it (an empty tensor when it does not)."""
+    made, traced = [], []
+    for _, adversarial, first_fooled in _attacked_batches(perturb, attacker, images, labels, seed):
+        made.append(adversarial)
+        if first_fooled is not None:
+            traced.append(first_fooled)
+    first = torch.cat(traced) if len(traced) == len(made) and traced else torch.tensor([], dtype=torch.int16)
+    return {"images": torch.cat(made), "first_fooled": first}
 
 
 def leg_correct(
@@ -67,6 +96,7 @@ def leg_correct(
     labels: torch.Tensor,
     seed: int,
     trace: list[torch.Tensor] | None = None,
+    reuse: Reuse | None = None,
 ) -> torch.Tensor:
     """Per image: is ``scorer`` still right after every restart of attack ``kind`` on ``attacker``?
 
@@ -75,7 +105,10 @@ def leg_correct(
     attacker. Kinds that leave the attacker's own mistakes unperturbed (APGD, CW, Square) would never
     touch an image the attacker gets wrong but the scorer gets right; those images get a PGD attack
     of the same norm and strength instead, so every image is attacked. ``trace``: as for
-    :func:`attacked_correct`, of the first restart (which attacks every image).
+    :func:`attacked_correct`, of the first restart (which attacks every image). ``reuse``: where the first
+    restart's adversarial images are kept, so another leg attacking the same model (an int8 variant's transfer
+    leg and its fp32 baseline's white-box leg attack the same fp32 model) scores them instead of attacking again;
+    the later restarts attack the images *this* scorer still gets right, so they always run.
     """
     attack = attack_kinds.get(kind)
     once = replace(settings, restarts=1)
@@ -85,6 +118,12 @@ def leg_correct(
         if len(index) == 0:
             break
         perturb = attack.build(attacker, once, seed + restart)
+        if restart == 0 and reuse is not None:  # every image is attacked: the images are the model's, not the scorer's
+            made = reuse(partial(adversarial_images, perturb, attacker, images, labels, seed))
+            if trace is not None and len(made["first_fooled"]):
+                trace.append(made["first_fooled"])
+            standing = predictions(scorer, made["images"]) == labels
+            continue
         recorded = trace if restart == 0 else None
         standing[index] = attacked_correct(perturb, attacker, scorer, images[index], labels[index], seed + restart, recorded)
     if attacker is not scorer and not attack.attacks_every_image:

@@ -16,6 +16,7 @@ import torch
 from robustgate.attacks.base import AttackSettings, attack_kinds
 from robustgate.attacks.diagnostics import masking_findings
 from robustgate.attacks.protocol import Policy, RobustResult, fake_quant_twin, robust_correct
+from robustgate.attacks.run import Reuse
 from robustgate.attacks.strength import format_strength
 from robustgate.budget import count_images
 from robustgate.cache import ArtifactCache
@@ -31,6 +32,9 @@ from robustgate.provenance import ArtifactKey, artifact_key, environment
 from robustgate.spec.model import Spec
 
 
+ADVERSARIAL_BYTES = 512 * 2**20  # adversarial image sets kept in memory for the next variant, oldest dropped first
+
+
 class AttackEvaluation:
     """Attacks one spec's models on the images its attack contracts name (``params`` is an attack contract's)."""
 
@@ -41,6 +45,7 @@ class AttackEvaluation:
         self.spec, self.cache, self.clock, self.models, self.predictions = spec, cache, clock, models, predictions
         self.progress = progress
         self._robust: dict[tuple[str, str, float], RobustResult] = {}
+        self._adversarial: dict[str, dict[str, Any]] = {}  # adversarial images by key digest, oldest first
 
     def robust(self, variant: str, params: Any, strength: float) -> RobustResult:
         """Per-image robustness of ``variant`` under an attack contract at one strength (cached).
@@ -71,10 +76,13 @@ class AttackEvaluation:
             model, _ = self.models.evaluation_copy(variant, built)
             fp32 = self.models.evaluation_copy(f"{variant} (parent)", parent)[0] if parent else None
             started = time.perf_counter()
+            reuse = {"transfer": self._adversaries(parent, data, params, strength)} if parent else {}
+            if built.differentiable:
+                reuse["white-box"] = self._adversaries(built, data, params, strength)
             with self.clock.phase("attack"):
                 result = robust_correct(
                     params.kind, settings, model, fp32, data.floats(), data.labels, self.spec.seed, params.queries,
-                    differentiable=built.differentiable, policy=policy, symmetric=symmetric,
+                    differentiable=built.differentiable, policy=policy, symmetric=symmetric, reuse=reuse,
                 )
             return {
                 "correct": result.correct, "found_by": result.found_by, "legs": list(result.legs),
@@ -128,6 +136,27 @@ class AttackEvaluation:
             return {"findings": findings}
 
         return list(self.cache.get_or_create("masking", key, run)["findings"])
+
+    def _adversaries(self, attacked: BuiltModel, data: ImageSet, params: Any, strength: float) -> Reuse:
+        """Where the adversarial images of a white-box attack on the differentiable model ``attacked`` are kept: in
+        the cache (kind ``adversarial``) and, for this session, in memory while they fit :data:`ADVERSARIAL_BYTES`.
+        Keyed by what decides them (model, images, kind, strength, norm, steps, step size, seed; not the restarts,
+        which attack per scorer), so a variant's transfer leg reads its parent's white-box attack, made once."""
+        attack = params.model_dump(include={"kind", "norm", "steps", "step_size"})
+        key = artifact_key(
+            ("adversarial", strength, data.fingerprint(), attack, self.spec.seed), environment("adversarial"),
+            {"model": attacked.key},
+        )
+
+        def reuse(make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+            kept = self._adversarial
+            if key.digest not in kept:
+                kept[key.digest] = self.cache.get_or_create("adversarial", key, make)
+                while len(kept) > 1 and sum(k["images"].numel() * k["images"].element_size() for k in kept.values()) > ADVERSARIAL_BYTES:
+                    kept.pop(next(iter(kept)))
+            return kept[key.digest]
+
+        return reuse
 
     def _inputs(self, variant: str, params: Any) -> tuple[BuiltModel, BuiltModel | None, ImageSet]:
         """The model, its differentiable parent when it has no gradients itself, and the images to attack."""
