@@ -165,8 +165,8 @@ class CorruptionsContract(ContractKind):
         level = read.level
         names, severities = params.names, params.severities
         compare = variant != BASELINE
-        model = _Errors.measure(evaluation, variant, params)
-        base = _Errors.measure(evaluation, BASELINE, params) if compare else model
+        measured = _Errors.measure(evaluation, (variant, BASELINE) if compare else (variant,), params)
+        model, base = measured[0], measured[-1]
         stats = _Summary(model, base, len(names), len(severities))
         estimate = stats(np.arange(model.clean.shape[0])[None])[:, 0]
         low, high = _bootstrap(stats, model.clean.shape[0], level, evaluation)
@@ -231,24 +231,28 @@ class _Errors:
         self.clean, self.errors = clean, errors
 
     @classmethod
-    def measure(cls, evaluation: Evaluation, variant: str, params: CorruptionsParams) -> "_Errors":
+    def measure(cls, evaluation: Evaluation, variants: tuple[str, ...], params: CorruptionsParams) -> list["_Errors"]:
+        """Each of ``variants``' errors, corruption by corruption: every model predicts a corrupted set in turn, so
+        a set is made once even when the sets do not all fit in memory (224-pixel images)."""
         import numpy as np
 
         indices = evaluation.predictions.sample(params.on, params.samples)
         labels = evaluation.predictions.labels(params.on)
-        clean_logits = evaluation.predictions.logits(variant, params.on)
-        if indices is not None:
-            labels, clean_logits = labels[indices], clean_logits[indices]
+        labels = labels if indices is None else labels[indices]
 
         def wrong(logits: torch.Tensor) -> np.ndarray:
             return (logits.argmax(dim=1) != labels).numpy().astype(np.float64)
 
-        rows = [
-            wrong(evaluation.predictions.corrupted_logits(variant, params.on, name, severity, params.samples))
-            for name in params.names
-            for severity in params.severities
-        ]
-        return cls(wrong(clean_logits), np.stack(rows))
+        clean = []
+        for variant in variants:
+            logits = evaluation.predictions.logits(variant, params.on)
+            clean.append(wrong(logits if indices is None else logits[indices]))
+        rows: list[list[np.ndarray]] = [[] for _ in variants]
+        for name in params.names:
+            for severity in params.severities:
+                for row, variant in zip(rows, variants):
+                    row.append(wrong(evaluation.predictions.corrupted_logits(variant, params.on, name, severity, params.samples)))
+        return [cls(errors, np.stack(row)) for errors, row in zip(clean, rows)]
 
 
 class _Summary:

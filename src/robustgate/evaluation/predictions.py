@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import torch
 
-from robustgate.budget import count_images
+from robustgate.budget import count_images, metered
 from robustgate.cache import ArtifactCache
 from robustgate.compressors.pipeline import BuiltModel
 from robustgate.data.corruptions import corrupt
@@ -21,10 +21,12 @@ from robustgate.errors import ModelError, RobustgateError
 from robustgate.evaluation.models import ModelStore
 from robustgate.inference import predict_logits
 from robustgate.phases import PhaseClock
-from robustgate.provenance import artifact_key, environment
+from robustgate.provenance import ArtifactKey, artifact_key, environment
 from robustgate.spec.model import Spec
 
 CORRUPTED_BYTES = 512 * 2**20  # corrupted image sets kept in memory for the next model, oldest dropped first
+
+CorruptedSet = tuple[str, int | None, str, int]  # dataset, samples, corruption, severity
 
 
 class Predictions:
@@ -38,7 +40,11 @@ class Predictions:
         self.progress = progress
         self._logits: dict[tuple[str, str], torch.Tensor] = {}
         self._sampled_sets: dict[tuple[str, int | None], ImageSet] = {}
-        self._corrupted_sets: dict[tuple[str, int | None, str, int], ImageSet] = {}  # oldest first
+        self._corrupted_sets: dict[CorruptedSet, ImageSet] = {}  # oldest first
+        # the variants this session's items will predict on each corrupted set (plan_corrupted), and the logits
+        # predicted ahead for them, by key digest (kept in memory too: --robustgate-no-cache stores nothing)
+        self._planned: dict[CorruptedSet, list[str]] = {}
+        self._ahead: dict[str, torch.Tensor] = {}
 
     def labels(self, dataset: str) -> torch.Tensor:
         return self.datasets[dataset].labels
@@ -88,22 +94,65 @@ class Predictions:
         built = self.models.model(variant)
         images = self.sampled(dataset, samples)  # the exact images, whatever picked them
         count_images(len(images), f"{variant} on '{dataset}' under {corruption} at severity {severity}")
-        key = artifact_key(
+        key = self._corrupted_key(built, images, corruption, severity)
+        if key.digest in self._ahead:  # predicted ahead in a session without a cache
+            return self._ahead.pop(key.digest)
+        made = []
+
+        def predict() -> torch.Tensor:
+            made.append(True)
+            data = self._corrupted(dataset, samples, corruption, severity)
+            return self._predict(variant, built, data, f"'{dataset}' under {corruption} at severity {severity}")
+
+        logits = self.cache.get_or_create("logits", key, predict)
+        if made:
+            self._predict_ahead((dataset, samples, corruption, severity), variant)
+        return logits
+
+    def _corrupted_key(self, built: BuiltModel, images: ImageSet, corruption: str, severity: int) -> ArtifactKey:
+        return artifact_key(
             ("corrupted-logits", images.fingerprint(), corruption, severity, self.spec.seed),
             environment("corrupted-logits"),
             {"model": built.key},
         )
 
-        def predict() -> torch.Tensor:
-            data = self._corrupted(dataset, samples, corruption, severity)
-            return self._predict(variant, built, data, f"'{dataset}' under {corruption} at severity {severity}")
+    def plan_corrupted(self, variant: str, dataset: str, samples: int | None, corruptions: tuple[str, ...],
+                       severities: tuple[int, ...]) -> None:
+        """Say that this session will predict ``variant`` on these corrupted sets (a corruptions contract's item).
 
-        return self.cache.get_or_create("logits", key, predict)
+        When one of them is made, every planned variant predicts on it at once: the set is made once per session
+        whatever the number of variants, even when the sets do not all fit in memory (:data:`CORRUPTED_BYTES`)."""
+        for corruption in corruptions:
+            for severity in severities:
+                planned = self._planned.setdefault((dataset, samples, corruption, severity), [])
+                if variant not in planned:
+                    planned.append(variant)
+
+    def _predict_ahead(self, made: CorruptedSet, by: str) -> None:
+        """The planned variants other than ``by`` predict on the set just made, while it is in memory (their
+        items read the logits back; the work is charged to no item's budget, as it is theirs)."""
+        dataset, samples, corruption, severity = made
+        for variant in self._planned.get(made, []):
+            if variant == by:
+                continue
+            images = self.sampled(dataset, samples)
+            what = f"'{dataset}' under {corruption} at severity {severity}"
+            try:
+                with metered(None):
+                    built = self.models.model(variant)
+                    key = self._corrupted_key(built, images, corruption, severity)
+                    logits = self.cache.get_or_create(
+                        "logits", key, lambda: self._predict(variant, built, self._corrupted(*made), what)  # noqa: B023
+                    )
+            except (RobustgateError, RuntimeError):  # not this item's to report: the variant's own item meets it again
+                continue
+            if self.cache.root is None:
+                self._ahead[key.digest] = logits
 
     def _predict(self, variant: str, built: BuiltModel, data: ImageSet, what: str) -> torch.Tensor:
-        model, device = self.models.evaluation_copy(variant, built)
+        model, device, channels_last = self.models.prediction_copy(variant, built)
         with self.clock.phase("prediction"):
-            logits = predict_logits(model, data, device)
+            logits = predict_logits(model, data, device, channels_last=channels_last)
         bad = int((~torch.isfinite(logits)).any(dim=1).sum())
         if bad:
             raise ModelError(

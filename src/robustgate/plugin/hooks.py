@@ -262,6 +262,21 @@ class RobustgateSession:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.collected = time.perf_counter()
+        if not hasattr(self.config, "workerinput"):  # an xdist worker does not know which items it will run
+            self._plan_corrupted_sets(session.items)
+
+    def _plan_corrupted_sets(self, items: list[pytest.Item]) -> None:
+        """Tell each spec's predictions which models its selected corruptions items predict on which corrupted sets,
+        so each set is made once for all of them (Predictions.plan_corrupted)."""
+        from robustgate.spec.model import BASELINE
+
+        for item in items:
+            contract = getattr(item, "contract", None)
+            if contract is None or contract.kind != "corruptions":
+                continue
+            params, predictions = contract.params, self.evaluation(item.spec).predictions  # type: ignore[attr-defined]
+            for variant in dict.fromkeys((item.variant, BASELINE)):  # type: ignore[attr-defined]
+                predictions.plan_corrupted(variant, params.on, params.samples, tuple(params.names), tuple(params.severities))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
