@@ -77,7 +77,7 @@ class AttackEvaluation:
             fp32 = self.models.evaluation_copy(f"{variant} (parent)", parent)[0] if parent else None
             started = time.perf_counter()
             reuse = {"transfer": self._adversaries(parent, data, params, strength)} if parent else {}
-            if built.differentiable:
+            if built.differentiable and self.models.is_transfer_parent(variant):  # its images serve a transfer leg
                 reuse["white-box"] = self._adversaries(built, data, params, strength)
             with self.clock.phase("attack"):
                 result = robust_correct(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -135,6 +136,17 @@ class ModelStore:
         first = min(i for i, step in enumerate(steps) if not compression_steps.get(step.kind).differentiable)
         return compress(self.baseline(), steps[:first], self._step_context(), self.cache, self._built, self._fingerprint)
 
+    def is_transfer_parent(self, variant: str) -> bool:
+        """Whether ``variant`` (or the baseline) is the differentiable parent of a variant of the spec: the model
+        that variant's transfer leg attacks (:meth:`differentiable_parent`), read off the steps, nothing built."""
+        own = () if variant == BASELINE else self.spec.variants[variant].steps
+        for other in self.spec.variants.values():
+            kinds = [compression_steps.get(step.kind) for step in other.steps]
+            first = next((i for i, kind in enumerate(kinds) if not kind.differentiable), None)
+            if first is not None and _same_steps(other.steps[:first], own):
+                return True
+        return False
+
     def restored(self, variant: str) -> tuple[Classifier, float]:
         """A fresh copy of ``variant`` restored from the cache, and the seconds that took (its load time).
 
@@ -183,3 +195,8 @@ def _in_channels_last(model: Classifier, example: torch.Tensor) -> Classifier | 
     except RuntimeError:  # e.g. "view size is not compatible with input tensor's size and stride"
         return None
     return copied
+
+
+def _same_steps(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Whether two step lists compress alike (same kinds and parameters, hence the same cache key)."""
+    return len(a) == len(b) and all(x.kind == y.kind and x.params == y.params for x, y in zip(a, b))
