@@ -13,6 +13,7 @@ from torch import nn
 from robustgate.attacks.base import AttackSettings, Perturb, attack_kinds
 from robustgate.budget import check_time
 from robustgate.errors import RobustgateError
+from robustgate.progress import bar
 
 BATCH = 128
 
@@ -58,15 +59,22 @@ def _attacked_batches(
     device = device_of(attacker)
     cuda = [device.index or 0] if device.type == "cuda" else []
     attacker.eval()
-    for index, start in enumerate(range(0, len(images), BATCH)):
-        check_time("attacking")
-        x, y = images[start : start + BATCH].to(device), labels[start : start + BATCH].to(device)
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seed * 1_000_003 + index)
-            adversarial = perturb(x, y).detach()
-        if adversarial.shape != x.shape or not bool(((adversarial >= 0) & (adversarial <= 1)).all()):
-            raise RobustgateError("an attack returned images of another shape or outside [0, 1]; this is a robustgate bug")
-        yield y.cpu(), adversarial.cpu(), getattr(perturb, "first_fooled", None)
+    with bar(len(images), f"attacking ({_attack_name(perturb)})", "img") as shown:
+        for index, start in enumerate(range(0, len(images), BATCH)):
+            check_time("attacking")
+            x, y = images[start : start + BATCH].to(device), labels[start : start + BATCH].to(device)
+            with torch.random.fork_rng(devices=cuda):
+                torch.manual_seed(seed * 1_000_003 + index)
+                adversarial = perturb(x, y).detach()
+            if adversarial.shape != x.shape or not bool(((adversarial >= 0) & (adversarial <= 1)).all()):
+                raise RobustgateError("an attack returned images of another shape or outside [0, 1]; this is a robustgate bug")
+            shown.update(len(x))
+            yield y.cpu(), adversarial.cpu(), getattr(perturb, "first_fooled", None)
+
+
+def _attack_name(perturb: Perturb) -> str:
+    """``TracedPGD``, ``Square``: what a progress bar calls an attack (its class)."""
+    return type(perturb).__name__
 
 
 Reuse = Callable[[Callable[[], dict[str, Any]]], dict[str, Any]]

@@ -33,6 +33,7 @@ from robustgate.checks.chance import note_if_at_chance, require_reference_above_
 from robustgate.checks.declaration import GateDecl, MetricDecl, reading
 from robustgate.checks.outcome import Outcome
 from robustgate.data.corruptions import SUITES, corruptions
+from robustgate.progress import bar
 from robustgate.registry import did_you_mean
 from robustgate.spec.fields import DatasetRef, Params, Probability, one_or_per_name
 from robustgate.spec.model import BASELINE
@@ -248,10 +249,14 @@ class _Errors:
             logits = evaluation.predictions.logits(variant, params.on)
             clean.append(wrong(logits if indices is None else logits[indices]))
         rows: list[list[np.ndarray]] = [[] for _ in variants]
-        for name in params.names:
-            for severity in params.severities:
-                for row, variant in zip(rows, variants):
-                    row.append(wrong(evaluation.predictions.corrupted_logits(variant, params.on, name, severity, params.samples)))
+        total = len(params.names) * len(params.severities) * len(variants)
+        with bar(total, f"corruptions on '{params.on}'", "set") as shown:
+            for name in params.names:
+                for severity in params.severities:
+                    for row, variant in zip(rows, variants):
+                        logits = evaluation.predictions.corrupted_logits(variant, params.on, name, severity, params.samples)
+                        row.append(wrong(logits))
+                        shown.update()
         return [cls(errors, np.stack(row)) for errors, row in zip(clean, rows)]
 
 

@@ -40,6 +40,7 @@ from robustgate.checkpoints import is_pretrained
 from robustgate.compressors.base import CompressionStep, StepContext, compression_steps, load_into_rebuilt, net_state
 from robustgate.compressors.prune import PruneParams, count_parameters, prune_channels
 from robustgate.errors import CompressionError, ModelError, first_line
+from robustgate.progress import bar
 from robustgate.spec.factories import arch_json_schema, architecture_problem
 from robustgate.spec.fields import DatasetRef, Params
 
@@ -252,46 +253,48 @@ class DistillStep(CompressionStep):
         )
         images, labels = data.floats(), data.labels
         T, alpha = params.temperature, params.alpha
-        for epoch in range(params.epochs):
-            started = time.perf_counter()
-            order = torch.randperm(len(data), generator=generator)
-            total_loss, correct, agree, seen = 0.0, 0, 0, 0
-            for start in range(0, len(data), params.batch_size):
-                batch = order[start : start + params.batch_size]
-                if len(batch) == 1 and len(data) > 1:
-                    continue  # BatchNorm cannot train on a batch of one; the image is seen in other epochs
-                x, y = random_shift(images[batch], generator), labels[batch]
-                with torch.inference_mode():
-                    soft = teacher(x.to(teacher_device))
-                # An ordinary tensor: inference tensors cannot be saved for backward.
-                soft = soft.float().to(device).clone()
-                x, y = x.to(device), y.to(device)
-                out = student(x)
-                loss = F.cross_entropy(out, y) if alpha < 1 else out.new_zeros(())
-                if alpha > 0:
-                    kl = F.kl_div(
-                        F.log_softmax(out / T, dim=1), F.log_softmax(soft / T, dim=1), reduction="batchmean", log_target=True
-                    )
-                    loss = alpha * T * T * kl + (1 - alpha) * loss
-                if not math.isfinite(loss.item()):
-                    raise CompressionError(
-                        f"distill: training diverged in epoch {epoch + 1} (the loss is not finite)",
-                        hint="lower distill: lr, or check that the teacher's outputs are finite",
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                total_loss += loss.item() * len(batch)
-                prediction = out.argmax(1)
-                correct += int((prediction == y).sum())
-                agree += int((prediction == soft.argmax(1)).sum())
-                seen += len(batch)
-            seen = max(seen, 1)
-            ctx.progress(
-                f"distill: epoch {epoch + 1}/{params.epochs}: loss {total_loss / seen:.3f}, train accuracy "
-                f"{correct / seen:.3f}, agreement with the teacher {agree / seen:.3f} ({time.perf_counter() - started:.1f}s)"
-            )
+        with bar(params.epochs * steps_per_epoch, "distilling", "step") as shown:
+            for epoch in range(params.epochs):
+                started = time.perf_counter()
+                order = torch.randperm(len(data), generator=generator)
+                total_loss, correct, agree, seen = 0.0, 0, 0, 0
+                for start in range(0, len(data), params.batch_size):
+                    shown.update()
+                    batch = order[start : start + params.batch_size]
+                    if len(batch) == 1 and len(data) > 1:
+                        continue  # BatchNorm cannot train on a batch of one; the image is seen in other epochs
+                    x, y = random_shift(images[batch], generator), labels[batch]
+                    with torch.inference_mode():
+                        soft = teacher(x.to(teacher_device))
+                    # An ordinary tensor: inference tensors cannot be saved for backward.
+                    soft = soft.float().to(device).clone()
+                    x, y = x.to(device), y.to(device)
+                    out = student(x)
+                    loss = F.cross_entropy(out, y) if alpha < 1 else out.new_zeros(())
+                    if alpha > 0:
+                        kl = F.kl_div(
+                            F.log_softmax(out / T, dim=1), F.log_softmax(soft / T, dim=1), reduction="batchmean", log_target=True
+                        )
+                        loss = alpha * T * T * kl + (1 - alpha) * loss
+                    if not math.isfinite(loss.item()):
+                        raise CompressionError(
+                            f"distill: training diverged in epoch {epoch + 1} (the loss is not finite)",
+                            hint="lower distill: lr, or check that the teacher's outputs are finite",
+                        )
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
+                    total_loss += loss.item() * len(batch)
+                    prediction = out.argmax(1)
+                    correct += int((prediction == y).sum())
+                    agree += int((prediction == soft.argmax(1)).sum())
+                    seen += len(batch)
+                seen = max(seen, 1)
+                ctx.progress(
+                    f"distill: epoch {epoch + 1}/{params.epochs}: loss {total_loss / seen:.3f}, train accuracy "
+                    f"{correct / seen:.3f}, agreement with the teacher {agree / seen:.3f} ({time.perf_counter() - started:.1f}s)"
+                )
         student.cpu().eval()  # steps hand back CPU models (what the cache stores)
 
 

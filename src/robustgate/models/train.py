@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from robustgate.data.imageset import ImageSet
 from robustgate.errors import ModelError
+from robustgate.progress import Bar, bar
 from robustgate.spec.model import TrainParams
 
 Progress = Callable[[str], None]
@@ -48,37 +49,48 @@ def _train(
         optimizer, max_lr=params.lr, total_steps=params.epochs * steps_per_epoch
     )
     images, labels = data.floats(), data.labels
-    for epoch in range(params.epochs):
-        started = time.perf_counter()
-        order = torch.randperm(len(data), generator=generator)
-        total_loss, correct = 0.0, 0
-        for start in range(0, len(data), params.batch_size):
-            batch = order[start : start + params.batch_size]
-            if len(batch) == 1 and len(data) > 1:
-                continue  # BatchNorm cannot train on a batch of one; the image is seen in other epochs
-            x, y = images[batch], labels[batch]
-            if params.augment:
-                x = random_shift(x, generator)
-            x, y = x.to(device), y.to(device)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total_loss += loss.item() * len(batch)
-            correct += int((logits.argmax(1) == y).sum())
-        if not math.isfinite(total_loss):
+    with bar(params.epochs * steps_per_epoch, "training", "step") as shown:
+        for epoch in range(params.epochs):
+            _train_epoch(model, optimizer, schedule, images, labels, params, epoch, generator, device, progress, shown)
+    model.eval()
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _train_epoch(
+    model: nn.Module, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
+    images: torch.Tensor, labels: torch.Tensor, params: TrainParams, epoch: int, generator: torch.Generator,
+    device: torch.device, progress: Progress, shown: Bar,
+) -> None:
+    started = time.perf_counter()
+    order = torch.randperm(len(images), generator=generator)
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(images), params.batch_size):
+        shown.update()
+        batch = order[start : start + params.batch_size]
+        if len(batch) == 1 and len(images) > 1:
+            continue  # BatchNorm cannot train on a batch of one; the image is seen in other epochs
+        x, y = images[batch], labels[batch]
+        if params.augment:
+            x = random_shift(x, generator)
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        total_loss += loss.item() * len(batch)
+        correct += int((logits.argmax(1) == y).sum())
+        shown.set_postfix_str(f"epoch {epoch + 1}/{params.epochs}, loss {loss.item():.3f}", refresh=False)
+    if not math.isfinite(total_loss):
             raise ModelError(
                 f"training diverged in epoch {epoch + 1} (the loss is not finite)",
                 hint="lower train: lr, or check the model's output layer",
             )
-        progress(
-            f"epoch {epoch + 1}/{params.epochs}: loss {total_loss / len(data):.3f}, "
-            f"train accuracy {correct / len(data):.3f} ({time.perf_counter() - started:.1f}s)"
-        )
-    model.eval()
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    progress(
+        f"epoch {epoch + 1}/{params.epochs}: loss {total_loss / len(images):.3f}, "
+        f"train accuracy {correct / len(images):.3f} ({time.perf_counter() - started:.1f}s)"
+    )
 
 
 def _optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimizer:

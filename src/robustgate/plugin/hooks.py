@@ -219,8 +219,10 @@ class RobustgateSession:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if self.config.get_verbosity() < 0 or reporter is None:
             return
+        from robustgate.plugin.progress_bars import bars_cleared
+
         capture = self.config.pluginmanager.get_plugin("capturemanager")
-        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        with bars_cleared(), capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             reporter.write_line(f"robustgate: {message}")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -23,6 +23,7 @@ from robustgate.checks import contract_kinds
 from robustgate.checks.fitted import add_seen_in_training
 from robustgate.errors import RobustgateError
 from robustgate.plugin.hooks import session_of
+from robustgate.plugin.progress_bars import terminal_bars
 from robustgate.plugin.verdict import ContractViolation, EvaluationWarning, RegressionWarning, ViolationRepr
 from robustgate.reports.previous_release import read_regression_gates
 from robustgate.reports.record import ItemRecord
@@ -32,6 +33,7 @@ from robustgate.spec.parse import problems_error
 from robustgate.spec.preflight import factory_problems
 from robustgate.threads import evaluation_share
 from robustgate.plan import applies, missing_data, missing_runtime, models
+from robustgate.progress import drawn_by
 
 if TYPE_CHECKING:  # built when an item runs: collecting imports no torch
     from robustgate.evaluation import SpecEvaluation
@@ -262,7 +264,8 @@ class ContractItem(pytest.Function):
         try:
             # xdist workers each evaluate on their share of the cores (builds keep all: see robustgate.threads)
             workers = self.config.workerinput["workercount"] if hasattr(self.config, "workerinput") else 1
-            with metered(self._budget_meter(evaluation.clock)), evaluation_share(workers):
+            bars = drawn_by(terminal_bars(self.config))
+            with metered(self._budget_meter(evaluation.clock)), evaluation_share(workers), bars:
                 outcome = contract_kinds.get(self.contract.kind).check(evaluation, self.variant, self.contract.params)
         except RobustgateError as err:  # e.g. a `samples:` the data cannot satisfy: point at the contract
             raise err.at(self.spec.where(self.contract.line)) from None
