@@ -61,6 +61,9 @@ def test_corruption_and_shift_contracts_report_the_protocol_numbers(
     assert "corrupting" not in warm.stdout.str()
     props = junit_properties(project.path / "cold.xml")
     assert props == junit_properties(project.path / "warm.xml")
+    uncached = project.runpytest("--robustgate-no-cache", "-p", "no:cacheprovider")  # no cache keeps the logits either
+    uncached.assert_outcomes(passed=7)
+    assert uncached.stdout.str().count("corrupting") == 6, "without a cache too, each set is made once"
 
     base, int8 = _metrics(props, "baseline", "corruptions"), _metrics(props, "int8", "corruptions")
     names, severities = ("gaussian_noise", "contrast", "glass_blur"), (1, 5)

@@ -41,10 +41,10 @@ class Predictions:
         self._logits: dict[tuple[str, str], torch.Tensor] = {}
         self._sampled_sets: dict[tuple[str, int | None], ImageSet] = {}
         self._corrupted_sets: dict[CorruptedSet, ImageSet] = {}  # oldest first
-        # the variants this session's items will predict on each corrupted set (plan_corrupted), and the logits
-        # predicted ahead for them, by key digest (kept in memory too: --robustgate-no-cache stores nothing)
+        # the variants this session's items will predict on each corrupted set (plan_corrupted); corrupted logits by
+        # key digest when there is no cache to keep them (--robustgate-no-cache), so a set is still made once
         self._planned: dict[CorruptedSet, list[str]] = {}
-        self._ahead: dict[str, torch.Tensor] = {}
+        self._uncached: dict[str, torch.Tensor] = {}
 
     def labels(self, dataset: str) -> torch.Tensor:
         return self.datasets[dataset].labels
@@ -95,8 +95,8 @@ class Predictions:
         images = self.sampled(dataset, samples)  # the exact images, whatever picked them
         count_images(len(images), f"{variant} on '{dataset}' under {corruption} at severity {severity}")
         key = self._corrupted_key(built, images, corruption, severity)
-        if key.digest in self._ahead:  # predicted ahead in a session without a cache
-            return self._ahead.pop(key.digest)
+        if key.digest in self._uncached:
+            return self._uncached[key.digest]
         made = []
 
         def predict() -> torch.Tensor:
@@ -104,9 +104,16 @@ class Predictions:
             data = self._corrupted(dataset, samples, corruption, severity)
             return self._predict(variant, built, data, f"'{dataset}' under {corruption} at severity {severity}")
 
-        logits = self.cache.get_or_create("logits", key, predict)
+        logits = self._kept(key, predict)
         if made:
             self._predict_ahead((dataset, samples, corruption, severity), variant)
+        return logits
+
+    def _kept(self, key: ArtifactKey, predict: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """Corrupted logits from the cache, or from memory in a session without one."""
+        logits = self.cache.get_or_create("logits", key, predict)
+        if self.cache.root is None:
+            self._uncached[key.digest] = logits
         return logits
 
     def _corrupted_key(self, built: BuiltModel, images: ImageSet, corruption: str, severity: int) -> ArtifactKey:
@@ -141,13 +148,10 @@ class Predictions:
                 with metered(None):
                     built = self.models.model(variant)
                     key = self._corrupted_key(built, images, corruption, severity)
-                    logits = self.cache.get_or_create(
-                        "logits", key, lambda: self._predict(variant, built, self._corrupted(*made), what)  # noqa: B023
-                    )
+                    if key.digest not in self._uncached:
+                        self._kept(key, lambda: self._predict(variant, built, self._corrupted(*made), what))  # noqa: B023
             except (RobustgateError, RuntimeError):  # not this item's to report: the variant's own item meets it again
                 continue
-            if self.cache.root is None:
-                self._ahead[key.digest] = logits
 
     def _predict(self, variant: str, built: BuiltModel, data: ImageSet, what: str) -> torch.Tensor:
         model, device, channels_last = self.models.prediction_copy(variant, built)

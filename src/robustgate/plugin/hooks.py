@@ -123,6 +123,9 @@ class RobustgateSession:
         self.config = config
         self._cache: ArtifactCache | None = None
         self.evaluations: dict[tuple[Path, str | None], SpecEvaluation] = {}  # by spec file and matrix case
+        # per spec file and case: (variant, dataset, samples, corruptions, severities) its selected corruptions
+        # items will predict, handed to its predictions when its evaluation is built (collection imports no torch)
+        self.corruption_plan: dict[tuple[Path, str | None], list[tuple[str, str, int | None, tuple[str, ...], tuple[int, ...]]]] = {}
         self.records: list[ItemRecord] = []  # every robustgate item's, as its reports carried them
         self.not_run: list[str] = []  # contracts collected that never reported (an interrupted run, -x, --maxfail)
         self.interrupted = False
@@ -197,7 +200,9 @@ class RobustgateSession:
             def other_case(case: str) -> SpecEvaluation:
                 return self._case_evaluation(spec, case)
 
-            self.evaluations[key] = SpecEvaluation.build(spec, self.cache, self.progress, other_case)
+            self.evaluations[key] = built = SpecEvaluation.build(spec, self.cache, self.progress, other_case)
+            for planned in self.corruption_plan.get(key, []):
+                built.predictions.plan_corrupted(*planned)
         return self.evaluations[key]
 
     def _case_evaluation(self, spec: "Spec", case: str) -> "SpecEvaluation":
@@ -268,17 +273,18 @@ class RobustgateSession:
             self._plan_corrupted_sets(session.items)
 
     def _plan_corrupted_sets(self, items: list[pytest.Item]) -> None:
-        """Tell each spec's predictions which models its selected corruptions items predict on which corrupted sets,
-        so each set is made once for all of them (Predictions.plan_corrupted)."""
+        """Note which models each spec's selected corruptions items predict on which corrupted sets, so each set is
+        made once for all of them (Predictions.plan_corrupted, when the spec's evaluation is built)."""
         from robustgate.spec.model import BASELINE
 
         for item in items:
             contract = getattr(item, "contract", None)
             if contract is None or contract.kind != "corruptions":
                 continue
-            params, predictions = contract.params, self.evaluation(item.spec).predictions  # type: ignore[attr-defined]
+            spec, params = item.spec, contract.params  # type: ignore[attr-defined]
+            plan = self.corruption_plan.setdefault((spec.path, spec.case), [])
             for variant in dict.fromkeys((item.variant, BASELINE)):  # type: ignore[attr-defined]
-                predictions.plan_corrupted(variant, params.on, params.samples, tuple(params.names), tuple(params.severities))
+                plan.append((variant, params.on, params.samples, tuple(params.names), tuple(params.severities)))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
