@@ -244,6 +244,21 @@ def test_jpeg_compression_is_a_pil_round_trip_at_the_imagenet_c_quality(severity
     assert torch.equal(to_uint8(out), (out * 255).round().to(torch.uint8)), "JPEG output lies on the uint8 grid"
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_corruptions_on_the_uint8_grid_give_the_float_versions_pixels(channels: int) -> None:
+    """corrupt() runs JPEG on the uint8 images themselves; the pixels are those of the float function, rounded."""
+    from robustgate.data.corruptions.base import on_uint8
+
+    assert set(on_uint8) == {"jpeg_compression"}
+    pixels = to_uint8(torch.rand(4, channels, 24, 20, generator=gen(3)))
+    clean = ImageSet(pixels, torch.zeros(4, dtype=torch.int64), ("a",))
+    for name in on_uint8:
+        for severity in SEVERITIES:
+            through_floats = to_uint8(corruptions.get(name)(clean.floats(), severity, gen(0)))
+            assert torch.equal(corrupt(clean, name, severity, seed=0).images, through_floats)
+            assert torch.equal(on_uint8[name](pixels, severity, gen(0)), through_floats)
+
+
 def _hsv_reference(rgb: np.ndarray, channel: int, fn) -> np.ndarray:
     out = np.empty_like(rgb)
     for i, j in np.ndindex(rgb.shape[:2]):

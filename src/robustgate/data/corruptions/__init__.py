@@ -17,6 +17,11 @@ elastic draw from it; the others ignore it and are deterministic). It returns
 a new float tensor of the same shape in ``[0, 1]``. Any ``C`` works for the
 per-channel corruptions; the colour ones (``brightness``, ``saturate``,
 ``jpeg_compression``, ``snow``, ``frost``, ``spatter``) need ``C`` in ``{1, 3}``.
+A corruption that works on the uint8 grid itself registers a uint8 version too
+(``base.on_uint8``: ``jpeg_compression``, a Pillow round trip), which
+:func:`corrupt` calls on the set's pixels with no float round trip; the others
+average or add, so they need wider numbers than uint8 whatever the route
+(``pixelate``'s box averages included, which Pillow keeps in fixed point).
 
 Image size. ImageNet-C was made at 224 x 224. Length-scale constants (blur
 sigmas, defocus radii, motion and elastic lengths) are scaled by
@@ -68,7 +73,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from robustgate.data.corruptions.base import Corruption, check_severity, corruptions
+from robustgate.data.corruptions.base import Corruption, check_severity, corruptions, on_uint8
 from robustgate.data.corruptions import noise as _noise  # noqa: F401  (registers the noises)
 from robustgate.data.corruptions import blur as _blur  # noqa: F401
 from robustgate.data.corruptions import weather as _weather  # noqa: F401
@@ -112,7 +117,11 @@ def corrupt(images: ImageSet, name: str, severity: int, seed: int) -> ImageSet:
     generator = torch.Generator(device=pixels.device)
     generator.manual_seed(seed)
     out = torch.empty_like(pixels)
+    native = on_uint8.get(name)  # a corruption that works on the uint8 grid skips the float round trip
     for start in range(0, pixels.shape[0], _CHUNK):
-        chunk = pixels[start : start + _CHUNK].float().div_(255.0)
-        out[start : start + _CHUNK] = to_uint8(fn(chunk, severity, generator))
+        chunk = pixels[start : start + _CHUNK]
+        if native is not None:
+            out[start : start + _CHUNK] = native(chunk, severity, generator)
+        else:
+            out[start : start + _CHUNK] = to_uint8(fn(chunk.float().div_(255.0), severity, generator))
     return ImageSet(out, images.labels, images.classes)

@@ -13,6 +13,9 @@ if TYPE_CHECKING:  # corruptions are looked up by name when specs are read; torc
 
 Corruption = Callable[["torch.Tensor", int, "torch.Generator"], "torch.Tensor"]
 corruptions: Registry[Corruption] = Registry("corruption")
+# Corruptions that work on the uint8 grid themselves (a JPEG round trip): their uint8 version takes and gives
+# uint8 N x C x H x W, the same pixels as the float one rounded, and corrupt() calls it without the float round trip.
+on_uint8: dict[str, Corruption] = {}
 
 REFERENCE_SIDE = 224  # ImageNet-C images are 224 x 224; its length constants refer to that
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as torchvision's rgb_to_grayscale and OpenCV's RGB2GRAY

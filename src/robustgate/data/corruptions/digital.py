@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from robustgate.data.corruptions.base import (
-    check_images, corruptions, in_rgb, length_scale, needs_grey_or_rgb, pick, reference_shape, uniform,
+    check_images, corruptions, in_rgb, length_scale, needs_grey_or_rgb, on_uint8, pick, reference_shape, uniform,
 )
 from robustgate.data.corruptions.filters import gaussian_filter, resize, sample_at
 
@@ -84,24 +84,31 @@ _JPEG_QUALITY = (25, 18, 15, 10, 7)  # make_imagenet_c.py jpeg_compression: PIL 
 def jpeg_compression(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     """JPEG round trip at the ImageNet-C quality, through Pillow (libjpeg defaults, 4:2:0)
     as the original; images are put on the uint8 grid first, as the original's PIL images were."""
+    from robustgate.data.imageset import to_uint8
+
+    check_images(images)
+    decoded = jpeg_compression_uint8(to_uint8(images), severity, generator)
+    return decoded.to(device=images.device, dtype=images.dtype).div_(255.0)
+
+
+def jpeg_compression_uint8(pixels: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
+    """:func:`jpeg_compression` on uint8 images, as Pillow takes and gives them (corrupt() calls it directly)."""
     import numpy as np
     import torch
     from PIL import Image
 
-    from robustgate.data.imageset import to_uint8
-
-    check_images(images)
-    needs_grey_or_rgb(images, "jpeg_compression")
+    needs_grey_or_rgb(pixels, "jpeg_compression")
     quality = pick(_JPEG_QUALITY, severity)
-    pixels = to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
     out = []
-    for pixel in pixels:
+    for pixel in pixels.permute(0, 2, 3, 1).cpu().numpy():
         buffer = io.BytesIO()
         Image.fromarray(pixel[..., 0] if pixel.shape[-1] == 1 else pixel).save(buffer, "JPEG", quality=quality)
         buffer.seek(0)
         out.append(np.asarray(Image.open(buffer)).reshape(pixel.shape))
-    decoded = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
-    return decoded.to(device=images.device, dtype=images.dtype).div_(255.0)
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(pixels.device)
+
+
+on_uint8["jpeg_compression"] = jpeg_compression_uint8
 
 
 def _pil_box_weights(n_in: int, n_out: int) -> torch.Tensor:
