@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cold_estimate import estimated_phases
+
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "robustness_specs" / "office31_paper.yaml"
 # (images, width, height) per domain, as in the standard release
@@ -94,6 +96,8 @@ def main() -> int:
     write_weights(torch_home, archs)
     shutil.rmtree(work / "cache", ignore_errors=True)
     env = {**os.environ, "OFFICE31_ROOT": str(tree), "TORCH_HOME": str(torch_home)}
+    os.environ.update(OFFICE31_ROOT=str(tree), TORCH_HOME=str(torch_home))
+    estimated, took = estimated_phases(SPEC, args.profile)
     command = [sys.executable, "-m", "pytest", str(SPEC), "--robustgate-profile", args.profile, "-p", "no:cacheprovider",
                f"--robustgate-cache-dir={work / 'cache'}", f"--robustgate-report={work / 'reports'}", "-q"]
     started = time.perf_counter()
@@ -105,9 +109,11 @@ def main() -> int:
         outcomes[item["outcome"]] = outcomes.get(item["outcome"], 0) + 1
     print(f"profile {args.profile}: {len(doc['items'])} items {outcomes}, pytest exit {run.returncode}, "
           f"cpu {doc['environment'].get('cpu', '?')}")
-    print(f"{'phase':<14}{'seconds':>9}")
+    print(f"{'phase':<14}{'seconds':>9}{'estimate':>10}   (the cold-cost estimate, made in {took:.0f} s before the run)")
     for key, seconds in sorted(doc["timings"].items(), key=lambda kv: -kv[1]):
-        print(f"{key.removesuffix('_seconds'):<14}{seconds:9.0f}")
+        phase = key.removesuffix("_seconds")
+        guess = f"{estimated[phase]:10.0f}" if phase in estimated else ""
+        print(f"{phase:<14}{seconds:9.0f}{guess}")
     print(f"{'wall (cold)':<14}{wall:9.0f}")
     if not args.keep:
         shutil.rmtree(work)

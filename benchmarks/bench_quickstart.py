@@ -2,10 +2,11 @@
 
     .venv/bin/python benchmarks/bench_quickstart.py [--runs 3]
 
-Each run is a fresh `pytest -p no:hypothesispytest robustness_specs/quickstart.yaml -q` process (what
-scripts/quickstart.sh runs); cold runs get a new empty cache folder, warm runs reuse the one a cold run filled.
-Prints the process wall time (imports included) with min/median/max against issue 23's targets, then the
-median seconds per phase from each run's results.json (where the time goes).
+Each run is a fresh `pytest -p no:hypothesispytest robustness_specs/quickstart.yaml` process (what
+scripts/quickstart.sh runs, its cold-cost estimate included); cold runs get a new empty cache folder, warm runs
+reuse the one a cold run filled. Prints the process wall time (imports included) with min/median/max against
+issue 23's targets, then the median seconds per phase from each run's results.json (where the time goes), beside
+the cold-cost estimate of each phase (cold_estimate.py: the estimate a cold run prints, summed over models).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cold_estimate import estimated_phases
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"cold": 60.0, "warm": 8.0}  # seconds of wall time, median of the runs
 PHASES = ("training", "compression", "prediction", "corruption", "attack", "latency", "collection")
@@ -27,7 +30,7 @@ PHASES = ("training", "compression", "prediction", "corruption", "attack", "late
 def run_quickstart(cache: Path, reports: Path) -> tuple[float, dict[str, float]]:
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:hypothesispytest", "robustness_specs/quickstart.yaml", "-q",
+        [sys.executable, "-m", "pytest", "-p", "no:hypothesispytest", "robustness_specs/quickstart.yaml",
          "-p", "no:cacheprovider", "--robustgate-cache-dir", str(cache), "--robustgate-report", str(reports)],
         cwd=ROOT, capture_output=True, text=True,
     )
@@ -58,11 +61,16 @@ def main() -> None:
     print(f"{'run':<6}{'median':>9}{'min':>9}{'max':>9}   target")
     for kind, times in walls.items():
         print(f"{kind:<6}{statistics.median(times):>9.1f}{min(times):>9.1f}{max(times):>9.1f}   <= {TARGETS[kind]:g}")
-    print("\nmedian seconds per phase")
-    print(f"{'phase':<48}{'cold':>8}{'warm':>8}")
+    estimated, took = estimated_phases(ROOT / "robustness_specs" / "quickstart.yaml")
+    print(f"\nmedian seconds per phase; the cold-cost estimate (made in {took:.1f} s, in this process)")
+    print(f"{'phase':<48}{'cold':>8}{'warm':>8}{'estimate':>10}")
     for name in phases["cold"][0]:
         cold, warm = (statistics.median(run[name] for run in phases[kind]) for kind in ("cold", "warm"))
-        print(f"{name:<48}{cold:>8.1f}{warm:>8.1f}")
+        guess = f"{estimated[name]:>10.1f}" if name in estimated else ""
+        print(f"{name:<48}{cold:>8.1f}{warm:>8.1f}{guess}")
+    counted = [name for name in estimated if name in phases["cold"][0]]
+    cold_counted = statistics.median(sum(run[name] for name in counted) for run in phases["cold"])
+    print(f"{'the estimated phases, together':<48}{cold_counted:>8.1f}{'':>8}{sum(estimated[n] for n in counted):>10.1f}")
 
 
 if __name__ == "__main__":

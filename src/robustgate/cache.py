@@ -143,6 +143,10 @@ class ArtifactCache:
                 self._record(key, cause)
             return value
 
+    def holds(self, kind: str, key: str | ArtifactKey) -> bool:
+        """Whether an entry for ``key`` is stored (not read nor checked: a damaged one is found when read)."""
+        return self.root is not None and self.path(kind, str(key)).is_file()
+
     def remember(self, key: ArtifactKey) -> None:
         """Record a key that names no entry but feeds others (a model loaded from a file), so that what
         is rebuilt from it can say what changed."""

@@ -56,18 +56,26 @@ def compress(
     """Apply ``steps`` to ``parent`` in order; ``memo`` holds this session's built prefixes by key."""
     current = parent
     for step in steps:
-        step_impl = compression_steps.get(step.kind)
-        data = sorted({ref for _, ref in dataset_refs(step.params)} | ({ctx.default_data} if ctx.default_data else set()))
-        key = artifact_key(
-            ("step", step.kind, step.params, {d: fingerprint(d) for d in data}, ctx.seed,
-             *step_impl.external_inputs(step.params, ctx)),
-            environment("steps"),
-            {"model": current.key},
-        )
+        key = step_key(current.key, step, ctx, fingerprint)
         if key.digest not in memo:
-            memo[key.digest] = _run_step(current, step, step_impl, key, ctx, cache)
+            memo[key.digest] = _run_step(current, step, compression_steps.get(step.kind), key, ctx, cache)
         current = memo[key.digest]
     return current
+
+
+def step_key(
+    parent: ArtifactKey | str, step: Step, ctx: StepContext, fingerprint: Callable[[str], str],
+) -> ArtifactKey:
+    """The cache key of ``step`` applied to the model keyed ``parent``: the step, the data it reads, the seed,
+    what it reads besides (a weights file) and the compressors' provenance. Nothing is built."""
+    step_impl = compression_steps.get(step.kind)
+    data = sorted({ref for _, ref in dataset_refs(step.params)} | ({ctx.default_data} if ctx.default_data else set()))
+    return artifact_key(
+        ("step", step.kind, step.params, {d: fingerprint(d) for d in data}, ctx.seed,
+         *step_impl.external_inputs(step.params, ctx)),
+        environment("steps"),
+        {"model": parent},
+    )
 
 
 def _run_step(

@@ -11,14 +11,15 @@ import torch
 
 from robustgate.cache import ArtifactCache
 from robustgate.compressors.base import StepContext, compression_steps
-from robustgate.compressors.pipeline import BuiltModel, compress
+from robustgate.compressors.pipeline import BuiltModel, compress, step_key
 from robustgate.data.imageset import ImageSet
 from robustgate.data.resolve import SpecDatasets
 from robustgate.errors import RobustgateError
-from robustgate.evaluation.baseline import Baseline, build_baseline
+from robustgate.evaluation.baseline import Baseline, baseline_key, build_baseline
 from robustgate.evaluation import model_io
 from robustgate.models.classifier import Classifier
 from robustgate.phases import PhaseClock
+from robustgate.provenance import ArtifactKey
 from robustgate.spec.model import BASELINE, Spec
 from robustgate.threads import build_threads
 
@@ -37,6 +38,7 @@ class ModelStore:
         self._on_device: dict[str, Classifier] = {}  # evaluation copies of fp32 models on spec.device
         self._channels_last: dict[str, Classifier | None] = {}  # prediction copies (None: the model refuses it)
         self._outputs: dict[int, int] = {}  # logits per image, by model identity
+        self._baseline_key: tuple[ArtifactKey, bool] | None = None
 
     def unavailable(self, model: str) -> str | None:
         """Why ``model`` cannot be built here: a runtime its variant needs is not installed (None: it can)."""
@@ -146,6 +148,21 @@ class ModelStore:
             if first is not None and _same_steps(other.steps[:first], own):
                 return True
         return False
+
+    def stored_steps(self, model: str) -> tuple[bool, ...]:
+        """What building ``model`` would find in the cache: for the baseline trained here, whether its weights are
+        stored; for a variant, whether each step's result is. Keys only: nothing is trained, compressed or loaded
+        (the training set is read, for its fingerprint). Empty for a baseline read as it is."""
+        if self._baseline_key is None:
+            self._baseline_key = baseline_key(self.spec, self.datasets)
+        key, trained = self._baseline_key
+        if model == BASELINE:
+            return (self.cache.holds("weights", key),) if trained else ()
+        ctx, found = self._step_context(), []
+        for step in self.spec.variants[model].steps:
+            key = step_key(key, step, ctx, self._fingerprint)
+            found.append(self.cache.holds("steps", key))
+        return tuple(found)
 
     def restored(self, variant: str) -> tuple[Classifier, float]:
         """A fresh copy of ``variant`` restored from the cache, and the seconds that took (its load time).

@@ -272,6 +272,16 @@ class RobustgateSession:
         if not hasattr(self.config, "workerinput"):  # an xdist worker does not know which items it will run
             self._plan_corrupted_sets(session.items)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        """Before the first item, say what the selected contracts cost on a cold cache (not in xdist's workers,
+        which each see a share of the items; the controller has none)."""
+        if session.config.option.collectonly or hasattr(self.config, "workerinput") or self.config.get_verbosity() < 0:
+            return
+        from robustgate.plugin.cold_costs import announce_cold_costs
+
+        announce_cold_costs(self, session.items)
+
     def _plan_corrupted_sets(self, items: list[pytest.Item]) -> None:
         """Note which models each spec's selected corruptions items predict on which corrupted sets, so each set is
         made once for all of them (Predictions.plan_corrupted, when the spec's evaluation is built)."""
