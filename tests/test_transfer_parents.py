@@ -30,5 +30,8 @@ def test_the_parents_of_int8_variants_are_read_off_the_steps(tmp_path: Path) -> 
     assert models.is_transfer_parent("pruned")
     assert not models.is_transfer_parent("other-pruned")  # another ratio, another model
     assert not models.is_transfer_parent("baseline")  # no variant quantizes the baseline itself
+    assert models.transfer_parent("pruned-int8") == "pruned"
+    assert models.transfer_parent("pruned") is None and models.transfer_parent("baseline") is None  # autograd
     path.write_text(SPEC.replace("  other-pruned:", "  int8: {ptq: {backend: x86}}\n  other-pruned:"))
-    assert SpecEvaluation.build(load_spec(path), ArtifactCache(None)).models.is_transfer_parent("baseline")
+    models = SpecEvaluation.build(load_spec(path), ArtifactCache(None)).models
+    assert models.is_transfer_parent("baseline") and models.transfer_parent("int8") == "baseline"

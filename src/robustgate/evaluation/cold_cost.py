@@ -63,17 +63,14 @@ class Rates:
 
 @dataclass
 class ModelCost:
-    """One model's estimated cold cost, by phase (seconds) with what each counts."""
+    """One model's estimated cold cost, by phase (seconds)."""
 
     spec: str
     model: str
     phases: dict[str, float] = field(default_factory=dict)
-    counted: dict[str, list[str]] = field(default_factory=dict)
 
-    def add(self, phase: str, seconds: float, what: str | None = None) -> None:
+    def add(self, phase: str, seconds: float) -> None:
         self.phases[phase] = self.phases.get(phase, 0.0) + seconds
-        if what:
-            self.counted.setdefault(phase, []).append(what)
 
     @property
     def seconds(self) -> float:
@@ -194,7 +191,8 @@ def estimate(
         scale = _build(cost, spec, model, stored[model], measured, datasets)
         work = _Work(spec, model, scale, measured, datasets, _int8(spec, model))
         for contract in by_model[model]:
-            work.evaluate(cost, contract, (_parent(spec, model), contract.index) in attacked, corrupted, corrupting)
+            parent = models.transfer_parent(model)
+            work.evaluate(cost, contract, (parent, contract.index) in attacked, corrupted, corrupting)
         costs.append(cost)
     return costs
 
@@ -208,7 +206,7 @@ def _build(
         train = spec.model.train
         if train is not None and not all(stored):
             images = len(datasets[train.on])
-            cost.add("training", train.epochs * images * rates.train, f"{train.epochs} epochs x {images} images")
+            cost.add("training", train.epochs * images * rates.train)
         return scale
     steps: tuple[Step, ...] = spec.variants[model].steps
     for step, found in zip(steps, stored):
@@ -218,8 +216,7 @@ def _build(
             tune = params.finetune
             if tune is not None and not found:
                 images = len(datasets[tune.on])
-                cost.add("compression", tune.epochs * images * rates.train * after,
-                         f"fine-tuning {tune.epochs} epochs x {images} images")
+                cost.add("compression", tune.epochs * images * rates.train * after)
             scale = after
         elif step.kind == "distill":
             student = _student_scale(params.student, spec, rates)
@@ -227,13 +224,12 @@ def _build(
                 name = params.on or (spec.model.train.on if spec.model.train else None)
                 images = len(datasets[name]) if name else 0
                 per_image = rates.train * student + rates.forward * scale
-                cost.add("compression", params.epochs * images * per_image,
-                         f"distillation {params.epochs} epochs x {images} images")
+                cost.add("compression", params.epochs * images * per_image)
             scale = student
         elif not compression_steps.get(step.kind).differentiable:
             if not found and step.kind == "ptq":
                 samples = params.calibrate.samples if params.calibrate is not None else 256
-                cost.add("compression", samples * rates.forward * scale, f"calibration on {samples} images")
+                cost.add("compression", samples * rates.forward * scale)
             scale *= _INT8_FORWARD
     return scale
 
@@ -265,7 +261,7 @@ class _Work:
         """Add what ``contract`` costs on the model: its attacks, its corrupted sets, its predictions."""
         params: Any = contract.params  # the contract kind's own Params
         if contract.kind == "attack":
-            cost.add("attacks", *self._attack(params, parent_attacked))
+            cost.add("attacks", self._attack(params, parent_attacked))
         elif contract.kind == "corruptions":
             data = self.datasets[params.on]
             images = params.samples or len(data)
@@ -275,14 +271,14 @@ class _Work:
             corrupted.update(new)
             if new:
                 seconds = sum(corrupting(name, data) * images for _, name, _ in new)
-                cost.add("corruption", seconds, f"{len(new)} corrupted sets of {images} images")
+                cost.add("corruption", seconds)
         else:
             names = {name for _, name in dataset_refs(params)} - self.predicted
             self.predicted |= names
             images = sum(len(self.datasets[name]) for name in names)
             cost.add("prediction", images * self.rates.forward * self.scale)
 
-    def _attack(self, params: Any, parent_attacked: bool) -> tuple[float, str]:
+    def _attack(self, params: Any, parent_attacked: bool) -> float:
         images = params.samples or len(self.datasets[params.on])
         strengths = len(_listed(params.eps if params.eps is not None else params.amount))
         kind = attack_kinds.get(params.kind)
@@ -300,23 +296,7 @@ class _Work:
                 seconds += runs * steps * fp32_step
         if params.diagnostics:  # the masking checks: about the attack's own cost (checks/attack.py)
             seconds *= 2
-        return seconds, f"{params.kind} on {images} images x {strengths} strengths"
-
-
-def _parent(spec: Spec, model: str) -> str | None:
-    """The model whose white-box attack an int8 variant's transfer leg reuses: the variant before its first
-    non-differentiable step (the baseline, or the variant with exactly those steps)."""
-    if model == BASELINE:
-        return None
-    steps = spec.variants[model].steps
-    first = next((i for i, step in enumerate(steps) if not compression_steps.get(step.kind).differentiable), None)
-    if first is None:
-        return None
-    prefix = [(step.kind, step.params) for step in steps[:first]]
-    if not prefix:
-        return BASELINE
-    return next((name for name, variant in spec.variants.items()
-                 if [(step.kind, step.params) for step in variant.steps] == prefix), None)
+        return seconds
 
 
 def _int8(spec: Spec, model: str) -> bool:

@@ -149,6 +149,19 @@ class ModelStore:
                 return True
         return False
 
+    def transfer_parent(self, model: str) -> str | None:
+        """The model (baseline or variant, by name) that is ``model``'s differentiable parent, read off the steps:
+        the one whose steps are ``model``'s before its first non-differentiable step. None for a model with
+        autograd, or when no model of the spec has exactly those steps."""
+        if model == BASELINE:
+            return None
+        steps = self.spec.variants[model].steps
+        first = next((i for i, step in enumerate(steps) if not compression_steps.get(step.kind).differentiable), None)
+        if first is None:
+            return None
+        named = {BASELINE: (), **{name: variant.steps for name, variant in self.spec.variants.items()}}
+        return next((name for name, own in named.items() if _same_steps(steps[:first], own)), None)
+
     def stored_steps(self, model: str) -> tuple[bool, ...]:
         """What building ``model`` would find in the cache: for the baseline trained here, whether its weights are
         stored; for a variant, whether each step's result is. Keys only: nothing is trained, compressed or loaded
