@@ -4,9 +4,10 @@
         [--severity 3] [--runs 3] [--threads 1] [--max-seconds 20] [--venv PATH]
 
 What is measured: images/s for each corruption both sides have, at each size, on the
-same random-but-fixed images (numpy seed 0): robustgate corrupts them as one float
-N x 3 x H x W batch, imagecorruptions (1.1.2, the last release) one uint8 H x W x 3
-image at a time, as it works. Median of --runs timed runs after one warm-up call on a
+same random-but-fixed uint8 images (numpy seed 0), uint8 in and uint8 out on both sides:
+robustgate through ``corrupt()`` on one N x 3 x H x W set, as its runs do (a corruption
+registered for the uint8 grid, such as JPEG, runs there; the others in float chunks),
+imagecorruptions (1.1.2, the last release) one H x W x 3 image at a time, as it works. Median of --runs timed runs after one warm-up call on a
 single image. A cell whose warm-up says the batch would take longer than --max-seconds
 is timed on fewer images (at least 2); the table then shows the count it used. Both
 sides run on --threads threads (torch intra-op; OMP/OpenBLAS/MKL and OpenCV for the
@@ -37,7 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robustgate.data.corruptions import corruptions
+from robustgate.data.corruptions import corrupt, corruptions
+from robustgate.data.imageset import ImageSet
 
 REFERENCE = "imagecorruptions==1.1.2"
 DEFAULT_VENV = Path("/tmp/robustgate-imagecorruptions-venv")
@@ -128,21 +130,22 @@ def run_reference(python: Path, names: list[str], args: argparse.Namespace) -> d
     return json.loads(done.stdout)
 
 
-def robustgate_cell(name: str, images: torch.Tensor, args: argparse.Namespace) -> list | str:
+def robustgate_cell(name: str, pixels: torch.Tensor, args: argparse.Namespace) -> list | str:
     """[images/s, images timed] for one corruption at one size, or the error's first line."""
-    fn = corruptions.get(name)
-    generator = torch.Generator().manual_seed(0)
+    def images(n: int) -> ImageSet:
+        return ImageSet(pixels[:n], torch.zeros(n, dtype=torch.long), ("blank",))
+
     try:
         start = time.perf_counter()
-        fn(images[:1], args.severity, generator)  # warm-up
+        corrupt(images(1), name, args.severity, seed=0)  # warm-up
         first = time.perf_counter() - start
     except Exception as error:  # a corruption still being written must not stop the table
         return f"{type(error).__name__}: {error}".splitlines()[0]
-    n = max(2, min(len(images), int(args.max_seconds / (args.runs * max(first, 1e-9)))))
+    n = max(2, min(len(pixels), int(args.max_seconds / (args.runs * max(first, 1e-9)))))
     times = []
     for _ in range(args.runs):
         start = time.perf_counter()
-        fn(images[:n], args.severity, generator)
+        corrupt(images(n), name, args.severity, seed=0)
         times.append(time.perf_counter() - start)
     return [n / statistics.median(times), n]
 
@@ -187,7 +190,7 @@ def main() -> None:
         for size in args.sizes:
             images = torch.from_numpy(
                 np.random.default_rng(0).integers(0, 256, (args.batch, size, size, 3), dtype=np.uint8)
-            ).permute(0, 3, 1, 2).float().div(255)  # the worker's images, as a float batch
+            ).permute(0, 3, 1, 2).contiguous()  # the worker's images, as one N x 3 x H x W uint8 set
             ours, theirs = robustgate_cell(name, images, args), ref[name][str(size)]
             ratio = "-"
             if isinstance(ours, list) and isinstance(theirs, list):

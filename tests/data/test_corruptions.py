@@ -223,14 +223,19 @@ def test_defocus_blur_is_close_to_the_reference_disk_at_224(severity: int) -> No
 
 
 @pytest.mark.parametrize("shape", [(224, 224), (37, 45)])
-def test_pixelate_matches_pil_box_resizes(shape: tuple[int, int]) -> None:
+def test_pixelate_gives_the_pixels_of_pil_box_resizes_of_the_rgb_image(shape: tuple[int, int]) -> None:
     h, w = shape
     pixels = torch.randint(0, 256, (1, 3, h, w), generator=gen(3), dtype=torch.uint8)
-    pil = Image.fromarray(pixels[0].permute(1, 2, 0).numpy())
+    pil = Image.fromarray(pixels[0].permute(1, 2, 0).numpy())  # one RGB image, as the original resizes it
     for severity, c in zip(SEVERITIES, [0.6, 0.5, 0.4, 0.3, 0.25]):
         ref = np.asarray(pil.resize((int(w * c), int(h * c)), Image.BOX).resize((w, h), Image.BOX))
         out = to_uint8(corruptions.get("pixelate")(pixels.float() / 255, severity, gen()))[0].permute(1, 2, 0)
-        assert np.abs(out.numpy().astype(int) - ref.astype(int)).max() <= 1  # PIL rounds between passes
+        np.testing.assert_array_equal(out.numpy(), ref)
+        # a grey image (or any channel count other than 3) is resized band by band: the same pixels per band
+        for band in range(3):
+            alone = corrupt(ImageSet(pixels[:, band : band + 1], torch.zeros(1, dtype=torch.int64), ("a",)),
+                            "pixelate", severity, seed=0)
+            np.testing.assert_array_equal(alone.images[0, 0].numpy(), ref[..., band])
 
 
 @pytest.mark.parametrize("severity", SEVERITIES)
@@ -246,10 +251,11 @@ def test_jpeg_compression_is_a_pil_round_trip_at_the_imagenet_c_quality(severity
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_corruptions_on_the_uint8_grid_give_the_float_versions_pixels(channels: int) -> None:
-    """corrupt() runs JPEG on the uint8 images themselves; the pixels are those of the float function, rounded."""
+    """corrupt() runs JPEG and pixelate on the uint8 images themselves; the pixels are those of the float
+    function, rounded."""
     from robustgate.data.corruptions.base import on_uint8
 
-    assert set(on_uint8) == {"jpeg_compression"}
+    assert set(on_uint8) == {"jpeg_compression", "pixelate"}
     pixels = to_uint8(torch.rand(4, channels, 24, 20, generator=gen(3)))
     clean = ImageSet(pixels, torch.zeros(4, dtype=torch.int64), ("a",))
     for name in on_uint8:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from robustgate.data.corruptions.base import (
@@ -111,60 +110,48 @@ def jpeg_compression_uint8(pixels: torch.Tensor, severity: int, generator: torch
 on_uint8["jpeg_compression"] = jpeg_compression_uint8
 
 
-def _pil_box_weights(n_in: int, n_out: int) -> torch.Tensor:
-    """``n_out x n_in`` weights of Pillow's BOX resize along one axis (``precompute_coeffs`` in
-    Resample.c with the box filter): an output pixel averages the input pixels whose centres fall in
-    its box; upscaling with BOX is nearest-neighbour."""
-    import torch
-
-    scale = n_in / n_out
-    filterscale = max(scale, 1.0)
-    support = 0.5 * filterscale
-    centre = (torch.arange(n_out, dtype=torch.float64) + 0.5) * scale
-    xmin = torch.floor(centre - support + 0.5).clamp(min=0)
-    xmax = torch.floor(centre + support + 0.5).clamp(max=n_in)
-    j = torch.arange(n_in, dtype=torch.float64)
-    t = (j[None, :] - centre[:, None] + 0.5) / filterscale
-    w = (t > -0.5) & (t <= 0.5) & (j[None, :] >= xmin[:, None]) & (j[None, :] < xmax[:, None])
-    w = w.to(torch.float64)
-    return w / w.sum(dim=1, keepdim=True)
-
-
-@lru_cache(maxsize=64)
-def _box_pairs(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The non-zero BOX weights as (output index, input index, weight): about one per input pixel
-    when downscaling, exactly one per output pixel (nearest-neighbour) when upscaling."""
-    weights = _pil_box_weights(n_in, n_out)
-    out_index, in_index = weights.nonzero(as_tuple=True)
-    return out_index, in_index, weights[out_index, in_index]
-
-
-def _box_resize(images: torch.Tensor, dim: int, n_out: int) -> torch.Tensor:
-    """Pillow's BOX resize of one axis as a sparse product (``index_add_``), linear in the side where
-    a dense resampling matrix is quadratic; a pure pick when every output copies one input."""
-    out_index, in_index, weight = (t.to(images.device) for t in _box_pairs(images.shape[dim], n_out))
-    picked = images.index_select(dim, in_index)
-    if len(out_index) == n_out and bool((weight == 1).all()):
-        return picked
-    shape = [-1 if d == dim % images.dim() else 1 for d in range(images.dim())]
-    sums_shape = list(images.shape)
-    sums_shape[dim] = n_out
-    return images.new_zeros(sums_shape).index_add_(dim, out_index, picked * weight.to(images.dtype).view(shape))
-
-
 _PIXELATE = (0.6, 0.5, 0.4, 0.3, 0.25)  # make_imagenet_c.py pixelate: side fraction kept
 
 
 @corruptions.register("pixelate")
 def pixelate(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
-    """BOX-downsample each side to ``int(side * c)`` pixels and BOX-upsample back, as PIL.
-    (The original's ``int(224 * c)`` with 224 read as the image's own side; Pillow rounds to uint8
-    after each pass, here the passes stay in float.)"""
+    """BOX-downsample each side to ``int(side * c)`` pixels and BOX-upsample back, through Pillow as
+    the original (the original's ``int(224 * c)`` with 224 read as the image's own side); images are
+    put on the uint8 grid first, as the original's PIL images were."""
+    from robustgate.data.imageset import to_uint8
+
     check_images(images)
+    return pixelate_uint8(to_uint8(images), severity, generator).to(device=images.device, dtype=images.dtype).div_(255.0)
+
+
+def pixelate_uint8(pixels: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
+    """:func:`pixelate` on uint8 images. Pillow's own resizes give the original's pixels exactly, its rounding
+    between the passes included, and run 3-4x faster at 224 px than the same box sums in float torch did.
+    An RGB image is resized as one; other channel counts one 8-bit band at a time (Pillow resamples each band
+    alone in any mode, so the pixels are the same)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
     c = pick(_PIXELATE, severity)
-    h, w = images.shape[-2:]
-    low = _box_resize(_box_resize(images, -2, max(1, int(h * c))), -1, max(1, int(w * c)))
-    return _box_resize(_box_resize(low, -2, h), -1, w).clamp_(0.0, 1.0)
+    h, w = pixels.shape[-2:]
+    small = (max(1, int(w * c)), max(1, int(h * c)))
+
+    def resized(image: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(image).resize(small, Image.Resampling.BOX).resize((w, h), Image.Resampling.BOX))
+
+    images = pixels.cpu().numpy()
+    out = np.empty_like(images)
+    for i, image in enumerate(images):
+        if image.shape[0] == 3:
+            out[i] = resized(image.transpose(1, 2, 0)).transpose(2, 0, 1)
+        else:
+            for k, band in enumerate(image):
+                out[i, k] = resized(band)
+    return torch.from_numpy(out).to(pixels.device)
+
+
+on_uint8["pixelate"] = pixelate_uint8
 
 
 _ELASTIC = (  # make_imagenet_c.py elastic_transform: (alpha, sigma, affine jitter) in pixels at 224 x 224;
