@@ -76,13 +76,27 @@ def write_weights(torch_home: Path, archs: list[str]) -> None:
         torch.save(torchvision.models.get_model(arch, weights=None).state_dict(), path)
 
 
+def on_device(spec: Path, profile: str, device: str, work: Path) -> Path:
+    """A copy of ``spec`` in ``work`` whose ``profile`` runs on ``device`` (the profiles say `device: cpu`)."""
+    text = spec.read_text()
+    line = f"  {profile}:\n    device: cpu\n"
+    if line not in text:
+        sys.exit(f"profile {profile} of {spec} does not start with `device: cpu`: cannot move it to {device}")
+    work.mkdir(parents=True, exist_ok=True)
+    copy = work / spec.name
+    copy.write_text(text.replace(line, f"  {profile}:\n    device: {device}\n"))
+    return copy
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--work", type=Path, default=None, help="folder for the tree, weights, cache and reports")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--device", default=None, help="run the profile on this device instead of its own (cuda)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="office31-bench-"))
+    spec = on_device(SPEC, args.profile, args.device, work) if args.device else SPEC
     tree, torch_home = work / "office31", work / "torch-home"
     if not tree.exists():
         started = time.perf_counter()
@@ -90,15 +104,15 @@ def main() -> int:
         print(f"wrote {count} stand-in images in {time.perf_counter() - started:.0f} s")
     from robustgate.spec import load_cases
 
-    archs = sorted({case.model.arch for case in load_cases(SPEC, args.profile)}
-                   | {v.steps[0].params.student.arch for case in load_cases(SPEC, args.profile)
+    archs = sorted({case.model.arch for case in load_cases(spec, args.profile)}
+                   | {v.steps[0].params.student.arch for case in load_cases(spec, args.profile)
                       for v in case.variants.values() if v.steps[0].kind == "distill"})
     write_weights(torch_home, archs)
     shutil.rmtree(work / "cache", ignore_errors=True)
     env = {**os.environ, "OFFICE31_ROOT": str(tree), "TORCH_HOME": str(torch_home)}
     os.environ.update(OFFICE31_ROOT=str(tree), TORCH_HOME=str(torch_home))
-    estimated, took = estimated_phases(SPEC, args.profile)
-    command = [sys.executable, "-m", "pytest", str(SPEC), "--robustgate-profile", args.profile, "-p", "no:cacheprovider",
+    estimated, took = estimated_phases(spec, args.profile)
+    command = [sys.executable, "-m", "pytest", str(spec), "--robustgate-profile", args.profile, "-p", "no:cacheprovider",
                f"--robustgate-cache-dir={work / 'cache'}", f"--robustgate-report={work / 'reports'}", "-q"]
     started = time.perf_counter()
     run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)

@@ -89,6 +89,20 @@ def pytest_configure(config: pytest.Config) -> None:
         "serial: the test times code, counts torch threads or starts workers of its own, so scripts/test.sh runs it "
         "after the pytest-xdist run, alone on the machine",
     )
+    config.addinivalue_line(
+        "markers",
+        "cuda: the test runs robustgate on a CUDA GPU; skipped, saying so, where torch sees none "
+        "(scripts/gpu_check.sh runs them on one)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    no_gpu = pytest.mark.skip(reason="needs a CUDA GPU: torch.cuda.is_available() is False on this machine")
+    for item in items:
+        if item.get_closest_marker("cuda"):
+            item.add_marker(no_gpu)
 
 
 @pytest.fixture(scope="session")

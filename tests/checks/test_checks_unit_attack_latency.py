@@ -208,6 +208,13 @@ def test_latency_under_confidence_point_reads_the_percentile_itself() -> None:
     assert outcome.passed
 
 
+def test_latency_of_a_gpu_spec_says_it_was_timed_on_the_cpu() -> None:
+    outcome = check("latency", latency_fake(machine={"cpu": "AMD EPYC", "spec_device": "cuda"}), "int8", p90_ms=97)
+    assert any("timed on the CPU, where edge models run, though the spec evaluates on cuda" in n for n in outcome.notes)
+    on_cpu = check("latency", latency_fake(), "int8", p90_ms=97)
+    assert not any("timed on the CPU" in note for note in on_cpu.notes)
+
+
 def test_max_ms_reads_the_slowest_query_exactly() -> None:
     outcome = check("latency", latency_fake(), "int8", max_ms=99)
     slowest = gate(outcome, "max_ms")

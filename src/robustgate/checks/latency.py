@@ -102,6 +102,8 @@ class LatencyContract(ContractKind):
         outcome.notes.append(
             f"measured in {machine.get('runtime')} on {machine.get('cpu')}, {machine.get('cores')} cores, "
             f"{params.threads} thread(s); batch {params.batch_size}, {len(result.seconds)} queries"
+            + (f"; timed on the CPU, where edge models run, though the spec evaluates on {machine['spec_device']}"
+               if "spec_device" in machine else "")
         )
         read = reading(evaluation.confidence)
         level = read.level

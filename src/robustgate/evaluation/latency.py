@@ -65,7 +65,8 @@ class LatencyEvaluation:
         return LatencyResult(
             seconds=timings.seconds, reference=timings.reference, speedups=timings.ratios, throughput_seconds=throughput,
             load_seconds=load_seconds, peak_memory_mb=peak, previous_p50_ms=self.previous_p50_ms,
-            machine=describe(params.threads, runtime_of(model)),
+            machine={**describe(params.threads, runtime_of(model)),  # on the CPU, whatever the spec's device
+                     **({"spec_device": self.spec.device} if self.spec.device != "cpu" else {})},
         )
 
     def _batch(self, size: int, generator: torch.Generator | None = None) -> torch.Tensor:

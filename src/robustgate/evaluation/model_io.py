@@ -29,7 +29,21 @@ def spec_device(spec: Spec) -> torch.device:
             f"the spec asks for device: {spec.device} but torch sees no CUDA device",
             hint="run on a machine with a GPU, or set device: cpu",
         )
-    return torch.device(spec.device)
+    device = torch.device(spec.device)
+    if device.type == "cuda":
+        full_fp32_on_cuda()
+    return device
+
+
+def full_fp32_on_cuda() -> None:
+    """Make CUDA compute fp32 models in fp32, the same way on every run (process-wide; set before any fp32 model
+    meets the GPU). cuDNN's default on Ampere and later GPUs rounds convolution inputs to TF32 (a 10-bit mantissa):
+    the gates would judge another model than the fp32 one they name. And its autotuner may choose another
+    algorithm on another run (other sums, other bits), where a cached result promises the same numbers."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
 
 
 def count_outputs(model: Classifier, spec: Spec) -> int:

@@ -116,9 +116,15 @@ class Predictions:
             self._uncached[key.digest] = logits
         return logits
 
+    def corruption_device(self) -> torch.device:
+        """Where corrupted sets are made: the spec's device (a GPU's random draws give other pixels than the
+        CPU's, so the device is part of every corrupted set's key)."""
+        return self.models.device
+
     def _corrupted_key(self, built: BuiltModel, images: ImageSet, corruption: str, severity: int) -> ArtifactKey:
         return artifact_key(
-            ("corrupted-logits", images.fingerprint(), corruption, severity, self.spec.seed),
+            ("corrupted-logits", images.fingerprint(), corruption, severity, self.spec.seed,
+             self.corruption_device().type),
             environment("corrupted-logits"),
             {"model": built.key},
         )
@@ -172,7 +178,9 @@ class Predictions:
             data = self.sampled(dataset, samples)
             self.progress(f"corrupting '{dataset}' ({len(data)} images) with {corruption} at severity {severity}")
             with self.clock.phase("corruption"):
-                self._corrupted_sets[memo] = corrupt(data, corruption, severity, seed=self.spec.seed)
+                self._corrupted_sets[memo] = corrupt(
+                    data, corruption, severity, seed=self.spec.seed, device=self.corruption_device()
+                )
             kept = self._corrupted_sets
             while len(kept) > 1 and sum(c.images.numel() for c in kept.values()) > CORRUPTED_BYTES:
                 kept.pop(next(iter(kept)))
