@@ -15,6 +15,7 @@ scripts/gpu_check.sh runs them on one. What a GPU changes, and the tolerances th
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,8 +118,7 @@ def test_the_same_weights_predict_the_same_classes_on_cpu_and_gpu(evaluations) -
     model = evaluations["cpu"].models.model(BASELINE).model
     data = evaluations["cpu"].datasets["test"]
     on_cpu = predict_logits(model, data, torch.device("cpu")).argmax(1)
-    on_gpu = predict_logits(model.to(GPU), data, GPU).argmax(1)
-    model.cpu()
+    on_gpu = predict_logits(copy.deepcopy(model).to(GPU), data, GPU).argmax(1)
     assert float((on_cpu == on_gpu).float().mean()) >= SAME_WEIGHTS_AGREEMENT
 
 
@@ -138,10 +138,11 @@ def test_attacks_run_on_the_gpu_and_score_int8_models_on_the_cpu(evaluations) ->
     assert protocol.legs == ("twin", "transfer", "gradient-free") and protocol.unavailable == {}
     clean = int((evaluation.predictions.logits("int8", "test")[:128].argmax(1) == labels).sum())
     assert int(protocol.correct.sum()) < clean  # PGD at 4/255 breaks some digits
-    # the same attack on the CPU model breaks about as many
-    cpu_model = evaluations["cpu"].models.model(BASELINE).model
-    on_cpu = robust_correct("pgd", settings, cpu_model, None, images, labels, seed=0, queries=50)
-    assert float(white_box.correct.float().mean()) == pytest.approx(float(on_cpu.correct.float().mean()), abs=0.1)
+    # the same weights attacked on the CPU and on the GPU: about as many digits broken
+    on_cpu_model = evaluations["cpu"].models.model(BASELINE).model
+    on_cpu = robust_correct("pgd", settings, on_cpu_model, None, images, labels, seed=0, queries=50)
+    on_gpu = robust_correct("pgd", settings, copy.deepcopy(on_cpu_model).to(GPU), None, images, labels, seed=0, queries=50)
+    assert float(on_gpu.correct.float().mean()) == pytest.approx(float(on_cpu.correct.float().mean()), abs=0.05)
 
 
 @pytest.mark.parametrize("name", corruptions.names())
