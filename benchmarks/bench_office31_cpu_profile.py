@@ -8,7 +8,8 @@ shape (31 classes; amazon 2,817 images of 300x300, webcam 795 of 640x480, dslr 4
 7 to 100 images, unbalanced) and seeded stand-in ImageNet weights for the profile's architectures under
 torchvision's file names, then runs ``pytest robustness_specs/office31_paper.yaml --robustgate-profile cpu``
 cold (empty cache) and prints where the time went, from results.json. Accuracies on random pixels mean
-nothing: the table is about time.
+nothing: the table is about time. Exits 1 when an item could not reach a verdict (an error, not a gate
+that broke). ``--device cuda`` runs the profile on a GPU (scripts/gpu_check.sh's smoke step).
 """
 
 from __future__ import annotations
@@ -129,9 +130,13 @@ def main() -> int:
         guess = f"{estimated[phase]:10.0f}" if phase in estimated else ""
         print(f"{phase:<14}{seconds:9.0f}{guess}")
     print(f"{'wall (cold)':<14}{wall:9.0f}")
+    # gates that break on random pixels are expected; an item that could not reach a verdict is not
+    errors = [item for item in doc["items"] if item["outcome"] == "error"]
+    for item in errors:
+        print(f"error: {item['nodeid']}: {item.get('message', '')[:300]}")
     if not args.keep:
         shutil.rmtree(work)
-    return 0
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
