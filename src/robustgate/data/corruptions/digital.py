@@ -11,6 +11,7 @@ from robustgate.data.corruptions.base import (
 from robustgate.data.corruptions.filters import gaussian_filter, resize, sample_at
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 _CONTRAST = (0.4, 0.3, 0.2, 0.1, 0.05)  # make_imagenet_c.py contrast: factor towards the mean
@@ -98,13 +99,20 @@ def jpeg_compression_uint8(pixels: torch.Tensor, severity: int, generator: torch
 
     needs_grey_or_rgb(pixels, "jpeg_compression")
     quality = pick(_JPEG_QUALITY, severity)
-    out = []
-    for pixel in pixels.permute(0, 2, 3, 1).cpu().numpy():
+    images = _channels_last(pixels)
+    out = np.empty_like(images)
+    for i, image in enumerate(images):
         buffer = io.BytesIO()
-        Image.fromarray(pixel[..., 0] if pixel.shape[-1] == 1 else pixel).save(buffer, "JPEG", quality=quality)
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, "JPEG", quality=quality)
         buffer.seek(0)
-        out.append(np.asarray(Image.open(buffer)).reshape(pixel.shape))
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(pixels.device)
+        out[i] = np.asarray(Image.open(buffer)).reshape(image.shape)
+    return torch.from_numpy(out).permute(0, 3, 1, 2).to(pixels.device)
+
+
+def _channels_last(pixels: torch.Tensor) -> np.ndarray:
+    """N x H x W x C uint8 images, contiguous, as Pillow takes them: one torch transpose of the whole batch,
+    where Pillow would copy each image of a permuted N x C x H x W view on its own."""
+    return pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
 on_uint8["jpeg_compression"] = jpeg_compression_uint8
@@ -140,14 +148,17 @@ def pixelate_uint8(pixels: torch.Tensor, severity: int, generator: torch.Generat
     def resized(image: np.ndarray) -> np.ndarray:
         return np.asarray(Image.fromarray(image).resize(small, Image.Resampling.BOX).resize((w, h), Image.Resampling.BOX))
 
-    images = pixels.cpu().numpy()
-    out = np.empty_like(images)
-    for i, image in enumerate(images):
-        if image.shape[0] == 3:
-            out[i] = resized(image.transpose(1, 2, 0)).transpose(2, 0, 1)
-        else:
-            for k, band in enumerate(image):
-                out[i, k] = resized(band)
+    if pixels.shape[1] == 3:
+        images = _channels_last(pixels)
+        out = np.empty_like(images)
+        for i, image in enumerate(images):
+            out[i] = resized(image)
+        return torch.from_numpy(out).permute(0, 3, 1, 2).to(pixels.device)
+    bands = pixels.contiguous().cpu().numpy()
+    out = np.empty_like(bands)
+    for i, image in enumerate(bands):
+        for k, band in enumerate(image):
+            out[i, k] = resized(band)
     return torch.from_numpy(out).to(pixels.device)
 
 
