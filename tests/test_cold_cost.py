@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,12 +39,16 @@ RATES = Rates(forward=1e-3, train=1e-2, attack=3e-3, macs=1000)
 
 
 @pytest.fixture
-def spec_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def spec_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     (tmp_path / "tinynet.py").write_text(TINY_NET)
     monkeypatch.syspath_prepend(str(tmp_path))
     path = tmp_path / "spec.yaml"
     path.write_text(SPEC)
-    return path
+    sys.modules.pop("tinynet", None)
+    yield path
+    # a tinynet left imported would stand in for every later test's own tinynet.py in this process (their pytester
+    # runs import `tinynet:build` from sys.modules), and their edits to it would go unseen
+    sys.modules.pop("tinynet", None)
 
 
 def costs_of(evaluation: SpecEvaluation, models: tuple[str, ...]) -> dict[str, dict[str, float]]:

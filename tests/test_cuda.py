@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,7 +77,9 @@ def specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def evaluations(specs: dict[str, Path]) -> Iterator[dict[str, SpecEvaluation]]:
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(specs["cpu"].parent))  # tinynet
+        sys.modules.pop("tinynet", None)
         yield {device: SpecEvaluation.build(load_spec(path), ArtifactCache(None)) for device, path in specs.items()}
+    sys.modules.pop("tinynet", None)  # later tests import their own tinynet.py (see tests/test_cold_cost.py)
 
 
 def accuracy(evaluation: SpecEvaluation, variant: str) -> float:
