@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_spec_edits import edit
 
 from robustgate.attacks import AttackSettings
 from robustgate.attacks.protocol import robust_correct
@@ -172,7 +173,7 @@ def test_corrupt_on_the_gpu_gives_the_same_cpu_set_every_time() -> None:
 
 def test_a_gpu_spec_runs_end_to_end_and_times_latency_on_the_cpu(tiny_project: pytest.Pytester, write_spec) -> None:
     """Contracts of every kind on a `device: cuda` spec; latency is timed on the CPU, where the edge model runs."""
-    spec = (tiny_project.path / "robustness_specs" / "tiny.yaml").read_text().replace("seed: 0\n", "seed: 0\ndevice: cuda\n")
+    spec = edit((tiny_project.path / "robustness_specs" / "tiny.yaml").read_text(), "seed: 0\n", "seed: 0\ndevice: cuda\n")
     spec += (
         "  - attack: {kind: pgd, eps: 2/255, on: handwritten, samples: 64, steps: 5, queries: 20, max_drop: 0.3}\n"
         "  - corruptions: {on: handwritten, suite: [gaussian_noise, pixelate, spatter], severities: [3], max_relative_mce: 3}\n"
